@@ -1,0 +1,136 @@
+//! `cargo xtask`: every project command in one place, so CI and people run exactly the same steps.
+//!
+//! `cargo xtask ci` is the whole of CI: formatting, lints, tests (nextest and doc tests), the dependency
+//! policy (`cargo deny`) and packaging of every publishable crate.
+
+// Project commands talk to the person running them.
+#![allow(clippy::print_stderr)]
+
+mod tidy;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project commands for the snowpipe-streaming workspace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything CI runs: fmt check, clippy, tests, doc tests, cargo deny, cargo package.
+    Ci,
+    /// Format every crate.
+    Fmt,
+    /// Clippy on all targets and features, warnings denied.
+    Lint,
+    /// Tests with nextest, then doc tests.
+    Test,
+    /// Dependency policy: bans, licenses and sources (advisories need network access CI does not have).
+    Deny,
+    /// Package every publishable crate without building it, as `cargo publish` would.
+    Package,
+    /// Benchmarks (release builds); optionally only those whose name matches FILTER.
+    Bench {
+        /// Passed to the benchmark harness as its filter.
+        filter: Option<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = project_root();
+    std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
+    match cli.command {
+        Cmd::Ci => ci(),
+        Cmd::Fmt => cargo(&["fmt", "--all"]),
+        Cmd::Lint => lint(),
+        Cmd::Test => test(),
+        Cmd::Deny => deny(),
+        Cmd::Package => package(),
+        Cmd::Bench { filter } => bench(filter.as_deref()),
+    }
+}
+
+fn ci() -> Result<()> {
+    // Check every tool first, so a missing one fails in a second rather than after the build.
+    require_tool("cargo-fmt", &["fmt", "--version"], "rustup component add rustfmt")?;
+    require_tool("cargo-clippy", &["clippy", "--version"], "rustup component add clippy")?;
+    require_tool("cargo-nextest", &["nextest", "--version"], "cargo install --locked cargo-nextest")?;
+    require_tool("cargo-deny", &["deny", "--version"], "cargo install --locked cargo-deny")?;
+    cargo(&["fmt", "--all", "--", "--check"]).context("formatting differs: run `cargo xtask fmt`")?;
+    lint()?;
+    test()?;
+    deny()?;
+    package()?;
+    eprintln!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn lint() -> Result<()> {
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])
+}
+
+fn test() -> Result<()> {
+    cargo(&["nextest", "run", "--workspace", "--all-features", "--no-tests=fail"])?;
+    cargo(&["test", "--workspace", "--all-features", "--doc"])
+}
+
+fn deny() -> Result<()> {
+    cargo(&["deny", "--all-features", "check", "bans", "licenses", "sources"])
+}
+
+fn package() -> Result<()> {
+    cargo(&["package", "--workspace", "--no-verify", "--allow-dirty", "--quiet"])
+}
+
+fn bench(filter: Option<&str>) -> Result<()> {
+    let mut args = vec!["bench", "--workspace", "--all-features"];
+    if let Some(filter) = filter {
+        args.extend(["--", filter]);
+    }
+    cargo(&args)
+}
+
+fn require_tool(name: &str, args: &[&str], install: &str) -> Result<()> {
+    let ok = Command::new(cargo_bin())
+        .args(args)
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    if !ok {
+        bail!("`{name}` is missing; install it with `{install}` and run again");
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(cargo_bin())
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// The workspace root: xtask lives one level below it.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
