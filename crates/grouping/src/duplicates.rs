@@ -1,0 +1,122 @@
+//! Counting duplicate events in a table's batch: ids that repeat, and job ids the channel already committed.
+
+use std::collections::HashSet;
+
+use crate::Event;
+
+/// The table exempt from duplicate counting: `USERS` rows are updates of one user, so repeated ids are
+/// expected.
+pub const DUPLICATE_EXEMPT_TABLE: &str = "USERS";
+
+/// Whether duplicates are counted for `table` (every table but [`DUPLICATE_EXEMPT_TABLE`]).
+#[must_use]
+pub fn counts_duplicates(table: &str) -> bool {
+    table != DUPLICATE_EXEMPT_TABLE
+}
+
+/// Duplicate events in a table's batch; both kinds are reported as metrics and warnings, nothing is dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Duplicates {
+    /// Events whose `ID` was already seen earlier in the batch (an id seen three times counts two).
+    pub repeated_ids: usize,
+    /// Events whose job id is at or below the channel's committed offset (negative job ids are ignored).
+    pub committed: usize,
+}
+
+/// Counts the duplicates among one table's `events`. `committed_offset` is the channel's last committed
+/// offset, `None` when it has none.
+///
+/// Ids compare as text: a string's contents, any other value's JSON text (so `"1"` and `1` are the same id).
+/// Events without `ID` are not counted. Whether to count at all is the caller's call: see
+/// [`counts_duplicates`].
+///
+/// ```
+/// use serde_json::value::RawValue;
+/// use snowpipe_grouping::{Duplicates, Event, Schema, UploadTime, count_duplicates};
+/// use time::macros::datetime;
+///
+/// let time = UploadTime::new(datetime!(2024-01-02 03:04:05 UTC));
+/// let event = |job, id: &str| {
+///     let data = RawValue::from_string(format!(r#"{{"ID":"{id}"}}"#)).unwrap();
+///     Event::new(job, "T", Schema::new(), data, &time).unwrap()
+/// };
+/// let events = [event(-1, "a"), event(5, "b"), event(6, "a"), event(7, "c")];
+/// assert_eq!(count_duplicates(&events, Some(6)), Duplicates { repeated_ids: 1, committed: 2 });
+/// ```
+#[must_use]
+pub fn count_duplicates(events: &[Event], committed_offset: Option<i64>) -> Duplicates {
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut duplicates = Duplicates::default();
+    for event in events {
+        if let Some(id) = event.id_text()
+            && !seen.insert(id)
+        {
+            duplicates.repeated_ids += 1;
+        }
+        if committed_offset.is_some_and(|offset| event.job_id() >= 0 && event.job_id() <= offset) {
+            duplicates.committed += 1;
+        }
+    }
+    duplicates
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+    use time::macros::datetime;
+
+    use super::{Duplicates, count_duplicates, counts_duplicates};
+    use crate::{Event, Schema, UploadTime};
+
+    fn event(job: i64, data: &str) -> Event {
+        let time = UploadTime::new(datetime!(2024-01-02 03:04:05 UTC));
+        Event::new(
+            job,
+            "T",
+            Schema::new(),
+            RawValue::from_string(data.to_owned()).unwrap(),
+            &time,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn users_is_the_only_exempt_table() {
+        assert!(!counts_duplicates("USERS"));
+        assert!(counts_duplicates("users"));
+        assert!(counts_duplicates("TRACKS"));
+    }
+
+    #[test]
+    fn repeated_ids_count_every_repeat_and_compare_as_text() {
+        let events = [
+            event(1, r#"{"ID":"a"}"#),
+            event(2, r#"{"ID":"a"}"#),
+            event(3, r#"{"ID":"\u0061"}"#),
+            event(4, r#"{"ID":1}"#),
+            event(5, r#"{"ID":"1"}"#),
+            event(6, r#"{}"#),
+            event(7, r#"{}"#),
+        ];
+        assert_eq!(
+            count_duplicates(&events, None),
+            Duplicates {
+                repeated_ids: 3,
+                committed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn committed_offset_counts_job_ids_at_or_below_it_and_ignores_negative_ones() {
+        let events = [
+            event(-5, "{}"),
+            event(0, "{}"),
+            event(10, "{}"),
+            event(11, "{}"),
+        ];
+        assert_eq!(count_duplicates(&events, Some(10)).committed, 2);
+        assert_eq!(count_duplicates(&events, Some(-1)).committed, 0);
+        assert_eq!(count_duplicates(&events, None).committed, 0);
+    }
+}

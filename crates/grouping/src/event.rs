@@ -1,0 +1,380 @@
+//! One event of a batch: its job id, table, own columns and raw `data`, with `UUID_TS` already set.
+
+use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
+
+use serde_json::value::RawValue;
+
+use crate::{Schema, UploadTime, raw::fields_of_str};
+
+/// The column the upload time goes into.
+pub const UUID_TS: &str = "UUID_TS";
+/// The column whose value identifies an event's row (duplicate counting, discard rows' `ROW_ID`).
+pub const ID: &str = "ID";
+/// The column with the time the event was received (discard rows' `RECEIVED_AT`).
+pub const RECEIVED_AT: &str = "RECEIVED_AT";
+
+/// One event: job id, table, the event's own `columns`, and its `data` row as raw JSON.
+///
+/// `data` is kept as the bytes read (a [`RawValue`]) and only touched when the event's columns have
+/// `UUID_TS`; then `data.UUID_TS` holds the upload time. [`Event::into_data`] moves the row out for an insert
+/// request.
+///
+/// ```
+/// use serde_json::value::RawValue;
+/// use snowpipe_grouping::{Event, Schema, UploadTime, WarehouseType};
+/// use time::macros::datetime;
+///
+/// let time = UploadTime::new(datetime!(2024-01-02 03:04:05.678 UTC));
+/// let columns: Schema = [("ID", WarehouseType::String), ("UUID_TS", WarehouseType::Datetime)].into_iter().collect();
+/// let data = RawValue::from_string(r#"{"ID":"a1"}"#.to_owned()).unwrap();
+/// let event = Event::new(7, "TRACKS", columns, data, &time).unwrap();
+/// assert_eq!(event.data().get(), r#"{"ID":"a1","UUID_TS":"2024-01-02T03:04:05.678Z"}"#);
+/// assert_eq!(event.size(), event.data().get().len());
+/// assert_eq!(event.id(), Some(r#""a1""#));
+/// ```
+#[derive(Clone)]
+pub struct Event {
+    job_id: i64,
+    table: Arc<str>,
+    columns: Arc<Schema>,
+    data: Box<RawValue>,
+    // Byte ranges of the values in `data`, found once so the rules need not parse the row again.
+    id: Option<Range<usize>>,
+    received_at: Option<Range<usize>>,
+    has_array: bool,
+}
+
+/// Why [`Event::new`] refused its input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// `data` was not a JSON object.
+    #[error("event data must be a JSON object, found {found:?}; pass the row as an object")]
+    DataNotAnObject {
+        /// The start of the data, at most [`crate::EXCERPT_CHARS`] characters.
+        found: String,
+    },
+    /// The table name was empty.
+    #[error("event table name is empty; pass the table the row belongs to")]
+    EmptyTable,
+}
+
+impl Event {
+    /// An event from its parts; sets `data.UUID_TS` to `upload_time` when `columns` has `UUID_TS`.
+    ///
+    /// # Errors
+    /// [`EventError`] when `data` is not an object or `table` is empty.
+    pub fn new(
+        job_id: i64,
+        table: &str,
+        columns: Schema,
+        data: Box<RawValue>,
+        upload_time: &UploadTime,
+    ) -> Result<Self, EventError> {
+        if table.is_empty() {
+            return Err(EventError::EmptyTable);
+        }
+        if !data.get().starts_with('{') {
+            return Err(EventError::DataNotAnObject {
+                found: crate::excerpt::excerpt(data.get()),
+            });
+        }
+        Ok(Self::assemble(
+            job_id,
+            table.into(),
+            Arc::new(columns),
+            Cow::Owned(data),
+            upload_time,
+        ))
+    }
+
+    /// Builds an event from a `data` object already known to be valid JSON.
+    pub(crate) fn assemble(
+        job_id: i64,
+        table: Arc<str>,
+        columns: Arc<Schema>,
+        data: Cow<'_, RawValue>,
+        upload_time: &UploadTime,
+    ) -> Self {
+        let mut found = Found::scan(data.get());
+        let data = if columns.contains(UUID_TS) {
+            let spliced = splice_uuid_ts(data.get(), &found, upload_time);
+            if !found.uuid_ts.is_empty() {
+                // Replacing shifted whatever followed; rows rarely carry UUID_TS already, so scan again.
+                found = Found::scan(&spliced);
+            }
+            RawValue::from_string(spliced)
+                .expect("a JSON object with one value replaced by a JSON string is valid JSON")
+        } else {
+            data.into_owned()
+        };
+        Self {
+            job_id,
+            table,
+            columns,
+            data,
+            id: found.id,
+            received_at: found.received_at,
+            has_array: found.has_array,
+        }
+    }
+
+    /// The job id (`metadata.job_id`).
+    #[must_use]
+    pub fn job_id(&self) -> i64 {
+        self.job_id
+    }
+
+    /// The table (`message.metadata.table`).
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The table name, shared by every event of the table in a batch.
+    #[must_use]
+    pub fn shared_table(&self) -> &Arc<str> {
+        &self.table
+    }
+
+    /// The event's own columns (`message.metadata.columns`), in the file's order.
+    #[must_use]
+    pub fn columns(&self) -> &Schema {
+        &self.columns
+    }
+
+    /// The event's columns as shared: events with the same `columns` text in one file share one schema, so
+    /// per-schema work (such as finding mismatched columns) can be cached by pointer.
+    #[must_use]
+    pub fn shared_columns(&self) -> &Arc<Schema> {
+        &self.columns
+    }
+
+    /// The row (`message.data`), with `UUID_TS` set when the columns have it.
+    #[must_use]
+    pub fn data(&self) -> &RawValue {
+        &self.data
+    }
+
+    /// Moves the row out, for an insert request.
+    #[must_use]
+    pub fn into_data(self) -> Box<RawValue> {
+        self.data
+    }
+
+    /// The row's size in bytes as it goes into an insert request (with `UUID_TS` counted).
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.data.get().len()
+    }
+
+    /// The raw JSON text of `data.ID` (the last one if repeated), if present.
+    #[must_use]
+    pub fn id(&self) -> Option<&str> {
+        self.id.clone().map(|r| &self.data.get()[r])
+    }
+
+    /// `data.ID` as text for comparing ids: a string's decoded contents, any other value's raw JSON text.
+    #[must_use]
+    pub fn id_text(&self) -> Option<Cow<'_, str>> {
+        self.id().map(json_text)
+    }
+
+    /// The raw JSON text of `data.RECEIVED_AT` (the last one if repeated), if present.
+    #[must_use]
+    pub fn received_at(&self) -> Option<&str> {
+        self.received_at.clone().map(|r| &self.data.get()[r])
+    }
+
+    /// Whether some top-level value of `data` is an array (arrays are sent as JSON text, so such rows may
+    /// need rewriting even without a type mismatch).
+    #[must_use]
+    pub fn has_array_value(&self) -> bool {
+        self.has_array
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("job_id", &self.job_id)
+            .field("table", &self.table)
+            .field("columns", &self.columns)
+            .field("data", &self.data.get())
+            .finish()
+    }
+}
+
+/// A string literal's decoded contents, or any other value's raw text.
+fn json_text(raw: &str) -> Cow<'_, str> {
+    if raw.starts_with('"') {
+        if !raw.contains('\\') {
+            return Cow::Borrowed(&raw[1..raw.len() - 1]);
+        }
+        if let Ok(s) = serde_json::from_str::<String>(raw) {
+            return Cow::Owned(s);
+        }
+    }
+    Cow::Borrowed(raw)
+}
+
+/// What one pass over `data`'s top-level fields finds.
+struct Found {
+    id: Option<Range<usize>>,
+    received_at: Option<Range<usize>>,
+    uuid_ts: Vec<Range<usize>>,
+    has_array: bool,
+}
+
+impl Found {
+    fn scan(data: &str) -> Self {
+        let mut found = Self {
+            id: None,
+            received_at: None,
+            uuid_ts: Vec::new(),
+            has_array: false,
+        };
+        for field in fields_of_str(data) {
+            found.has_array |= field.value.starts_with('[');
+            if field.is(ID) {
+                found.id = Some(field.value_span);
+            } else if field.is(RECEIVED_AT) {
+                found.received_at = Some(field.value_span);
+            } else if field.is(UUID_TS) {
+                found.uuid_ts.push(field.value_span);
+            }
+        }
+        found
+    }
+}
+
+/// `data` with every `UUID_TS` value replaced by the upload time, or the field appended when absent; the
+/// rest of the text is copied unchanged.
+fn splice_uuid_ts(data: &str, found: &Found, upload_time: &UploadTime) -> String {
+    let time = upload_time.as_json();
+    let mut out = String::with_capacity(data.len() + UUID_TS.len() + time.len() + 4);
+    if found.uuid_ts.is_empty() {
+        let close = data.rfind('}').unwrap_or(data.len());
+        let body = &data[..close];
+        out.push_str(body);
+        if body.trim_end() != "{" {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(UUID_TS);
+        out.push_str("\":");
+        out.push_str(time);
+        out.push_str(&data[close..]);
+    } else {
+        let mut copied = 0;
+        for span in &found.uuid_ts {
+            out.push_str(&data[copied..span.start]);
+            out.push_str(time);
+            copied = span.end;
+        }
+        out.push_str(&data[copied..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+    use time::macros::datetime;
+
+    use super::{Event, EventError};
+    use crate::{Schema, UploadTime, WarehouseType};
+
+    fn time() -> UploadTime {
+        UploadTime::new(datetime!(2024-01-02 03:04:05.678 UTC))
+    }
+
+    fn event(columns: &[&str], data: &str) -> Event {
+        let columns: Schema = columns
+            .iter()
+            .map(|c| (*c, WarehouseType::String))
+            .collect();
+        Event::new(
+            1,
+            "T",
+            columns,
+            RawValue::from_string(data.to_owned()).unwrap(),
+            &time(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn uuid_ts_is_appended_when_absent() {
+        assert_eq!(
+            event(&["UUID_TS"], "{}").data().get(),
+            r#"{"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
+        );
+        assert_eq!(
+            event(&["UUID_TS"], "{ }").data().get(),
+            r#"{ "UUID_TS":"2024-01-02T03:04:05.678Z"}"#
+        );
+        assert_eq!(
+            event(&["UUID_TS"], r#"{"A": 1 }"#).data().get(),
+            r#"{"A": 1 ,"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
+        );
+    }
+
+    #[test]
+    fn uuid_ts_replaces_any_existing_value_and_keeps_the_rest() {
+        let e = event(
+            &["UUID_TS", "ID"],
+            r#"{"UUID_TS": {"old": [1]}, "ID": "x", "RECEIVED_AT": "r"}"#,
+        );
+        assert_eq!(
+            e.data().get(),
+            r#"{"UUID_TS": "2024-01-02T03:04:05.678Z", "ID": "x", "RECEIVED_AT": "r"}"#
+        );
+        // The spans were found again after the splice moved them.
+        assert_eq!(e.id(), Some(r#""x""#));
+        assert_eq!(e.received_at(), Some(r#""r""#));
+        assert_eq!(e.size(), e.data().get().len());
+    }
+
+    #[test]
+    fn rows_without_uuid_ts_in_columns_are_kept_byte_for_byte() {
+        let data = r#"{ "UUID_TS" : "keep",  "ID":1 }"#;
+        let e = event(&["ID"], data);
+        assert_eq!(e.data().get(), data);
+        assert_eq!(e.id(), Some("1"));
+        assert_eq!(e.id_text().as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn id_text_decodes_strings() {
+        assert_eq!(
+            event(&[], r#"{"ID":"a\u0031"}"#).id_text().as_deref(),
+            Some("a1")
+        );
+        assert_eq!(
+            event(&[], r#"{"ID":"a1"}"#).id_text().as_deref(),
+            Some("a1")
+        );
+        assert_eq!(event(&[], r#"{"X":"a1"}"#).id_text(), None);
+    }
+
+    #[test]
+    fn arrays_are_noticed() {
+        assert!(event(&[], r#"{"A":[1]}"#).has_array_value());
+        assert!(!event(&[], r#"{"A":{"b":[1]}}"#).has_array_value());
+    }
+
+    #[test]
+    fn non_objects_and_empty_tables_are_refused() {
+        let data = RawValue::from_string("[1]".to_owned()).unwrap();
+        let err = Event::new(1, "T", Schema::new(), data.clone(), &time()).unwrap_err();
+        assert_eq!(
+            err,
+            EventError::DataNotAnObject {
+                found: "[1]".to_owned()
+            }
+        );
+        let err = Event::new(1, "", Schema::new(), data, &time()).unwrap_err();
+        assert_eq!(err, EventError::EmptyTable);
+    }
+}
