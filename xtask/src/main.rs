@@ -17,7 +17,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Project commands for the snowpipe-streaming workspace")]
+#[command(
+    name = "cargo xtask",
+    about = "Project commands for the snowpipe-streaming workspace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -61,11 +64,28 @@ fn main() -> Result<()> {
 
 fn ci() -> Result<()> {
     // Check every tool first, so a missing one fails in a second rather than after the build.
-    require_tool("cargo-fmt", &["fmt", "--version"], "rustup component add rustfmt")?;
-    require_tool("cargo-clippy", &["clippy", "--version"], "rustup component add clippy")?;
-    require_tool("cargo-nextest", &["nextest", "--version"], "cargo install --locked cargo-nextest")?;
-    require_tool("cargo-deny", &["deny", "--version"], "cargo install --locked cargo-deny")?;
-    cargo(&["fmt", "--all", "--", "--check"]).context("formatting differs: run `cargo xtask fmt`")?;
+    require_tool(
+        "cargo-fmt",
+        &["fmt", "--version"],
+        "rustup component add rustfmt",
+    )?;
+    require_tool(
+        "cargo-clippy",
+        &["clippy", "--version"],
+        "rustup component add clippy",
+    )?;
+    require_tool(
+        "cargo-nextest",
+        &["nextest", "--version"],
+        "cargo install --locked cargo-nextest",
+    )?;
+    require_tool(
+        "cargo-deny",
+        &["deny", "--version"],
+        "cargo install --locked cargo-deny",
+    )?;
+    cargo(&["fmt", "--all", "--", "--check"])
+        .context("formatting differs: run `cargo xtask fmt`")?;
     lint()?;
     test()?;
     deny()?;
@@ -75,20 +95,47 @@ fn ci() -> Result<()> {
 }
 
 fn lint() -> Result<()> {
-    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ])
 }
 
 fn test() -> Result<()> {
-    cargo(&["nextest", "run", "--workspace", "--all-features", "--no-tests=fail"])?;
+    cargo(&[
+        "nextest",
+        "run",
+        "--workspace",
+        "--all-features",
+        "--no-tests=fail",
+    ])?;
     cargo(&["test", "--workspace", "--all-features", "--doc"])
 }
 
 fn deny() -> Result<()> {
-    cargo(&["deny", "--all-features", "check", "bans", "licenses", "sources"])
+    cargo(&[
+        "deny",
+        "--all-features",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ])
 }
 
 fn package() -> Result<()> {
-    cargo(&["package", "--workspace", "--no-verify", "--allow-dirty", "--quiet"])
+    cargo(&[
+        "package",
+        "--workspace",
+        "--no-verify",
+        "--allow-dirty",
+        "--quiet",
+    ])
 }
 
 fn bench(filter: Option<&str>) -> Result<()> {

@@ -9,11 +9,16 @@ mod tests {
     };
 
     fn root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
     }
 
     fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -39,7 +44,9 @@ mod tests {
     fn member_manifests() -> Vec<PathBuf> {
         let mut out = Vec::new();
         for dir in ["crates", "tests"] {
-            let Ok(entries) = fs::read_dir(root().join(dir)) else { continue };
+            let Ok(entries) = fs::read_dir(root().join(dir)) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let manifest = entry.path().join("Cargo.toml");
                 if manifest.exists() {
@@ -61,7 +68,10 @@ mod tests {
                 missing.push(file.display().to_string());
             }
         }
-        assert!(missing.is_empty(), "files without a leading `//!` doc: {missing:#?}");
+        assert!(
+            missing.is_empty(),
+            "files without a leading `//!` doc: {missing:#?}"
+        );
     }
 
     #[test]
@@ -91,7 +101,12 @@ mod tests {
             }
             let publishable = !text.contains("publish = false");
             if publishable {
-                for key in ["description", "license.workspace", "repository.workspace", "readme"] {
+                for key in [
+                    "description",
+                    "license.workspace",
+                    "repository.workspace",
+                    "readme",
+                ] {
                     if !text.contains(key) {
                         problems.push(format!("{name}: publishable crate without `{key}`"));
                     }
@@ -111,11 +126,16 @@ mod tests {
             .lines()
             .filter(|l| l.contains("path =") && !l.contains("version ="))
             .collect();
-        assert!(unversioned.is_empty(), "path dependencies without a version: {unversioned:#?}");
+        assert!(
+            unversioned.is_empty(),
+            "path dependencies without a version: {unversioned:#?}"
+        );
         for manifest in member_manifests() {
             let text = fs::read_to_string(&manifest).unwrap();
             assert!(
-                !text.lines().any(|l| l.contains("{ path =") && !l.trim_start().starts_with('#')),
+                !text
+                    .lines()
+                    .any(|l| l.contains("{ path =") && !l.trim_start().starts_with('#')),
                 "{}: take workspace crates through `workspace = true`",
                 manifest.display()
             );
