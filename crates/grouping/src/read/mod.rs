@@ -126,7 +126,7 @@ impl Batch {
     ) -> Result<Self, ReadError> {
         let mut reading = Reading::new(options);
         let outcome = for_each_line(&mut reader, options.max_line_bytes, |number, line| {
-            reading.line(number, line)
+            reading.line(number, line);
         });
         reading.finish(path, outcome)
     }
