@@ -1,0 +1,690 @@
+//! The emulated Snowflake account's objects: databases, schemas, tables with their columns, and the rows
+//! committed into each table. DDL statements run here; channels look their tables up here.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    ident,
+    sql::{self, ColumnDef, ObjectName, ParseError, Statement},
+    types::{ColumnType, Row},
+};
+
+/// A column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) ty: ColumnType,
+    pub(crate) nullable: bool,
+}
+
+/// A table's columns at one moment. Channels keep the schema they saw when opened, as Snowflake's do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TableSchema {
+    pub(crate) columns: Vec<Column>,
+}
+
+impl TableSchema {
+    /// The column a row key names: a quoted key exactly, any other key case-insensitively.
+    pub(crate) fn column(&self, key: &str) -> Option<&Column> {
+        let name = ident::resolve(key);
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The `tableSchema` object of a channel answer.
+    pub(crate) fn to_json(&self) -> Value {
+        Value::Object(
+            self.columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty.schema_entry(c.nullable)))
+                .collect(),
+        )
+    }
+}
+
+/// Names a table: database, schema and table, each resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct TableRef {
+    pub(crate) database: String,
+    pub(crate) schema: String,
+    pub(crate) table: String,
+}
+
+impl TableRef {
+    fn display(&self) -> String {
+        sql::display_name(&[
+            self.database.clone(),
+            self.schema.clone(),
+            self.table.clone(),
+        ])
+    }
+}
+
+/// A SQL API error in Snowflake's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{code}: {message}")]
+pub struct SqlError {
+    /// Snowflake's error code, e.g. `002003` for an object that does not exist.
+    pub code: String,
+    /// The SQL state, e.g. `02000`.
+    pub sql_state: String,
+    /// The message, starting `SQL compilation error:` for compilation errors.
+    pub message: String,
+    /// The HTTP status the SQL API answers with.
+    #[serde(skip)]
+    pub status: u16,
+}
+
+impl SqlError {
+    pub(crate) fn compilation(code: &str, sql_state: &str, message: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            sql_state: sql_state.to_owned(),
+            message: format!("SQL compilation error:\n{message}"),
+            status: 422,
+        }
+    }
+
+    fn does_not_exist(kind: &str, name: &str) -> Self {
+        Self::compilation(
+            "002003",
+            "02000",
+            &format!("{kind} '{name}' does not exist or not authorized."),
+        )
+    }
+
+    fn already_exists(name: &str) -> Self {
+        Self::compilation(
+            "002002",
+            "42710",
+            &format!("Object '{name}' already exists."),
+        )
+    }
+
+    pub(crate) fn from_parse(err: ParseError) -> Self {
+        match err {
+            ParseError::Syntax(m) => Self::compilation("001003", "42000", &m),
+            ParseError::Invalid(m) => Self::compilation("002040", "42601", &m),
+            ParseError::StatementCount(n) => Self {
+                code: "000008".to_owned(),
+                sql_state: "0A000".to_owned(),
+                message: format!(
+                    "Actual statement count {n} did not match the desired statement count 1."
+                ),
+                status: 422,
+            },
+        }
+    }
+}
+
+/// The session a statement runs in: the request's database, schema and role, resolved.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SqlContext {
+    pub(crate) database: Option<String>,
+    pub(crate) schema: Option<String>,
+    /// `None` runs with every privilege (the handle's own DDL).
+    pub(crate) role: Option<String>,
+}
+
+/// Why a channel cannot be opened on a table; maps to the service's codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LookupError {
+    Database,
+    Schema,
+    Table,
+}
+
+struct Table {
+    schema: Arc<TableSchema>,
+    rows: VecDeque<Row>,
+    committed: u64,
+}
+
+#[derive(Default)]
+struct Schema {
+    tables: BTreeMap<String, Table>,
+}
+
+struct Database {
+    /// Roles that may use the database; empty means every role.
+    roles: Vec<String>,
+    schemas: BTreeMap<String, Schema>,
+}
+
+/// What the inspection API tells about a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableInfo {
+    /// Database name.
+    pub database: String,
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Columns in table order.
+    pub columns: Vec<ColumnInfo>,
+    /// Rows committed so far (including rows no longer retained for inspection).
+    pub committed_rows: u64,
+}
+
+/// One column of a [`TableInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnInfo {
+    /// Column name, exactly as stored.
+    pub name: String,
+    /// Snowflake type, e.g. `NUMBER(38,0)`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Whether the column accepts nulls.
+    pub nullable: bool,
+}
+
+/// All databases, schemas and tables of the emulated account.
+pub(crate) struct Catalog {
+    databases: BTreeMap<String, Database>,
+    /// Rows kept per table for inspection; older rows are counted but forgotten (bounded memory).
+    max_rows_per_table: usize,
+}
+
+impl Catalog {
+    pub(crate) fn new(max_rows_per_table: usize) -> Self {
+        Self {
+            databases: BTreeMap::new(),
+            max_rows_per_table,
+        }
+    }
+
+    /// Adds a database (with its `PUBLIC` schema, as Snowflake creates one) and extra schemas.
+    pub(crate) fn add_database(&mut self, name: &str, roles: Vec<String>, schemas: &[String]) {
+        let db = self
+            .databases
+            .entry(name.to_owned())
+            .or_insert_with(|| Database {
+                roles: Vec::new(),
+                schemas: BTreeMap::new(),
+            });
+        db.roles = roles;
+        db.schemas.entry("PUBLIC".to_owned()).or_default();
+        for s in schemas {
+            db.schemas.entry(s.clone()).or_default();
+        }
+    }
+
+    fn may_use(db: &Database, role: Option<&str>) -> bool {
+        match role {
+            None => true,
+            Some(role) => db.roles.is_empty() || db.roles.iter().any(|r| r == role),
+        }
+    }
+
+    /// The schema a channel on `table` sees, if `role` may use it.
+    pub(crate) fn lookup(
+        &self,
+        table: &TableRef,
+        role: &str,
+    ) -> Result<Arc<TableSchema>, LookupError> {
+        let db = self
+            .databases
+            .get(&table.database)
+            .filter(|db| Self::may_use(db, Some(role)))
+            .ok_or(LookupError::Database)?;
+        let schema = db.schemas.get(&table.schema).ok_or(LookupError::Schema)?;
+        let t = schema.tables.get(&table.table).ok_or(LookupError::Table)?;
+        Ok(Arc::clone(&t.schema))
+    }
+
+    /// Stores committed rows. Rows for a table that no longer exists are dropped.
+    pub(crate) fn append(&mut self, table: &TableRef, rows: Vec<Row>) {
+        let Some(t) = self
+            .databases
+            .get_mut(&table.database)
+            .and_then(|db| db.schemas.get_mut(&table.schema))
+            .and_then(|s| s.tables.get_mut(&table.table))
+        else {
+            return;
+        };
+        t.committed += u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        t.rows.extend(rows);
+        while t.rows.len() > self.max_rows_per_table {
+            t.rows.pop_front();
+        }
+    }
+
+    fn table(&self, r: &TableRef) -> Option<&Table> {
+        self.databases
+            .get(&r.database)?
+            .schemas
+            .get(&r.schema)?
+            .tables
+            .get(&r.table)
+    }
+
+    /// The committed rows still retained for `table`, oldest first.
+    pub(crate) fn rows(&self, table: &TableRef) -> Option<Vec<Value>> {
+        self.table(table)
+            .map(|t| t.rows.iter().map(|r| Value::Object(r.clone())).collect())
+    }
+
+    pub(crate) fn table_info(&self, r: &TableRef) -> Option<TableInfo> {
+        self.table(r).map(|t| info(r, t))
+    }
+
+    pub(crate) fn tables(&self) -> Vec<TableInfo> {
+        let mut out = Vec::new();
+        for (dn, db) in &self.databases {
+            for (sn, s) in &db.schemas {
+                for (tn, t) in &s.tables {
+                    let r = TableRef {
+                        database: dn.clone(),
+                        schema: sn.clone(),
+                        table: tn.clone(),
+                    };
+                    out.push(info(&r, t));
+                }
+            }
+        }
+        out
+    }
+
+    /// Names of the schemas of every database (for inspection).
+    pub(crate) fn schemas(&self) -> Vec<(String, String)> {
+        self.databases
+            .iter()
+            .flat_map(|(dn, db)| db.schemas.keys().map(move |sn| (dn.clone(), sn.clone())))
+            .collect()
+    }
+
+    /// Parses and runs one statement; answers Snowflake's status message.
+    pub(crate) fn execute(&mut self, sql_text: &str, ctx: &SqlContext) -> Result<String, SqlError> {
+        let stmt = sql::parse(sql_text).map_err(SqlError::from_parse)?;
+        match stmt {
+            Statement::CreateSchema {
+                name,
+                if_not_exists,
+            } => self.create_schema(&name, if_not_exists, ctx),
+            Statement::CreateTable {
+                name,
+                if_not_exists,
+                columns,
+            } => self.create_table(&name, if_not_exists, columns, ctx),
+            Statement::AddColumns {
+                table,
+                if_exists,
+                if_not_exists,
+                columns,
+            } => self.add_columns(&table, if_exists, if_not_exists, columns, ctx),
+        }
+    }
+
+    fn database_mut(&mut self, name: &str, ctx: &SqlContext) -> Result<&mut Database, SqlError> {
+        match self.databases.get_mut(name) {
+            Some(db) if Self::may_use(db, ctx.role.as_deref()) => Ok(db),
+            _ => Err(SqlError::does_not_exist("Database", &ident::display(name))),
+        }
+    }
+
+    fn resolve_database(
+        &self,
+        explicit: Option<&String>,
+        ctx: &SqlContext,
+        what: &str,
+    ) -> Result<String, SqlError> {
+        match explicit.or(ctx.database.as_ref()) {
+            Some(db) => Ok(db.clone()),
+            None => Err(SqlError::compilation(
+                "090105",
+                "22000",
+                &format!(
+                    "Cannot perform {what}. This session does not have a current database. Call 'USE DATABASE', or use a qualified name."
+                ),
+            )),
+        }
+    }
+
+    fn create_schema(
+        &mut self,
+        name: &ObjectName,
+        if_not_exists: bool,
+        ctx: &SqlContext,
+    ) -> Result<String, SqlError> {
+        let (db_name, schema) = match name.0.as_slice() {
+            [s] => (
+                self.resolve_database(None, ctx, "CREATE SCHEMA")?,
+                s.clone(),
+            ),
+            [d, s] => (d.clone(), s.clone()),
+            _ => {
+                return Err(SqlError::compilation(
+                    "001003",
+                    "42000",
+                    "invalid schema name",
+                ));
+            }
+        };
+        let db = self.database_mut(&db_name, ctx)?;
+        let shown = ident::display(&schema);
+        if db.schemas.contains_key(&schema) {
+            return if if_not_exists {
+                Ok(format!("{shown} already exists, statement succeeded."))
+            } else {
+                Err(SqlError::already_exists(&shown))
+            };
+        }
+        db.schemas.insert(schema, Schema::default());
+        Ok(format!("Schema {shown} successfully created."))
+    }
+
+    fn resolve_table(
+        &self,
+        name: &ObjectName,
+        ctx: &SqlContext,
+        what: &str,
+    ) -> Result<TableRef, SqlError> {
+        let no_schema = || {
+            SqlError::compilation(
+                "090106",
+                "22000",
+                &format!(
+                    "Cannot perform {what}. This session does not have a current schema. Call 'USE SCHEMA', or use a qualified name."
+                ),
+            )
+        };
+        let (database, schema, table) = match name.0.as_slice() {
+            [t] => (
+                self.resolve_database(None, ctx, what)?,
+                ctx.schema.clone().ok_or_else(no_schema)?,
+                t.clone(),
+            ),
+            [s, t] => (
+                self.resolve_database(None, ctx, what)?,
+                s.clone(),
+                t.clone(),
+            ),
+            [d, s, t] => (d.clone(), s.clone(), t.clone()),
+            _ => {
+                return Err(SqlError::compilation(
+                    "001003",
+                    "42000",
+                    "invalid table name",
+                ));
+            }
+        };
+        Ok(TableRef {
+            database,
+            schema,
+            table,
+        })
+    }
+
+    fn schema_mut(&mut self, r: &TableRef, ctx: &SqlContext) -> Result<&mut Schema, SqlError> {
+        let db = self.database_mut(&r.database, ctx)?;
+        db.schemas.get_mut(&r.schema).ok_or_else(|| {
+            SqlError::does_not_exist(
+                "Schema",
+                &sql::display_name(&[r.database.clone(), r.schema.clone()]),
+            )
+        })
+    }
+
+    fn create_table(
+        &mut self,
+        name: &ObjectName,
+        if_not_exists: bool,
+        columns: Vec<ColumnDef>,
+        ctx: &SqlContext,
+    ) -> Result<String, SqlError> {
+        let r = self.resolve_table(name, ctx, "CREATE TABLE")?;
+        let mut seen: Vec<&str> = Vec::new();
+        for c in &columns {
+            if seen.contains(&c.name.as_str()) {
+                return Err(SqlError::compilation(
+                    "002025",
+                    "42S21",
+                    &format!("duplicate column name '{}'", ident::display(&c.name)),
+                ));
+            }
+            seen.push(&c.name);
+        }
+        let schema = self.schema_mut(&r, ctx)?;
+        let shown = ident::display(&r.table);
+        if schema.tables.contains_key(&r.table) {
+            return if if_not_exists {
+                Ok(format!("{shown} already exists, statement succeeded."))
+            } else {
+                Err(SqlError::already_exists(&shown))
+            };
+        }
+        let columns = columns
+            .into_iter()
+            .map(|c| Column {
+                name: c.name,
+                ty: c.ty,
+                nullable: c.nullable,
+            })
+            .collect();
+        schema.tables.insert(
+            r.table.clone(),
+            Table {
+                schema: Arc::new(TableSchema { columns }),
+                rows: VecDeque::new(),
+                committed: 0,
+            },
+        );
+        Ok(format!("Table {shown} successfully created."))
+    }
+
+    fn add_columns(
+        &mut self,
+        name: &ObjectName,
+        if_exists: bool,
+        if_not_exists: bool,
+        columns: Vec<ColumnDef>,
+        ctx: &SqlContext,
+    ) -> Result<String, SqlError> {
+        let r = self.resolve_table(name, ctx, "ALTER TABLE")?;
+        let shown = r.display();
+        let schema = self.schema_mut(&r, ctx)?;
+        let Some(table) = schema.tables.get_mut(&r.table) else {
+            return if if_exists {
+                Ok("Statement executed successfully.".to_owned())
+            } else {
+                Err(SqlError::does_not_exist("Table", &shown))
+            };
+        };
+        let mut next = (*table.schema).clone();
+        for c in columns {
+            if next.columns.iter().any(|x| x.name == c.name) {
+                if if_not_exists {
+                    continue;
+                }
+                return Err(SqlError::compilation(
+                    "001430",
+                    "42601",
+                    &format!("column '{}' already exists", ident::display(&c.name)),
+                ));
+            }
+            next.columns.push(Column {
+                name: c.name,
+                ty: c.ty,
+                nullable: c.nullable,
+            });
+        }
+        table.schema = Arc::new(next);
+        Ok("Statement executed successfully.".to_owned())
+    }
+}
+
+fn info(r: &TableRef, t: &Table) -> TableInfo {
+    TableInfo {
+        database: r.database.clone(),
+        schema: r.schema.clone(),
+        table: r.table.clone(),
+        columns: t
+            .schema
+            .columns
+            .iter()
+            .map(|c| ColumnInfo {
+                name: c.name.clone(),
+                ty: c.ty.sql_name(),
+                nullable: c.nullable,
+            })
+            .collect(),
+        committed_rows: t.committed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new(10);
+        c.add_database("DB", vec!["LOADER".to_owned()], &[]);
+        c
+    }
+
+    fn ctx(db: Option<&str>, schema: Option<&str>, role: Option<&str>) -> SqlContext {
+        SqlContext {
+            database: db.map(str::to_owned),
+            schema: schema.map(str::to_owned),
+            role: role.map(str::to_owned),
+        }
+    }
+
+    fn table(db: &str, s: &str, t: &str) -> TableRef {
+        TableRef {
+            database: db.to_owned(),
+            schema: s.to_owned(),
+            table: t.to_owned(),
+        }
+    }
+
+    #[test]
+    fn ddl_round_trip() {
+        let mut c = catalog();
+        let cx = ctx(Some("DB"), None, Some("LOADER"));
+        assert_eq!(
+            c.execute("CREATE SCHEMA IF NOT EXISTS \"my s\"", &cx)
+                .as_deref(),
+            Ok("Schema \"my s\" successfully created.")
+        );
+        assert_eq!(
+            c.execute("CREATE SCHEMA IF NOT EXISTS \"my s\"", &cx)
+                .as_deref(),
+            Ok("\"my s\" already exists, statement succeeded.")
+        );
+        assert_eq!(
+            c.execute("CREATE SCHEMA \"my s\"", &cx).map_err(|e| e.code),
+            Err("002002".to_owned())
+        );
+        c.execute("CREATE TABLE IF NOT EXISTS \"my s\".t (id varchar)", &cx)
+            .unwrap();
+        c.execute(
+            "ALTER TABLE \"my s\".t ADD COLUMN IF NOT EXISTS id int, n number(10,2) not null",
+            &cx,
+        )
+        .unwrap();
+        let info = c.table_info(&table("DB", "my s", "T")).unwrap();
+        let cols: Vec<_> = info
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty.as_str(), c.nullable))
+            .collect();
+        assert_eq!(
+            cols,
+            [
+                ("ID", "VARCHAR(16777216)", true),
+                ("N", "NUMBER(10,2)", false)
+            ]
+        );
+        let err = c
+            .execute("ALTER TABLE \"my s\".t ADD COLUMN n int", &cx)
+            .unwrap_err();
+        assert_eq!(err.code, "001430");
+    }
+
+    #[test]
+    fn missing_objects_answer_002003() {
+        let mut c = catalog();
+        let cx = ctx(Some("DB"), Some("NOPE"), Some("LOADER"));
+        let e = c.execute("CREATE TABLE t (a int)", &cx).unwrap_err();
+        assert_eq!((e.code.as_str(), e.status), ("002003", 422));
+        assert!(
+            e.message
+                .contains("Schema 'DB.NOPE' does not exist or not authorized."),
+            "{}",
+            e.message
+        );
+        let e = c
+            .execute("ALTER TABLE PUBLIC.t ADD COLUMN a int", &cx)
+            .unwrap_err();
+        assert!(
+            e.message.contains("Table 'DB.PUBLIC.T' does not exist"),
+            "{}",
+            e.message
+        );
+        assert!(
+            c.execute("ALTER TABLE IF EXISTS PUBLIC.t ADD COLUMN a int", &cx)
+                .is_ok()
+        );
+        let e = c.execute("CREATE SCHEMA OTHER.S", &cx).unwrap_err();
+        assert!(e.message.contains("Database 'OTHER'"), "{}", e.message);
+        // A role without access sees the database as missing, as Snowflake reports it.
+        let e = c
+            .execute("CREATE SCHEMA S", &ctx(Some("DB"), None, Some("OTHER")))
+            .unwrap_err();
+        assert_eq!(e.code, "002003");
+        let e = c
+            .execute("CREATE SCHEMA S", &ctx(None, None, Some("LOADER")))
+            .unwrap_err();
+        assert_eq!(e.code, "090105");
+        let e = c
+            .execute(
+                "CREATE TABLE T (a int)",
+                &ctx(Some("DB"), None, Some("LOADER")),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, "090106");
+        let e = c
+            .execute(
+                "CREATE TABLE T (a int, A int)",
+                &ctx(Some("DB"), Some("PUBLIC"), None),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, "002025");
+    }
+
+    #[test]
+    fn lookup_and_rows_are_bounded() {
+        let mut c = catalog();
+        c.execute("CREATE TABLE DB.PUBLIC.T (a int)", &SqlContext::default())
+            .unwrap();
+        let t = table("DB", "PUBLIC", "T");
+        assert!(c.lookup(&t, "LOADER").is_ok());
+        assert_eq!(c.lookup(&t, "OTHER").unwrap_err(), LookupError::Database);
+        assert_eq!(
+            c.lookup(&table("DB", "X", "T"), "LOADER").unwrap_err(),
+            LookupError::Schema
+        );
+        assert_eq!(
+            c.lookup(&table("DB", "PUBLIC", "X"), "LOADER").unwrap_err(),
+            LookupError::Table
+        );
+        for i in 0..15 {
+            let mut row = Row::new();
+            row.insert("A".to_owned(), Value::from(i));
+            c.append(&t, vec![row]);
+        }
+        let rows = c.rows(&t).unwrap();
+        assert_eq!(rows.len(), 10);
+        assert_eq!(rows[0]["A"], 5);
+        assert_eq!(c.table_info(&t).unwrap().committed_rows, 15);
+    }
+}

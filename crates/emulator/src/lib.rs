@@ -1,0 +1,61 @@
+//! A local stand-in for the Snowpipe Streaming service and the slice of Snowflake the upload manager
+//! uses, for tests, the demo and benchmarks.
+//!
+//! One port serves:
+//! - the service protocol of `docs/service-protocol.md` (channels, inserts, statuses, bulk status,
+//!   health), with Snowflake's behaviours: channel ids invalidated on reopen, commits after a lag, rows
+//!   validated against the table's schema, committed offsets that survive restarts;
+//! - Snowflake's SQL API v2 for the DDL the manager runs (`CREATE SCHEMA`/`CREATE TABLE IF NOT EXISTS`,
+//!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`), with key-pair JWT authentication;
+//! - an admin API under [`ADMIN_PREFIX`] to script faults and inspect state, the same as [`Control`].
+//!
+//! A demo account, user, key pair and database are built in ([`demo`]), so nothing needs configuring.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use snowpipe_emulator::{DropMode, Emulator, Endpoint};
+//!
+//! let emulator = Emulator::builder().commit_lag(Duration::ZERO).start().await?;
+//! // Point the client under test at emulator.base_url(), then script faults...
+//! emulator.control().drop_next(Endpoint::Insert, 1, DropMode::Applied);
+//! // ...and inspect what reached the "warehouse" and what was called.
+//! assert!(emulator.control().calls().is_empty());
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod admin;
+mod catalog;
+mod config;
+pub mod demo;
+mod faults;
+mod http;
+mod ident;
+pub mod jwt;
+mod keys;
+mod server;
+mod service;
+mod sql;
+mod sqlapi;
+mod state;
+mod store;
+mod types;
+mod validate;
+
+pub use admin::ADMIN_PREFIX;
+pub use catalog::{ColumnInfo, SqlError, TableInfo};
+pub use config::{
+    ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_CALL_LOG_CAPACITY, DEFAULT_COMMIT_LAG,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, Database, EmulatorConfig, User,
+    parse_duration,
+};
+pub use faults::{CallRecord, DropMode, Endpoint, Failure};
+pub use jwt::JwtError;
+pub use keys::{KeyError, fingerprint, public_key_der, public_key_der_of_private};
+pub use server::{Emulator, EmulatorBuilder, StartError};
+pub use state::{Control, SetupError};
+pub use store::ChannelInfo;
+pub use types::ColumnType;
