@@ -62,7 +62,7 @@ impl RetryConfig {
     }
 
     /// The waits the schedule would make, without jitter's randomness when jitter is off.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
         self.backoff().build()
     }
 

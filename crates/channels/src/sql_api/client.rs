@@ -1,0 +1,506 @@
+//! [`SqlApiWarehouse`]: the [`Warehouse`] over `POST /api/v2/statements`.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+use backon::Retryable;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde::Deserialize;
+use snowpipe_api::{
+    RetryConfig, Secret,
+    retry::{Sleep, TokioSleep},
+};
+use snowpipe_grouping::Schema;
+
+use super::{
+    jwt::{self, Claims, RENEW_BEFORE},
+    key::SigningKey,
+};
+use crate::{Clock, SystemClock, Warehouse, WarehouseError, sql};
+
+/// Settings of [`SqlApiWarehouse`]: the destination's account and credentials, and transport settings.
+#[derive(Debug, Clone)]
+pub struct SqlApiConfig {
+    /// Account identifier, e.g. `myorg-myaccount` or `xy12345.us-east-2.aws`.
+    pub account: String,
+    /// User the statements run as.
+    pub user: String,
+    /// Role the statements run with.
+    pub role: String,
+    /// Warehouse the statements run on.
+    pub warehouse: String,
+    /// Database the statements run in.
+    pub database: String,
+    /// PKCS#8 PEM private key of the user.
+    pub private_key: Secret,
+    /// Its passphrase, empty when the key is not encrypted.
+    pub private_key_passphrase: Secret,
+    /// Whether tables are Iceberg tables (their own column types).
+    pub iceberg: bool,
+    /// Base URL; `https://<account>.snowflakecomputing.com` when `None`.
+    pub base_url: Option<String>,
+    /// Longest time one HTTP exchange may take.
+    pub timeout: Duration,
+    /// Longest time to wait for an asynchronous statement to finish.
+    pub statement_timeout: Duration,
+    /// Retries of transport failures, 408, 429 and 5xx (the statements are all `IF NOT EXISTS`, so repeating
+    /// one is harmless).
+    pub retry: RetryConfig,
+    /// How to wait between attempts and polls.
+    pub sleep: Arc<dyn Sleep>,
+    /// Time for token claims.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl SqlApiConfig {
+    /// Settings with the defaults for everything but the destination's own values.
+    pub fn new(
+        account: &str,
+        user: &str,
+        role: &str,
+        warehouse: &str,
+        database: &str,
+        private_key: Secret,
+    ) -> Self {
+        Self {
+            account: account.to_owned(),
+            user: user.to_owned(),
+            role: role.to_owned(),
+            warehouse: warehouse.to_owned(),
+            database: database.to_owned(),
+            private_key,
+            private_key_passphrase: Secret::default(),
+            iceberg: false,
+            base_url: None,
+            timeout: Duration::from_secs(60),
+            statement_timeout: Duration::from_secs(120),
+            retry: RetryConfig::default(),
+            sleep: Arc::new(TokioSleep),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!(
+                "https://{}.snowflakecomputing.com",
+                self.account.trim().to_lowercase()
+            ),
+        }
+    }
+}
+
+struct Token {
+    value: String,
+    renew_at: SystemTime,
+}
+
+/// Runs DDL through Snowflake's SQL API v2 with key-pair authentication.
+///
+/// The key is read on first use, and a token is reused until five minutes before it expires. Statements
+/// answered `202` are polled until they finish.
+pub struct SqlApiWarehouse {
+    config: SqlApiConfig,
+    base: String,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    key: Mutex<Option<Arc<SigningKey>>>,
+    token: Mutex<Option<Token>>,
+}
+
+impl std::fmt::Debug for SqlApiWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlApiWarehouse")
+            .field("base", &self.base)
+            .field("account", &self.config.account)
+            .field("user", &self.config.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What Snowflake says about a statement.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct StatementAnswer {
+    code: Option<String>,
+    sql_state: Option<String>,
+    message: Option<String>,
+    statement_status_url: Option<String>,
+    statement_handle: Option<String>,
+}
+
+enum Progress {
+    Done,
+    Pending(String),
+}
+
+impl SqlApiWarehouse {
+    /// A client for the destination; nothing is checked or sent until the first statement.
+    pub fn new(config: SqlApiConfig) -> Result<Self, WarehouseError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.timeout.min(Duration::from_secs(10))));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| WarehouseError::Transport(format!("cannot set up TLS: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(2)
+            .build(https);
+        let base = config.base_url();
+        Ok(Self {
+            config,
+            base,
+            client,
+            key: Mutex::default(),
+            token: Mutex::default(),
+        })
+    }
+
+    fn signing_key(&self) -> Result<Arc<SigningKey>, WarehouseError> {
+        let mut key = self.key.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = key.as_ref() {
+            return Ok(Arc::clone(key));
+        }
+        let parsed = Arc::new(SigningKey::from_pem(
+            self.config.private_key.expose(),
+            &self.config.private_key_passphrase,
+        )?);
+        *key = Some(Arc::clone(&parsed));
+        Ok(parsed)
+    }
+
+    fn token(&self) -> Result<String, WarehouseError> {
+        let now = self.config.clock.system_time();
+        let mut token = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(current) = token.as_ref().filter(|t| now < t.renew_at) {
+            return Ok(current.value.clone());
+        }
+        let key = self.signing_key()?;
+        let claims = Claims::new(
+            &self.config.account,
+            &self.config.user,
+            key.fingerprint(),
+            now,
+        );
+        let value = jwt::encode(&claims, &key)?;
+        *token = Some(Token {
+            value: value.clone(),
+            renew_at: now + jwt::TOKEN_LIFETIME - RENEW_BEFORE,
+        });
+        Ok(value)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), WarehouseError> {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        };
+        let mut request = Request::new(Full::new(body.unwrap_or_default()));
+        *request.method_mut() = method;
+        *request.uri_mut() = url
+            .parse()
+            .map_err(|e| WarehouseError::Transport(format!("bad SQL API URL {url}: {e}")))?;
+        let bearer = format!("Bearer {}", self.token()?);
+        let headers = request.headers_mut();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&bearer)
+                .map_err(|_| WarehouseError::Transport("token is not a header value".to_owned()))?,
+        );
+        headers.insert(
+            "X-Snowflake-Authorization-Token-Type",
+            HeaderValue::from_static("KEYPAIR_JWT"),
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("snowpipe-channels/", env!("CARGO_PKG_VERSION"))),
+        );
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| WarehouseError::Transport(e.to_string()))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| WarehouseError::Transport(e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        match tokio::time::timeout(self.config.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(WarehouseError::Transport(format!(
+                "no answer within {:?}",
+                self.config.timeout
+            ))),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Progress, WarehouseError> {
+        let (status, body) = self.send(method, path, body).await?;
+        classify(status, &body)
+    }
+
+    /// Submits a statement and waits for it to finish.
+    async fn execute(&self, statement: String) -> Result<(), WarehouseError> {
+        let body = serde_json::json!({
+            "statement": statement,
+            "timeout": self.config.statement_timeout.as_secs(),
+            "database": self.config.database,
+            "warehouse": self.config.warehouse,
+            "role": self.config.role,
+        });
+        let body = Bytes::from(body.to_string());
+        tracing::debug!(statement = %statement, database = %self.config.database, "running DDL");
+        let submit = || self.attempt(Method::POST, "/api/v2/statements", Some(body.clone()));
+        let mut progress = self.with_retries(submit).await?;
+        let started = self.config.clock.now();
+        let mut wait = Duration::from_millis(50);
+        while let Progress::Pending(url) = progress {
+            if self.config.clock.now().duration_since(started) > self.config.statement_timeout {
+                return Err(WarehouseError::Transport(format!(
+                    "statement still running after {:?}: {statement}",
+                    self.config.statement_timeout
+                )));
+            }
+            self.config.sleep.sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+            progress = self
+                .with_retries(|| self.attempt(Method::GET, &url, None))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn with_retries<'a, F, Fut>(&'a self, attempt: F) -> Result<Progress, WarehouseError>
+    where
+        F: FnMut() -> Fut + Send + 'a,
+        Fut: Future<Output = Result<Progress, WarehouseError>> + Send + 'a,
+    {
+        let sleep = Arc::clone(&self.config.sleep);
+        let retrying = attempt
+            .retry(self.config.retry.delays())
+            .sleep(move |delay| sleep.sleep(delay))
+            .when(is_retryable)
+            .notify(
+                |error, delay| tracing::warn!(%error, ?delay, "retrying Snowflake SQL API call"),
+            );
+        // Named as `Send` for the same reason as in snowpipe-api's client (rust-lang/rust#102211).
+        let retrying: Pin<Box<dyn Future<Output = Result<Progress, WarehouseError>> + Send + 'a>> =
+            Box::pin(retrying);
+        retrying.await
+    }
+}
+
+/// Whether a failed SQL API call is worth another attempt: the statements are idempotent, so any
+/// transport failure, 408, 429 or 5xx is.
+fn is_retryable(error: &WarehouseError) -> bool {
+    match error {
+        WarehouseError::Transport(_) => true,
+        WarehouseError::Unexpected { status, .. } => {
+            matches!(status, 408 | 429) || (500..600).contains(status)
+        }
+        _ => false,
+    }
+}
+
+/// Maps an answer of the SQL API to progress or an error kind, by status and Snowflake's code.
+fn classify(status: StatusCode, body: &[u8]) -> Result<Progress, WarehouseError> {
+    let answer: StatementAnswer = serde_json::from_slice(body).unwrap_or_default();
+    let code = answer.code.clone().unwrap_or_default();
+    let message = answer.message.clone().unwrap_or_default();
+    match status.as_u16() {
+        200 => Ok(Progress::Done),
+        202 => {
+            let url = answer
+                .statement_status_url
+                .or_else(|| {
+                    answer
+                        .statement_handle
+                        .map(|h| format!("/api/v2/statements/{h}"))
+                })
+                .ok_or_else(|| WarehouseError::Unexpected {
+                    status: 202,
+                    body: excerpt(body),
+                })?;
+            Ok(Progress::Pending(url))
+        }
+        status @ (401 | 403) => Err(WarehouseError::Unauthorized {
+            status,
+            code,
+            message,
+        }),
+        status @ (400 | 422) => {
+            let sql_state = answer.sql_state.unwrap_or_default();
+            Err(if code == "002003" {
+                WarehouseError::ObjectMissing { code, message }
+            } else if code == "003001" || sql_state == "42501" || code.starts_with("390") {
+                // Insufficient privileges, or a token/authentication problem reported in the body.
+                WarehouseError::Unauthorized {
+                    status,
+                    code,
+                    message,
+                }
+            } else {
+                WarehouseError::Rejected {
+                    status,
+                    code,
+                    sql_state,
+                    message,
+                }
+            })
+        }
+        status => Err(WarehouseError::Unexpected {
+            status,
+            body: excerpt(body),
+        }),
+    }
+}
+
+fn excerpt(body: &[u8]) -> String {
+    snowpipe_api::Excerpt::new(body).to_string()
+}
+
+#[async_trait]
+impl Warehouse for SqlApiWarehouse {
+    async fn create_schema(&self, schema: &str) -> Result<(), WarehouseError> {
+        self.execute(sql::create_schema(schema)).await
+    }
+
+    async fn create_table(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &Schema,
+    ) -> Result<(), WarehouseError> {
+        self.execute(sql::create_table(
+            schema,
+            table,
+            columns.iter(),
+            self.config.iceberg,
+        ))
+        .await
+    }
+
+    async fn add_columns(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &Schema,
+    ) -> Result<(), WarehouseError> {
+        self.execute(sql::add_columns(
+            schema,
+            table,
+            columns.iter(),
+            self.config.iceberg,
+        ))
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FailureKind;
+
+    fn kind(status: u16, body: &str) -> Result<&'static str, FailureKind> {
+        match classify(StatusCode::from_u16(status).unwrap(), body.as_bytes()) {
+            Ok(Progress::Done) => Ok("done"),
+            Ok(Progress::Pending(_)) => Ok("pending"),
+            Err(e) => Err(e.kind()),
+        }
+    }
+
+    #[test]
+    fn answers_map_to_kinds_by_status_and_code() {
+        assert_eq!(kind(200, r#"{"code":"090001"}"#), Ok("done"));
+        assert_eq!(kind(202, r#"{"statementHandle":"h1"}"#), Ok("pending"));
+        assert_eq!(kind(202, "{}"), Err(FailureKind::Retry));
+        assert_eq!(
+            kind(
+                401,
+                r#"{"code":"390144","message":"JWT token is invalid."}"#
+            ),
+            Err(FailureKind::Auth)
+        );
+        assert_eq!(kind(403, ""), Err(FailureKind::Auth));
+        assert_eq!(
+            kind(
+                422,
+                r#"{"code":"003001","sqlState":"42501","message":"Insufficient privileges"}"#
+            ),
+            Err(FailureKind::Auth)
+        );
+        assert_eq!(
+            kind(422, r#"{"code":"002003","sqlState":"02000"}"#),
+            Err(FailureKind::Abort)
+        );
+        assert_eq!(
+            kind(
+                422,
+                r#"{"code":"001003","sqlState":"42000","message":"syntax error"}"#
+            ),
+            Err(FailureKind::Abort)
+        );
+        assert_eq!(kind(400, "not json"), Err(FailureKind::Abort));
+        assert_eq!(kind(503, "busy"), Err(FailureKind::Retry));
+        assert_eq!(kind(429, ""), Err(FailureKind::Retry));
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        assert!(is_retryable(&WarehouseError::Transport("reset".into())));
+        assert!(is_retryable(&WarehouseError::Unexpected {
+            status: 503,
+            body: String::new()
+        }));
+        assert!(is_retryable(&WarehouseError::Unexpected {
+            status: 408,
+            body: String::new()
+        }));
+        assert!(!is_retryable(&WarehouseError::Unexpected {
+            status: 404,
+            body: String::new()
+        }));
+        let unauthorized = WarehouseError::Unauthorized {
+            status: 401,
+            code: String::new(),
+            message: String::new(),
+        };
+        assert!(!is_retryable(&unauthorized));
+    }
+}
