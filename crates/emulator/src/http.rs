@@ -127,15 +127,23 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Res
     }
 }
 
-/// The decoded `key=value` pairs of a query string.
+/// The decoded `key=value` pairs of a query string (`+` is a space, `%XX` a byte; bad UTF-8 is replaced).
 pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let spaced = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     query
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// The last value of `key` in a query string.

@@ -42,6 +42,8 @@ mod sql;
 mod sqlapi;
 mod state;
 mod store;
+#[cfg(test)]
+mod store_props;
 mod types;
 mod validate;
 
