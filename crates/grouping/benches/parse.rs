@@ -11,11 +11,15 @@ use divan::{
 };
 use serde::de::IgnoredAny;
 use serde_json::Value;
-use snowpipe_grouping::{
-    Batch, DEFAULT_MAX_INSERT_BYTES, ReadOptions, UploadTime,
-    test_util::{SampleSpec, sample_file},
-};
+use snowpipe_grouping::{Batch, DEFAULT_MAX_INSERT_BYTES, ReadOptions, UploadTime};
+use test_util::{SampleSpec, sample_file};
 use time::macros::datetime;
+
+// The generator behind the `test-util` feature, compiled in so `cargo bench -p snowpipe-grouping` needs no
+// feature flag.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../src/test_util.rs"]
+mod test_util;
 
 static FILE: LazyLock<Vec<u8>> = LazyLock::new(|| sample_file(&SampleSpec::default()));
 

@@ -21,6 +21,10 @@
 //! assert_eq!(row, r#"{"ID":"a1","UUID_TS":"2024-01-02T03:04:05.678Z"}"#);
 //! ```
 
+// Lets `test_util` name this crate the same way whether it is compiled here or into the benchmark.
+#[cfg(feature = "test-util")]
+extern crate self as snowpipe_grouping;
+
 mod batch;
 mod duplicates;
 mod error;
@@ -32,6 +36,8 @@ mod schema;
 mod split;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+#[cfg(all(test, feature = "test-util"))]
+mod test_util_tests;
 mod upload_time;
 mod warehouse_type;
 
