@@ -2,7 +2,7 @@
 //! bodies, written from the protocol page rather than from the client's types, so each side checks the
 //! other against the written contract.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -336,17 +336,13 @@ fn create_channel(core: &Core, body: &Bytes) -> Outcome {
     };
     let opened = {
         let mut state = core.lock();
-        match state.catalog.lookup(&table, &role) {
-            Ok(schema) => {
-                let id = state.store.open(key.clone(), schema.clone());
-                let status = state.store.status(&id);
-                Ok((id, schema, status))
-            }
-            Err(e) => Err(e),
-        }
+        state.catalog.lookup(&table, &role).map(|schema| {
+            let id = state.store.open(key.clone(), Arc::clone(&schema));
+            (id, schema)
+        })
     };
     match opened {
-        Ok((id, schema, _)) => {
+        Ok((id, schema)) => {
             core.notify();
             Outcome::new(channel_answer(&id, &key, true, false, &schema)).channel(&id)
         }
