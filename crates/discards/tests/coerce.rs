@@ -240,3 +240,11 @@ fn a_coercer_gives_the_same_answers_and_coerce_into_moves_unchanged_rows() {
     assert_eq!(row.get(), original);
     assert!(discards.is_empty());
 }
+
+#[test]
+fn coercers_and_their_output_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Coercer<'static>>();
+    assert_send_sync::<snowpipe_discards::Coercion>();
+    assert_send_sync::<DiscardRow>();
+}

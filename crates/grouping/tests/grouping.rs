@@ -120,3 +120,12 @@ fn data_is_forwarded_byte_for_byte() {
     let batch = read(&[line(1, "T", r#"{"ID":"string"}"#, data)]);
     assert_eq!(batch.tables()[0].events()[0].data().get(), data);
 }
+
+#[test]
+fn batches_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Batch>();
+    assert_send_sync::<snowpipe_grouping::Event>();
+    assert_send_sync::<snowpipe_grouping::Partition>();
+    assert_send_sync::<snowpipe_grouping::ReadError>();
+}
