@@ -287,10 +287,26 @@ impl EmulatorConfig {
         Ok(config)
     }
 
-    /// The account name resolved as an identifier.
+    /// The account as clients name it in JWTs and channel requests (see [`account_key`]).
     pub(crate) fn account_name(&self) -> String {
-        ident::resolve(&self.account)
+        account_key(&self.account)
     }
+}
+
+/// Reduces an account identifier to the part Snowflake compares, as clients put it in JWTs: upper case,
+/// without `.snowflakecomputing.com`; for a locator with region or cloud (`xy12345.us-east-2.aws`) only the
+/// locator; for a global name (`xy12345-ab.global`) the part before the `-`. `myorg-myaccount` stays whole.
+pub(crate) fn account_key(account: &str) -> String {
+    let account = account.trim();
+    let account = account
+        .strip_suffix(".snowflakecomputing.com")
+        .unwrap_or(account);
+    let base = if account.contains(".global") {
+        account.split('-').next().unwrap_or(account)
+    } else {
+        account.split('.').next().unwrap_or(account)
+    };
+    ident::resolve(base)
 }
 
 /// Parses a duration: `0`, `250ms`, `1s`, `1.5s`, `2m`, `1h`, `500us`; a bare number is seconds.
@@ -320,6 +336,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_keys() {
+        assert_eq!(account_key("demo"), "DEMO");
+        assert_eq!(account_key("xy12345.us-east-2.aws"), "XY12345");
+        assert_eq!(
+            account_key("xy12345-ab.global.snowflakecomputing.com"),
+            "XY12345"
+        );
+        assert_eq!(account_key("myorg-myaccount"), "MYORG-MYACCOUNT");
+    }
 
     #[test]
     fn durations() {

@@ -287,7 +287,7 @@ fn create_channel(core: &Core, body: &Bytes) -> Outcome {
         &req.account.private_key,
         req.account.private_key_passphrase.as_deref(),
     );
-    let account = ident::resolve(&req.account.account);
+    let account = crate::config::account_key(&req.account.account);
     let user = ident::resolve(&req.account.user);
     let role = ident::resolve(&req.account.role);
     let auth_failed = || {

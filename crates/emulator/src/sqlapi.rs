@@ -119,7 +119,7 @@ pub(crate) fn serve(core: &Core, headers: &HeaderMap, body: &Bytes) -> Outcome {
         ));
     }
     let subject = jwt::verify(token, unix_now(), |account, user| {
-        if ident::resolve(account) != core.account {
+        if crate::config::account_key(account) != core.account {
             return None;
         }
         core.users

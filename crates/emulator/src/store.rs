@@ -276,7 +276,8 @@ impl Store {
 
     /// Commits every batch inserted at least `lag` before `now`, in each channel not stalled.
     pub(crate) fn commit_due(&mut self, now: Instant, lag: Duration) -> Vec<Committed> {
-        self.commit_where(|b| b.inserted_at + lag <= now)
+        // A lag too large to add to an instant never falls due.
+        self.commit_where(|b| b.inserted_at.checked_add(lag).is_some_and(|due| due <= now))
     }
 
     /// Commits every buffered batch of each channel not stalled, whatever the lag.
@@ -318,7 +319,11 @@ impl Store {
         self.channels
             .values()
             .filter(|c| c.valid && !c.stalled)
-            .filter_map(|c| c.buffer.front().map(|b| b.inserted_at + lag))
+            .filter_map(|c| {
+                c.buffer
+                    .front()
+                    .and_then(|b| b.inserted_at.checked_add(lag))
+            })
             .min()
     }
 
@@ -522,6 +527,10 @@ mod tests {
         assert_eq!(s.next_due(lag), Some(t0 + lag));
         assert_eq!(s.commit_due(t0 + lag, lag).len(), 1);
         assert_eq!(s.status(&id).unwrap().committed, "5");
+        // An absurd lag never falls due and never overflows.
+        s.insert(&id, vec![row(2)], "6", 10, t0).unwrap();
+        assert!(s.commit_due(t0 + lag, Duration::MAX).is_empty());
+        assert_eq!(s.next_due(Duration::MAX), None);
     }
 
     #[test]

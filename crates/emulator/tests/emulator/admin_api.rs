@@ -192,6 +192,10 @@ async fn fault_routes() {
     assert_eq!(post(&http, "flush", json!({})).await["committed"], 1);
     assert_eq!(http.status(&ch).await.1, "1");
 
+    // An absurd lag is accepted and simply never falls due.
+    post(&http, "commit-lag", json!({"millis": u64::MAX})).await;
+    http.insert(&ch, rows("b", 0..1), "2").await;
+    assert_eq!(http.status(&ch).await.1, "1");
     post(&http, "commit-lag", json!({"millis": 0})).await;
     assert_eq!(get(&http, "commit-lag").await["millis"], 0);
     assert_eq!(emu.control().commit_lag(), Duration::ZERO);
