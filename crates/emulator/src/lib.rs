@@ -34,6 +34,8 @@ pub mod demo;
 mod faults;
 mod http;
 mod ident;
+#[cfg(test)]
+mod input_props;
 pub mod jwt;
 mod keys;
 mod server;
