@@ -1,0 +1,152 @@
+//! The import id that upload hands out and poll and upload stats take back, in rudder-server's field names so
+//! a batch router can persist it as it is.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One channel's share of an upload: what poll checks, and what upload stats judges jobs by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportEntry {
+    /// The channel the rows went to.
+    pub channel_id: String,
+    /// The offset token of the insert: the highest job id among the rows.
+    pub offset: String,
+    /// The table.
+    pub table: String,
+    /// How many jobs (rows) the entry covers.
+    #[serde(default)]
+    pub count: u64,
+    /// The lowest job id in the insert; a lost insert fails every job from here (or from the committed offset
+    /// + 1, when lower) to `offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_job_id: Option<i64>,
+    /// Set by poll: the entry failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// Set by poll: why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Set by poll for lost rows: only jobs in this range failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_job_ids: Option<JobIdRange>,
+}
+
+/// An inclusive range of job ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobIdRange {
+    /// First job id.
+    pub start: i64,
+    /// Last job id.
+    pub end: i64,
+}
+
+impl JobIdRange {
+    /// Whether `job_id` is in the range.
+    pub fn contains(&self, job_id: i64) -> bool {
+        (self.start..=self.end).contains(&job_id)
+    }
+}
+
+/// Upload's importing parameters: `{"importId": [entries]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportParameters {
+    /// The entries, tables in upload order, then the discards channel's.
+    pub import_id: Vec<ImportEntry>,
+}
+
+/// Why an import id or failed job parameters could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot decode {what}: {reason}; pass the `importId` array from upload's importingParameters (or the whole object)"
+)]
+pub struct DecodeError {
+    what: &'static str,
+    reason: String,
+}
+
+/// Reads the entries of an import id given as the array, as the array in a JSON string (as some routers
+/// persist it), or as the whole `{"importId": [...]}` object.
+pub fn decode_entries(value: &Value, what: &'static str) -> Result<Vec<ImportEntry>, DecodeError> {
+    let error = |reason: String| DecodeError { what, reason };
+    match value {
+        Value::Array(_) => serde_json::from_value(value.clone()).map_err(|e| error(e.to_string())),
+        Value::Object(object) => match object.get("importId") {
+            Some(inner) => decode_entries(inner, what),
+            None => Err(error("the object has no `importId`".to_owned())),
+        },
+        Value::String(text) => {
+            let inner: Value = serde_json::from_str(text).map_err(|e| error(e.to_string()))?;
+            decode_entries(&inner, what)
+        }
+        other => Err(error(format!(
+            "expected an array of entries, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn entries_decode_from_array_object_or_string() {
+        let array =
+            json!([{"channelId": "c", "offset": "9", "table": "T", "count": 2, "minJobId": 8}]);
+        let entries = decode_entries(&array, "import id").unwrap();
+        assert_eq!(entries[0].min_job_id, Some(8));
+        assert_eq!(
+            decode_entries(&json!({"importId": array}), "import id").unwrap(),
+            entries
+        );
+        assert_eq!(
+            decode_entries(&json!(array.to_string()), "import id").unwrap(),
+            entries
+        );
+        let error = decode_entries(&json!(5), "import id")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("got a number"), "{error}");
+        assert!(decode_entries(&json!([{"offset": 1}]), "import id").is_err());
+    }
+
+    #[test]
+    fn entries_serialise_with_rudders_names_and_no_empty_poll_fields() {
+        let entry = ImportEntry {
+            channel_id: "c".into(),
+            offset: "9".into(),
+            table: "T".into(),
+            count: 2,
+            min_job_id: Some(8),
+            ..ImportEntry::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&entry).unwrap(),
+            json!({"channelId": "c", "offset": "9", "table": "T", "count": 2, "minJobId": 8})
+        );
+        let failed = ImportEntry {
+            failed: true,
+            reason: "lost".into(),
+            failed_job_ids: Some(JobIdRange { start: 3, end: 9 }),
+            ..entry
+        };
+        let value = serde_json::to_value(&failed).unwrap();
+        assert_eq!(value["failedJobIds"], json!({"start": 3, "end": 9}));
+        assert_eq!(value["failed"], json!(true));
+    }
+}

@@ -1,0 +1,156 @@
+//! [`Manager`]: one destination's uploads and polls, built from the layers below.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::Value;
+use snowpipe_api::{HttpClient, HttpConfig, Instrumented, SnowpipeApi};
+use snowpipe_channels::{
+    AuthBackoff, BackoffConfig, ChannelManager, ChannelSettings, Channels, Clock,
+    DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock,
+};
+
+use crate::{Settings, poll::PollState, telemetry::Labels};
+
+/// A destination as the batch router describes it: `{"id", "workspaceId", "config": {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    /// Destination id.
+    pub id: String,
+    /// Workspace id, for metrics.
+    #[serde(default)]
+    pub workspace_id: String,
+    /// The destination's config; decoded as [`DestinationConfig`]. One that does not decode makes every
+    /// upload abort its jobs.
+    #[serde(default)]
+    pub config: Value,
+}
+
+/// How to reach the service and Snowflake, for [`Manager::connect`].
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// The service's HTTP client settings (URL, timeouts, retries, compression).
+    pub service: HttpConfig,
+    /// Snowflake's SQL API base URL; `https://<account>.snowflakecomputing.com` when `None`.
+    pub sql_api_url: Option<String>,
+    /// The auth backoff.
+    pub backoff: BackoffConfig,
+}
+
+/// A client could not be built from the settings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The service client's settings are invalid.
+    #[error(transparent)]
+    Service(#[from] snowpipe_api::ConfigError),
+    /// The SQL API client could not be set up.
+    #[error(transparent)]
+    Warehouse(#[from] snowpipe_channels::WarehouseError),
+}
+
+/// The upload manager of one destination: `upload` a batch, `poll` its import until complete, then
+/// `upload_stats` to learn each job's outcome. Safe to share between tasks.
+pub struct Manager {
+    pub(crate) destination_id: String,
+    pub(crate) config: Result<DestinationConfig, String>,
+    pub(crate) settings: Settings,
+    pub(crate) api: Arc<dyn SnowpipeApi>,
+    pub(crate) channels: Arc<dyn Channels>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) labels: Labels,
+    pub(crate) poll: Mutex<PollState>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("destination_id", &self.destination_id)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes a destination's config, keeping the reason when it does not decode.
+pub(crate) fn decode_config(destination: &Destination) -> Result<DestinationConfig, String> {
+    serde_json::from_value::<DestinationConfig>(destination.config.clone()).map_err(|e| {
+        format!(
+            "cannot decode the config of destination {}: {e}",
+            destination.id
+        )
+    })
+}
+
+impl Manager {
+    /// A manager over the given layers: the service, the channels (which hold the warehouse client and the
+    /// auth backoff) and a clock.
+    pub fn new(
+        destination: &Destination,
+        settings: Settings,
+        api: Arc<dyn SnowpipeApi>,
+        channels: Arc<dyn Channels>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            destination_id: destination.id.clone(),
+            config: decode_config(destination),
+            labels: Labels::new(&destination.workspace_id, &destination.id),
+            settings,
+            api,
+            channels,
+            clock,
+            poll: Mutex::default(),
+        }
+    }
+
+    /// A manager speaking HTTP to the service and to Snowflake's SQL API.
+    pub fn connect(
+        destination: &Destination,
+        settings: Settings,
+        connection: Connection,
+    ) -> Result<Self, ConnectError> {
+        let labels = [
+            ("workspaceId", destination.workspace_id.clone()),
+            ("destinationId", destination.id.clone()),
+            ("destType", "SNOWPIPE_STREAMING".to_owned()),
+        ];
+        let api: Arc<dyn SnowpipeApi> =
+            Arc::new(Instrumented::new(HttpClient::new(connection.service)?).with_labels(labels));
+        let config = decode_config(destination).unwrap_or_default();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut sql = SqlApiConfig::new(
+            &config.account,
+            &config.user,
+            &config.role,
+            &config.warehouse,
+            &config.database,
+            config.private_key.clone(),
+        );
+        sql.private_key_passphrase = config.private_key_passphrase.clone();
+        sql.iceberg = config.enable_iceberg;
+        sql.base_url = connection.sql_api_url;
+        sql.clock = Arc::clone(&clock);
+        let warehouse = SqlApiWarehouse::new(sql)?;
+        let channel_settings =
+            ChannelSettings::new(&destination.id, &settings.instance_id, &config);
+        let backoff = AuthBackoff::new(connection.backoff, Arc::clone(&clock));
+        let channels: Arc<dyn Channels> = Arc::new(ChannelManager::new(
+            Arc::clone(&api),
+            warehouse,
+            channel_settings,
+            backoff,
+        ));
+        Ok(Self::new(destination, settings, api, channels, clock))
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The destination id.
+    pub fn destination_id(&self) -> &str {
+        &self.destination_id
+    }
+}

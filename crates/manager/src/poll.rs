@@ -1,0 +1,441 @@
+//! Poll: ask the channels of an import where they stand, recover lost and invalid channels, and judge each
+//! entry succeeded, failed or still in progress.
+
+use std::{collections::HashMap, sync::PoisonError, time::Instant};
+
+use serde_json::Value;
+use snowpipe_api::StatusResponse;
+use tracing::Instrument as _;
+
+use crate::{ImportEntry, JobIdRange, Manager, PollOutput, import::decode_entries};
+
+/// What the manager remembers between polls of one import.
+#[derive(Debug, Default)]
+pub(crate) struct PollState {
+    /// Entries already judged terminal, by (channel id, offset, table): not asked again.
+    terminal: HashMap<EntryKey, Judgement>,
+    /// When the import was first seen in progress.
+    in_progress_since: Option<Instant>,
+    /// Channels reopened during polling: the id in the import entry → the id to ask now.
+    reopened: HashMap<String, String>,
+}
+
+type EntryKey = (String, String, String);
+
+fn key(entry: &ImportEntry) -> EntryKey {
+    (
+        entry.channel_id.clone(),
+        entry.offset.clone(),
+        entry.table.clone(),
+    )
+}
+
+/// An entry's state after a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Judgement {
+    Succeeded,
+    InProgress,
+    Failed {
+        reason: String,
+        range: Option<JobIdRange>,
+        stuck: bool,
+    },
+}
+
+impl Judgement {
+    fn failed(reason: String) -> Self {
+        Self::Failed {
+            reason,
+            range: None,
+            stuck: false,
+        }
+    }
+}
+
+/// An offset token as a number; an empty one is "nothing yet", the smallest possible.
+fn offset(token: &str) -> Result<i64, String> {
+    if token.is_empty() {
+        Ok(i64::MIN)
+    } else {
+        token
+            .parse()
+            .map_err(|_| format!("offset {token:?} is not a number"))
+    }
+}
+
+/// Judges an entry by its channel's committed and latest inserted offsets.
+fn judge(entry: &ImportEntry, status: &StatusResponse) -> Judgement {
+    let parsed = (
+        offset(&entry.offset),
+        offset(&status.offset),
+        offset(&status.latest_inserted_offset),
+    );
+    let (Ok(expected), Ok(committed), Ok(latest)) = parsed else {
+        return Judgement::failed(format!(
+            "unreadable offsets for table {}: expected {:?}, committed {:?}, latest inserted {:?}",
+            entry.table, entry.offset, status.offset, status.latest_inserted_offset
+        ));
+    };
+    if committed >= expected {
+        return Judgement::Succeeded;
+    }
+    if latest < expected {
+        // Rows were lost (the service restarted before committing them). Job ids need not rise, so the range
+        // starts at the entry's lowest job id when that is below the committed offset.
+        // With nothing committed yet, every job of the entry is lost: its lowest job id bounds the range.
+        let after_committed = committed.saturating_add(1);
+        let start = match entry.min_job_id {
+            Some(min) if status.offset.is_empty() => min,
+            Some(min) => min.min(after_committed),
+            None => after_committed,
+        };
+        return Judgement::Failed {
+            reason: format!(
+                "rows of table {} were lost before they were committed (committed offset {}, latest inserted {}, expected {})",
+                entry.table, status.offset, status.latest_inserted_offset, entry.offset
+            ),
+            range: Some(JobIdRange {
+                start,
+                end: expected,
+            }),
+            stuck: false,
+        };
+    }
+    if latest > committed {
+        return Judgement::InProgress;
+    }
+    Judgement::failed(format!(
+        "table {} cannot reach its offset: expected {}, committed {:?}, latest inserted {:?}",
+        entry.table, entry.offset, status.offset, status.latest_inserted_offset
+    ))
+}
+
+impl Manager {
+    /// Polls an import: `import_id` is the `importId` array from upload's importing parameters (or the whole
+    /// object, or either as a JSON string).
+    pub async fn poll(&self, import_id: &Value) -> PollOutput {
+        let span = tracing::info_span!("poll", destination = %self.destination_id);
+        self.poll_inner(import_id).instrument(span).await
+    }
+
+    async fn poll_inner(&self, import_id: &Value) -> PollOutput {
+        let entries = match decode_entries(import_id, "the import id") {
+            Ok(entries) => entries,
+            Err(error) => {
+                return PollOutput {
+                    complete: true,
+                    has_failed: true,
+                    status_code: 400,
+                    error: error.to_string(),
+                    ..PollOutput::default()
+                };
+            }
+        };
+        let (known, reopened) = {
+            let state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+            let known: HashMap<EntryKey, Judgement> = entries
+                .iter()
+                .filter_map(|e| state.terminal.get(&key(e)).map(|j| (key(e), j.clone())))
+                .collect();
+            (known, state.reopened.clone())
+        };
+        let current_id = |entry: &ImportEntry| {
+            reopened
+                .get(&entry.channel_id)
+                .cloned()
+                .unwrap_or_else(|| entry.channel_id.clone())
+        };
+
+        let pending: Vec<&ImportEntry> = entries
+            .iter()
+            .filter(|e| !known.contains_key(&key(e)))
+            .collect();
+        let ids: Vec<String> = {
+            let mut ids: Vec<String> = pending.iter().map(|e| current_id(e)).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let mut statuses: HashMap<String, StatusResponse> = HashMap::new();
+        let mut not_found = std::collections::HashSet::new();
+        for chunk in ids.chunks(self.settings.bulk_status_batch_size.max(1)) {
+            match self.api.bulk_status(chunk).await {
+                Ok(response) => {
+                    statuses.extend(response.statuses);
+                    not_found.extend(response.not_found);
+                }
+                Err(error) => {
+                    // Nothing is judged on a failed status request: every entry stays in progress.
+                    tracing::warn!(%error, "bulk status failed; the import stays in progress");
+                    self.labels.polling_in_progress();
+                    return PollOutput {
+                        in_progress: true,
+                        status_code: 200,
+                        ..PollOutput::default()
+                    };
+                }
+            }
+        }
+
+        let mut judged: HashMap<EntryKey, Judgement> = known;
+        for entry in pending {
+            let id = current_id(entry);
+            let judgement = if not_found.contains(&id) {
+                self.judge_reopened(entry, None).await
+            } else {
+                match statuses.get(&id) {
+                    Some(status) if !status.valid => self.judge_reopened(entry, Some(id)).await,
+                    Some(status) => judge(entry, status),
+                    None => Judgement::failed(format!(
+                        "the service did not report channel {id} of table {}",
+                        entry.table
+                    )),
+                }
+            };
+            judged.insert(key(entry), judgement);
+        }
+
+        let mut stuck_check = false;
+        if judged.values().any(|j| *j == Judgement::InProgress) {
+            let now = self.clock.now();
+            let since = {
+                let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+                *state.in_progress_since.get_or_insert(now)
+            };
+            stuck_check = now.duration_since(since) >= self.settings.stuck_threshold;
+        }
+        if stuck_check {
+            for entry in &entries {
+                if judged.get(&key(entry)) == Some(&Judgement::InProgress) {
+                    let judgement = self.judge_stuck(entry, &current_id(entry)).await;
+                    judged.insert(key(entry), judgement);
+                }
+            }
+        }
+
+        {
+            let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+            for (k, j) in &judged {
+                if *j != Judgement::InProgress {
+                    state.terminal.insert(k.clone(), j.clone());
+                }
+            }
+        }
+        if judged.values().any(|j| *j == Judgement::InProgress) {
+            self.labels.polling_in_progress();
+            return PollOutput {
+                in_progress: true,
+                status_code: 200,
+                ..PollOutput::default()
+            };
+        }
+        self.complete(entries, &judged).await
+    }
+
+    /// Judges an entry whose channel the service lost (`stale` = `None`) or reported invalid: reopen the
+    /// channel (no DDL) and judge on the new channel's status.
+    async fn judge_reopened(&self, entry: &ImportEntry, stale: Option<String>) -> Judgement {
+        tracing::info!(table = %entry.table, channel_id = %entry.channel_id, invalid = stale.is_some(), "reopening channel while polling");
+        let channel = match self.channels.recreate(&entry.table, stale).await {
+            Ok(channel) => channel,
+            Err(error) => {
+                return Judgement::failed(format!(
+                    "reopening the channel of table {} failed: {error}",
+                    entry.table
+                ));
+            }
+        };
+        self.poll
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reopened
+            .insert(entry.channel_id.clone(), channel.id.clone());
+        match self.api.channel_status(&channel.id).await {
+            Ok(status) => judge(entry, &status),
+            Err(error) => Judgement::failed(format!(
+                "the status of the reopened channel of table {} is unknown: {error}",
+                entry.table
+            )),
+        }
+    }
+
+    /// An entry in progress past the stuck threshold: the single-channel status tells the truth that bulk
+    /// status may hide. Invalid → failed quietly; otherwise failed as stuck.
+    async fn judge_stuck(&self, entry: &ImportEntry, channel_id: &str) -> Judgement {
+        match self.api.channel_status(channel_id).await {
+            Ok(status) if !status.valid => Judgement::failed(format!(
+                "the channel of table {} turned invalid while its rows were flushing",
+                entry.table
+            )),
+            Ok(status) => match judge(entry, &status) {
+                Judgement::InProgress => {
+                    tracing::warn!(
+                        table = %entry.table,
+                        channel_id,
+                        committed = %status.offset,
+                        latest_inserted = %status.latest_inserted_offset,
+                        expected = %entry.offset,
+                        "pipeline stuck: the committed offset has not reached the import's offset within the stuck threshold"
+                    );
+                    Judgement::Failed {
+                        reason: format!(
+                            "stuck: the committed offset of table {} stayed at {:?} below {} past the stuck threshold",
+                            entry.table, status.offset, entry.offset
+                        ),
+                        range: None,
+                        stuck: true,
+                    }
+                }
+                other => other,
+            },
+            Err(error) => Judgement::Failed {
+                reason: format!(
+                    "stuck: the channel of table {} did not commit in time and its status is unknown: {error}",
+                    entry.table
+                ),
+                range: None,
+                stuck: true,
+            },
+        }
+    }
+
+    /// Every entry is terminal: delete the channels of failed entries, count, forget this import's state.
+    async fn complete(
+        &self,
+        entries: Vec<ImportEntry>,
+        judged: &HashMap<EntryKey, Judgement>,
+    ) -> PollOutput {
+        let mut has_failed = false;
+        let mut has_warning = false;
+        let reopened = self
+            .poll
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reopened
+            .clone();
+        let mut out = Vec::with_capacity(entries.len());
+        for mut entry in entries {
+            let judgement = judged
+                .get(&key(&entry))
+                .cloned()
+                .unwrap_or(Judgement::Succeeded);
+            if let Judgement::Failed {
+                reason,
+                range,
+                stuck,
+            } = judgement
+            {
+                has_failed = true;
+                has_warning |= stuck;
+                let channel_id = reopened
+                    .get(&entry.channel_id)
+                    .unwrap_or(&entry.channel_id)
+                    .clone();
+                if let Err(error) = self.channels.delete(&entry.table, &channel_id).await {
+                    tracing::warn!(table = %entry.table, channel_id, %error, "cannot delete the channel of a failed entry");
+                }
+                entry.failed = true;
+                entry.reason = reason;
+                entry.failed_job_ids = range;
+                self.labels
+                    .jobs("failed", usize::try_from(entry.count).unwrap_or(usize::MAX));
+            } else {
+                self.labels.jobs(
+                    "succeeded",
+                    usize::try_from(entry.count).unwrap_or(usize::MAX),
+                );
+            }
+            out.push(entry);
+        }
+        {
+            let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+            *state = PollState::default();
+        }
+        PollOutput {
+            complete: true,
+            in_progress: false,
+            status_code: 200,
+            has_failed,
+            has_warning,
+            failed_job_parameters: Some(serde_json::to_value(&out).unwrap_or(Value::Null)),
+            error: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: &str, min_job_id: Option<i64>) -> ImportEntry {
+        ImportEntry {
+            channel_id: "c".into(),
+            offset: offset.into(),
+            table: "T".into(),
+            count: 3,
+            min_job_id,
+            ..ImportEntry::default()
+        }
+    }
+
+    fn status(committed: &str, latest: &str) -> StatusResponse {
+        StatusResponse {
+            success: true,
+            valid: true,
+            offset: committed.into(),
+            latest_inserted_offset: latest.into(),
+        }
+    }
+
+    #[test]
+    fn entries_are_judged_by_their_offsets() {
+        assert_eq!(
+            judge(&entry("10", Some(8)), &status("10", "10")),
+            Judgement::Succeeded
+        );
+        assert_eq!(
+            judge(&entry("10", Some(8)), &status("12", "12")),
+            Judgement::Succeeded,
+            "a later import moved on"
+        );
+        assert_eq!(
+            judge(&entry("10", Some(8)), &status("5", "10")),
+            Judgement::InProgress
+        );
+        assert_eq!(
+            judge(&entry("10", Some(8)), &status("", "10")),
+            Judgement::InProgress,
+            "empty counts as the smallest"
+        );
+        let Judgement::Failed { range, .. } = judge(&entry("10", Some(8)), &status("5", "5"))
+        else {
+            panic!("lost")
+        };
+        assert_eq!(range, Some(JobIdRange { start: 6, end: 10 }));
+        let Judgement::Failed { reason, .. } = judge(&entry("x", None), &status("5", "5")) else {
+            panic!("bad")
+        };
+        assert!(reason.contains("unreadable"), "{reason}");
+    }
+
+    #[test]
+    fn a_lost_retry_with_a_low_job_id_is_inside_the_failed_range() {
+        // Job 3 was retried from an earlier batch into a batch of jobs 3, 20..=25; the committed offset had
+        // already passed 3 (it is 19) when the rows were lost.
+        let Judgement::Failed { range, .. } = judge(&entry("25", Some(3)), &status("19", "19"))
+        else {
+            panic!("lost")
+        };
+        assert_eq!(range, Some(JobIdRange { start: 3, end: 25 }));
+        // Without minJobId the range starts after the committed offset.
+        let Judgement::Failed { range, .. } = judge(&entry("25", None), &status("19", "19")) else {
+            panic!("lost")
+        };
+        assert_eq!(range, Some(JobIdRange { start: 20, end: 25 }));
+        // Nothing committed yet: the range starts at the lowest job id.
+        let Judgement::Failed { range, .. } = judge(&entry("25", Some(3)), &status("", "")) else {
+            panic!("lost")
+        };
+        assert_eq!(range, Some(JobIdRange { start: 3, end: 25 }));
+    }
+}

@@ -1,0 +1,36 @@
+//! The manager's settings, with the defaults of the behaviour contract.
+
+use std::time::Duration;
+
+use snowpipe_grouping::{DEFAULT_MAX_INSERT_BYTES, DEFAULT_MAX_LINE_BYTES};
+
+/// How the manager uploads and polls. Start from `Settings::default()` and change what differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The instance id, used as the channels' partition.
+    pub instance_id: String,
+    /// Longest line of an event file.
+    pub max_line_bytes: usize,
+    /// Largest rows array of one insert request.
+    pub max_insert_request_bytes: usize,
+    /// Most channel ids in one bulk status request.
+    pub bulk_status_batch_size: usize,
+    /// How long an import may stay in progress before its channels are checked one by one and the import
+    /// failed as stuck.
+    pub stuck_threshold: Duration,
+    /// Most tables set up or inserted at once.
+    pub table_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            instance_id: "1".to_owned(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_insert_request_bytes: DEFAULT_MAX_INSERT_BYTES,
+            bulk_status_batch_size: 100,
+            stuck_threshold: Duration::from_secs(15 * 60),
+            table_concurrency: 4,
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Upload stats: each importing job's outcome, from the entries poll judged.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::{ImportEntry, Manager, StatsMetadata, UploadStatsOutput, import::decode_entries};
+
+impl Manager {
+    /// Each of `job_ids` (jobs that were importing), with its table, succeeded or failed: a job whose
+    /// table's entry succeeded succeeded; a job whose entry failed failed with the entry's reason, unless the
+    /// entry names a failed job id range and the job is outside it.
+    pub fn upload_stats(
+        &self,
+        failed_job_parameters: &Value,
+        jobs: &[(i64, String)],
+    ) -> UploadStatsOutput {
+        upload_stats(failed_job_parameters, jobs)
+    }
+}
+
+/// [`Manager::upload_stats`] without a manager: it needs no state.
+pub fn upload_stats(failed_job_parameters: &Value, jobs: &[(i64, String)]) -> UploadStatsOutput {
+    let entries = match decode_entries(failed_job_parameters, "the failed job parameters") {
+        Ok(entries) => entries,
+        Err(error) => {
+            return UploadStatsOutput {
+                status_code: 400,
+                error: error.to_string(),
+                ..UploadStatsOutput::default()
+            };
+        }
+    };
+    let mut by_table: HashMap<&str, Vec<&ImportEntry>> = HashMap::new();
+    for entry in &entries {
+        by_table
+            .entry(entry.table.as_str())
+            .or_default()
+            .push(entry);
+    }
+    let mut metadata = StatsMetadata::default();
+    for (job_id, table) in jobs {
+        let verdict = match by_table.get(table.as_str()) {
+            None => Some(format!(
+                "no import entry for table {table}: the job's outcome is unknown, retry it"
+            )),
+            Some(entries) => entries
+                .iter()
+                .filter(|e| {
+                    e.failed && e.failed_job_ids.is_none_or(|range| range.contains(*job_id))
+                })
+                .map(|e| e.reason.clone())
+                .next(),
+        };
+        match verdict {
+            None => metadata.succeeded_keys.push(*job_id),
+            Some(reason) => {
+                metadata.failed_keys.push(*job_id);
+                metadata.failed_reasons.insert(*job_id, reason);
+            }
+        }
+    }
+    UploadStatsOutput {
+        status_code: 200,
+        metadata,
+        error: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn jobs_are_judged_by_their_tables_entry_and_range() {
+        let params = json!([
+            {"channelId": "a", "offset": "5", "table": "OK", "count": 2},
+            {"channelId": "b", "offset": "9", "table": "LOST", "count": 3, "failed": true, "reason": "lost",
+             "failedJobIds": {"start": 8, "end": 9}},
+            {"channelId": "c", "offset": "12", "table": "BAD", "count": 1, "failed": true, "reason": "stuck"}
+        ]);
+        let jobs: Vec<(i64, String)> = [
+            (4, "OK"),
+            (5, "OK"),
+            (7, "LOST"),
+            (8, "LOST"),
+            (9, "LOST"),
+            (12, "BAD"),
+            (13, "NONE"),
+        ]
+        .into_iter()
+        .map(|(id, t)| (id, t.to_owned()))
+        .collect();
+        let out = upload_stats(&params, &jobs);
+        assert_eq!(out.status_code, 200);
+        assert_eq!(out.metadata.succeeded_keys, [4, 5, 7]);
+        assert_eq!(out.metadata.failed_keys, [8, 9, 12, 13]);
+        assert_eq!(out.metadata.failed_reasons[&8], "lost");
+        assert_eq!(out.metadata.failed_reasons[&12], "stuck");
+        assert!(out.metadata.failed_reasons[&13].contains("no import entry"));
+    }
+
+    #[test]
+    fn undecodable_parameters_answer_400() {
+        let out = upload_stats(&json!({"nope": 1}), &[]);
+        assert_eq!(out.status_code, 400);
+        assert!(out.error.contains("importId"), "{}", out.error);
+    }
+}

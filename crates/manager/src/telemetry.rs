@@ -1,0 +1,56 @@
+//! The manager's metrics, named once here, each tagged with workspace, destination and destination type.
+
+use metrics::Label;
+
+/// Jobs by outcome: `status` = importing, succeeded, failed or aborted.
+pub const JOBS: &str = "snowpipe_streaming_jobs";
+/// Discard rows inserted.
+pub const DISCARDS: &str = "snowpipe_streaming_discards";
+/// Polls answered "in progress".
+pub const POLLING_IN_PROGRESS: &str = "snowpipe_streaming_polling_in_progress";
+/// Duplicate events seen at upload: `reason` = batch (an `ID` repeated in the batch) or offset (a job id
+/// already committed).
+pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events";
+
+/// The labels every metric of one manager carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Labels(Vec<Label>);
+
+impl Labels {
+    pub(crate) fn new(workspace_id: &str, destination_id: &str) -> Self {
+        Self(vec![
+            Label::new("workspaceId", workspace_id.to_owned()),
+            Label::new("destinationId", destination_id.to_owned()),
+            Label::new("destType", "SNOWPIPE_STREAMING"),
+        ])
+    }
+
+    fn with(&self, key: &'static str, value: &'static str) -> Vec<Label> {
+        let mut labels = self.0.clone();
+        labels.push(Label::new(key, value));
+        labels
+    }
+
+    pub(crate) fn jobs(&self, status: &'static str, count: usize) {
+        if count > 0 {
+            metrics::counter!(JOBS, self.with("status", status)).increment(count as u64);
+        }
+    }
+
+    pub(crate) fn discards(&self, count: usize) {
+        if count > 0 {
+            metrics::counter!(DISCARDS, self.0.clone()).increment(count as u64);
+        }
+    }
+
+    pub(crate) fn polling_in_progress(&self) {
+        metrics::counter!(POLLING_IN_PROGRESS, self.0.clone()).increment(1);
+    }
+
+    pub(crate) fn duplicates(&self, reason: &'static str, count: usize) {
+        if count > 0 {
+            metrics::counter!(DUPLICATE_EVENTS, self.with("reason", reason))
+                .increment(count as u64);
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Upload: read the batch, open the channels, convert what the tables cannot hold, insert discards then
+//! rows, and hand out the import id.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use futures_util::{StreamExt as _, stream};
+use serde_json::value::RawValue;
+use snowpipe_api::{InsertRequest, StatusResponse};
+use snowpipe_channels::{Channel, ChannelError, FailureKind};
+use snowpipe_discards::{Coercer, DISCARDS_TABLE, discards_schema};
+use snowpipe_grouping::{
+    Batch, ReadOptions, TableBatch, UploadTime, count_duplicates, counts_duplicates,
+    rows_array_size,
+};
+use time::OffsetDateTime;
+use tracing::Instrument as _;
+
+use crate::{
+    ImportEntry, Manager, UploadOutput,
+    outcomes::{Outcomes, Verdict},
+};
+
+/// One table, ready to insert: its channel, its converted rows and its discard rows.
+struct Prepared {
+    table: String,
+    offset: i64,
+    min_job_id: i64,
+    job_ids: Vec<i64>,
+    channel: Arc<Channel>,
+    rows: Vec<Box<RawValue>>,
+    discards: Vec<Box<RawValue>>,
+    /// The channel's latest inserted offset before this upload, to tell whether an insert whose answer
+    /// was lost went in.
+    latest_before: Option<String>,
+}
+
+/// Why a table's jobs did not go in.
+struct TableFailure {
+    job_ids: Vec<i64>,
+    reason: String,
+    verdict: Verdict,
+    /// An auth-kind or backoff failure: the backoff must not be reset after this upload.
+    auth: bool,
+}
+
+impl TableFailure {
+    fn channel(job_ids: Vec<i64>, error: &ChannelError) -> Self {
+        let kind = error.kind();
+        Self {
+            job_ids,
+            reason: error.to_string(),
+            verdict: if kind == FailureKind::Abort {
+                Verdict::Aborted
+            } else {
+                Verdict::Failed
+            },
+            auth: kind == FailureKind::Auth || error.is_backoff(),
+        }
+    }
+
+    fn failed(job_ids: Vec<i64>, reason: String) -> Self {
+        Self {
+            job_ids,
+            reason,
+            verdict: Verdict::Failed,
+            auth: false,
+        }
+    }
+}
+
+/// A bulk status of the cached channels, by channel id.
+#[derive(Default)]
+struct Statuses {
+    known: HashMap<String, StatusResponse>,
+    not_found: HashSet<String>,
+}
+
+impl Manager {
+    /// Uploads the batch in `file`. `job_ids` are the jobs the caller put in it (may be empty): any of them
+    /// that the file does not hold is failed rather than lost.
+    ///
+    /// Every job comes out in exactly one of importing, failed and aborted; the import id in the answer is
+    /// what [`Manager::poll`] takes.
+    pub async fn upload(&self, file: &Path, job_ids: &[i64]) -> UploadOutput {
+        let span = tracing::info_span!("upload", destination = %self.destination_id, file = %file.display());
+        self.upload_inner(file.to_path_buf(), job_ids)
+            .instrument(span)
+            .await
+    }
+
+    async fn upload_inner(&self, file: PathBuf, job_ids: &[i64]) -> UploadOutput {
+        let mut outcomes = Outcomes::default();
+        let finish = |outcomes: Outcomes| {
+            let output = outcomes.finish(
+                &self.destination_id,
+                job_ids,
+                "the job is not in the event file",
+            );
+            self.labels.jobs("importing", output.importing_count);
+            self.labels.jobs("failed", output.failed_count);
+            self.labels.jobs("aborted", output.abort_count);
+            tracing::info!(
+                importing = output.importing_count,
+                failed = output.failed_count,
+                aborted = output.abort_count,
+                "upload done"
+            );
+            output
+        };
+
+        let upload_time = UploadTime::new(OffsetDateTime::from(self.clock.system_time()));
+        let options =
+            ReadOptions::new(upload_time.clone()).with_max_line_bytes(self.settings.max_line_bytes);
+        // Reading is blocking file I/O and parsing: keep it off the async workers.
+        let read = tokio::task::spawn_blocking(move || Batch::read(&file, &options)).await;
+        let batch = match read {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(error)) => {
+                let reason = error.to_string();
+                outcomes.reject(Verdict::Aborted, error.into_job_ids(), &reason);
+                outcomes.reject(Verdict::Aborted, job_ids.iter().copied(), &reason);
+                return finish(outcomes);
+            }
+            Err(join) => {
+                outcomes.reject(
+                    Verdict::Failed,
+                    job_ids.iter().copied(),
+                    &format!("reading the event file failed: {join}"),
+                );
+                return finish(outcomes);
+            }
+        };
+        if let Err(reason) = &self.config {
+            outcomes.reject(Verdict::Aborted, batch.job_ids(), reason);
+            return finish(outcomes);
+        }
+
+        let max = self.settings.max_insert_request_bytes;
+        let partition = batch.partition(max);
+        for event in &partition.oversized {
+            let reason = format!(
+                "the event of job {} for table {} is {} bytes, over the {max}-byte insert request limit; it can never be uploaded",
+                event.job_id(),
+                event.table(),
+                event.size()
+            );
+            outcomes.reject(Verdict::Aborted, [event.job_id()], &reason);
+        }
+        for event in &partition.overflowed {
+            let reason = format!(
+                "table {}: the batch's rows pass the {max}-byte insert request limit; the job is retried in a later batch to keep the table's order",
+                event.table()
+            );
+            outcomes.reject(Verdict::Failed, [event.job_id()], &reason);
+        }
+        let tables = partition.included;
+        if tables.is_empty() {
+            return finish(outcomes);
+        }
+
+        let mut auth_failure = false;
+        let discards_channel = match self
+            .channels
+            .initialize_with_schema(DISCARDS_TABLE, &discards_schema())
+            .await
+        {
+            Ok(channel) => channel,
+            Err(error) => {
+                let failure = TableFailure::channel(Vec::new(), &error);
+                let reason = format!("opening the discards channel failed: {error}");
+                for table in &tables {
+                    outcomes.reject(failure.verdict, table.job_ids(), &reason);
+                }
+                if !failure.auth {
+                    self.channels.reset_backoff();
+                }
+                return finish(outcomes);
+            }
+        };
+
+        let statuses = match self.cached_statuses(&tables).await {
+            Ok(statuses) => statuses,
+            Err(reason) => {
+                for table in &tables {
+                    outcomes.reject(Verdict::Failed, table.job_ids(), &reason);
+                }
+                return finish(outcomes);
+            }
+        };
+
+        let prepared: Vec<Result<Prepared, TableFailure>> = stream::iter(tables)
+            .map(|table| self.prepare(table, &statuses, &upload_time))
+            .buffered(self.settings.table_concurrency.max(1))
+            .collect()
+            .await;
+        let mut ready = Vec::new();
+        for result in prepared {
+            match result {
+                Ok(table) => ready.push(table),
+                Err(failure) => {
+                    auth_failure |= failure.auth;
+                    outcomes.reject(failure.verdict, failure.job_ids, &failure.reason);
+                }
+            }
+        }
+
+        // Discards go before the rows of their tables, so a retry can duplicate discards but never rows.
+        let (ready, discards_entry) = self
+            .insert_discards(ready, &discards_channel, &mut outcomes)
+            .await;
+
+        let inserted: Vec<(Prepared, Result<Arc<Channel>, TableFailure>)> = stream::iter(ready)
+            .map(|mut table| async move {
+                let rows = std::mem::take(&mut table.rows);
+                let span = tracing::info_span!("insert", table = %table.table, offset = table.offset, min_job_id = table.min_job_id);
+                let result = self
+                    .insert(&table.table, Arc::clone(&table.channel), rows, table.offset, table.latest_before.clone())
+                    .instrument(span)
+                    .await
+                    .map_err(|reason| TableFailure::failed(table.job_ids.clone(), reason));
+                (table, result)
+            })
+            .buffered(self.settings.table_concurrency.max(1))
+            .collect()
+            .await;
+        // Table entries in upload order, then the discards entry.
+        for (table, result) in inserted {
+            match result {
+                Ok(channel) => outcomes.importing(
+                    table.job_ids.iter().copied(),
+                    ImportEntry {
+                        channel_id: channel.id.clone(),
+                        offset: table.offset.to_string(),
+                        table: table.table.clone(),
+                        count: table.job_ids.len() as u64,
+                        min_job_id: Some(table.min_job_id),
+                        ..ImportEntry::default()
+                    },
+                ),
+                Err(failure) => outcomes.reject(failure.verdict, failure.job_ids, &failure.reason),
+            }
+        }
+        if let Some(entry) = discards_entry {
+            outcomes.entry(entry);
+        }
+        if !auth_failure {
+            self.channels.reset_backoff();
+        }
+        finish(outcomes)
+    }
+
+    /// Statuses of the tables' cached channels, in bulk; a channel the service lost or that turned invalid is
+    /// dropped from the cache so that it is opened anew.
+    async fn cached_statuses(&self, tables: &[TableBatch]) -> Result<Statuses, String> {
+        let cached: Vec<Arc<Channel>> = tables
+            .iter()
+            .filter_map(|t| self.channels.cached(t.name()))
+            .collect();
+        let mut statuses = Statuses::default();
+        let ids: Vec<String> = cached.iter().map(|c| c.id.clone()).collect();
+        for chunk in ids.chunks(self.settings.bulk_status_batch_size.max(1)) {
+            let response =
+                self.api.bulk_status(chunk).await.map_err(|e| {
+                    format!("fetching the status of the cached channels failed: {e}")
+                })?;
+            statuses.not_found.extend(response.not_found);
+            statuses.known.extend(response.statuses);
+        }
+        for channel in &cached {
+            let lost = statuses.not_found.contains(&channel.id);
+            let invalid = statuses.known.get(&channel.id).is_some_and(|s| !s.valid);
+            if lost || invalid {
+                tracing::info!(table = %channel.table, channel_id = %channel.id, lost, invalid, "reopening channel");
+                self.channels.forget(&channel.table);
+            }
+        }
+        Ok(statuses)
+    }
+
+    async fn prepare(
+        &self,
+        table: TableBatch,
+        statuses: &Statuses,
+        upload_time: &UploadTime,
+    ) -> Result<Prepared, TableFailure> {
+        let name = table.name().to_owned();
+        let channel = match self
+            .channels
+            .initialize_with_schema(&name, table.schema())
+            .await
+        {
+            Ok(channel) => channel,
+            Err(error) => return Err(TableFailure::channel(table.job_ids(), &error)),
+        };
+        let before = match statuses.known.get(&channel.id) {
+            Some(status) => Some(status.clone()),
+            None => self.api.channel_status(&channel.id).await.ok(),
+        };
+        let committed = before.as_ref().and_then(|s| s.offset.parse::<i64>().ok());
+        if counts_duplicates(&name) {
+            let duplicates = count_duplicates(table.events(), committed);
+            self.labels.duplicates("batch", duplicates.repeated_ids);
+            self.labels.duplicates("offset", duplicates.committed);
+            if duplicates.repeated_ids > 0 || duplicates.committed > 0 {
+                tracing::warn!(
+                    table = %name,
+                    in_batch = duplicates.repeated_ids,
+                    already_committed = duplicates.committed,
+                    "duplicate events in the batch"
+                );
+            }
+        }
+        let (offset, min_job_id, job_ids) = (table.offset(), table.min_job_id(), table.job_ids());
+        let mut coercer = Coercer::new(&channel.schema, upload_time);
+        let mut rows = Vec::with_capacity(job_ids.len());
+        let mut discards = Vec::new();
+        for event in table.into_events() {
+            let (row, discarded) = coercer.coerce_into(event);
+            rows.push(row);
+            discards.extend(discarded.iter().map(|d| d.to_row()));
+        }
+        Ok(Prepared {
+            table: name,
+            offset,
+            min_job_id,
+            job_ids,
+            channel,
+            rows,
+            discards,
+            latest_before: before.map(|s| s.latest_inserted_offset),
+        })
+    }
+
+    /// Inserts every table's discard rows, in requests within the size limit, before any table's rows. Tables
+    /// whose discards could not be inserted fail; the others go on.
+    async fn insert_discards(
+        &self,
+        mut ready: Vec<Prepared>,
+        channel: &Arc<Channel>,
+        outcomes: &mut Outcomes,
+    ) -> (Vec<Prepared>, Option<ImportEntry>) {
+        let with_discards: Vec<usize> = (0..ready.len())
+            .filter(|&i| !ready[i].discards.is_empty())
+            .collect();
+        let Some(offset) = with_discards.iter().map(|&i| ready[i].offset).max() else {
+            return (ready, None);
+        };
+        let rows: Vec<Box<RawValue>> = with_discards
+            .iter()
+            .flat_map(|&i| std::mem::take(&mut ready[i].discards))
+            .collect();
+        let count = rows.len();
+        let mut channel = Arc::clone(channel);
+        let mut failure = None;
+        for chunk in chunk_by_size(rows, self.settings.max_insert_request_bytes) {
+            match self
+                .insert(DISCARDS_TABLE, Arc::clone(&channel), chunk, offset, None)
+                .await
+            {
+                Ok(used) => channel = used,
+                Err(reason) => {
+                    failure = Some(reason);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = failure {
+            let reason = format!("inserting discard rows failed: {reason}");
+            let failed: HashSet<usize> = with_discards.into_iter().collect();
+            let mut kept = Vec::new();
+            for (i, table) in ready.into_iter().enumerate() {
+                if failed.contains(&i) {
+                    outcomes.reject(Verdict::Failed, table.job_ids, &reason);
+                } else {
+                    kept.push(table);
+                }
+            }
+            return (kept, None);
+        }
+        self.labels.discards(count);
+        let entry = ImportEntry {
+            channel_id: channel.id.clone(),
+            offset: offset.to_string(),
+            table: DISCARDS_TABLE.to_owned(),
+            count: count as u64,
+            min_job_id: Some(offset),
+            ..ImportEntry::default()
+        };
+        (ready, Some(entry))
+    }
+
+    /// Inserts rows into a table's channel, recovering what can be recovered without duplicating rows:
+    /// - the service lost the channel (404): reopen it and insert once more;
+    /// - the answer was lost: the channel's latest inserted offset tells whether the rows went in; insert
+    ///   once more only when they surely did not;
+    /// - anything else: drop and delete the channel and report why, with the per-row errors.
+    async fn insert(
+        &self,
+        table: &str,
+        mut channel: Arc<Channel>,
+        rows: Vec<Box<RawValue>>,
+        offset: i64,
+        mut latest_before: Option<String>,
+    ) -> Result<Arc<Channel>, String> {
+        let request = InsertRequest {
+            rows,
+            offset: offset.to_string(),
+        };
+        let (mut reopened, mut resent) = (false, false);
+        loop {
+            let error = match self.api.insert(&channel.id, &request).await {
+                Ok(inserted) if inserted.response.success => return Ok(channel),
+                Ok(inserted) => {
+                    self.delete_quietly(table, &channel.id).await;
+                    let rows: Vec<String> = inserted
+                        .response
+                        .errors
+                        .iter()
+                        .take(10)
+                        .map(|e| format!("row {}: {}", e.row_index, e.message))
+                        .collect();
+                    return Err(format!(
+                        "inserting into table {table} (channel {}) was refused with {}: {}",
+                        channel.id,
+                        inserted.response.code,
+                        rows.join("; ")
+                    ));
+                }
+                Err(error) => error,
+            };
+            if error.is_channel_not_found() && !reopened {
+                reopened = true;
+                tracing::info!(table, channel_id = %channel.id, "channel lost by the service: reopening it");
+                channel = self
+                    .channels
+                    .recreate(table, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                latest_before = None;
+                continue;
+            }
+            if error.is_outcome_unknown() && !resent {
+                let status = self.api.channel_status(&channel.id).await.map_err(|e| {
+                    format!("inserting into table {table} (channel {}): {error}; and its status is unknown: {e}", channel.id)
+                })?;
+                let latest = &status.latest_inserted_offset;
+                if *latest == request.offset && latest_before.as_ref() != Some(latest) {
+                    tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost, but the rows went in");
+                    return Ok(channel);
+                }
+                if *latest != request.offset {
+                    tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost and the rows did not go in: sending again");
+                    resent = true;
+                    continue;
+                }
+                return Err(format!(
+                    "inserting into table {table} (channel {}): {error}; whether the rows went in cannot be told (the channel was already at offset {latest})",
+                    channel.id
+                ));
+            }
+            self.delete_quietly(table, &channel.id).await;
+            return Err(format!(
+                "inserting into table {table} (channel {}) failed: {error}",
+                channel.id
+            ));
+        }
+    }
+
+    async fn delete_quietly(&self, table: &str, channel_id: &str) {
+        if let Err(error) = self.channels.delete(table, channel_id).await {
+            tracing::warn!(table, channel_id, %error, "cannot delete the failed channel");
+        }
+    }
+}
+
+/// Splits rows into requests whose rows array stays within `max` bytes (a row larger than `max` goes alone).
+fn chunk_by_size(rows: Vec<Box<RawValue>>, max: usize) -> Vec<Vec<Box<RawValue>>> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<Box<RawValue>> = Vec::new();
+    let mut size = rows_array_size([]);
+    for row in rows {
+        let len = row.get().len();
+        if !current.is_empty() && size + 1 + len > max {
+            chunks.push(std::mem::take(&mut current));
+            size = rows_array_size([]);
+        }
+        size += len + usize::from(!current.is_empty());
+        current.push(row);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
