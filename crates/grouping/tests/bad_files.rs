@@ -219,3 +219,41 @@ fn a_real_file_reads_like_a_buffer() {
     fs::remove_file(&path).unwrap();
     assert_eq!(batch.unwrap().job_ids(), [1, 2]);
 }
+
+/// Yields `data`, then fails.
+struct FailingAfter<'a>(&'a [u8]);
+
+impl std::io::Read for FailingAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return Err(std::io::Error::other("device went away"));
+        }
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_failed_read_names_the_line_and_keeps_the_job_ids_read_so_far() {
+    let file = format!("{}\n{}\n", good(1), good(2));
+    let reader = std::io::BufReader::new(FailingAfter(file.as_bytes()));
+    let err = Batch::read_from(reader, Path::new("batch-7.json"), &options()).unwrap_err();
+    let ReadErrorKind::Read { line, .. } = err.kind() else {
+        panic!("{err}")
+    };
+    assert_eq!(*line, 3);
+    assert_eq!(
+        err.to_string(),
+        "cannot read event file batch-7.json at line 3: device went away; the batch cannot be read, abort it"
+    );
+    assert_eq!(err.job_ids(), [1, 2]);
+
+    // A bad line before the failed read is the error reported.
+    let file = format!("{}\nnot json\n", good(1));
+    let reader = std::io::BufReader::new(FailingAfter(file.as_bytes()));
+    let err = Batch::read_from(reader, Path::new("batch-7.json"), &options()).unwrap_err();
+    assert_eq!(line_problem(&err).0, 2);
+    assert_eq!(err.job_ids(), [1]);
+}

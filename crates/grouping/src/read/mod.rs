@@ -247,16 +247,17 @@ impl<'o> Reading<'o> {
         path: &Path,
         outcome: Result<(), (u64, std::io::Error)>,
     ) -> Result<Batch, ReadError> {
+        // The first thing that went wrong is reported: a bad line before a failed read wins.
         let kind = match (outcome, self.first_problem) {
-            (Err((line, source)), _) => ReadErrorKind::Read {
-                path: path.to_owned(),
-                line,
-                source,
-            },
-            (Ok(()), Some((line, problem))) => ReadErrorKind::Line {
+            (_, Some((line, problem))) => ReadErrorKind::Line {
                 path: path.to_owned(),
                 line,
                 problem,
+            },
+            (Err((line, source)), None) => ReadErrorKind::Read {
+                path: path.to_owned(),
+                line,
+                source,
             },
             (Ok(()), None) if self.job_ids.is_empty() => ReadErrorKind::Empty {
                 path: path.to_owned(),
