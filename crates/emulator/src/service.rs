@@ -152,7 +152,7 @@ fn channel_failure(code: &str, http_code: u16, message: &str) -> Resp {
         StatusCode::OK,
         &json!({
             "success": false, "channelId": "", "channelName": "", "clientName": "", "valid": false, "deleted": false,
-            "tableSchema": null, "error": message, "code": code, "snowflakeSDKCode": "",
+            "tableSchema": {}, "error": message, "code": code, "snowflakeSDKCode": "",
             "snowflakeAPIHttpCode": http_code, "snowflakeAPIStatusCode": 0, "snowflakeAPIMessage": message,
         }),
     )
