@@ -1,0 +1,149 @@
+//! Shared set-up of the end-to-end tests: an in-process emulator, a manager connected to it over HTTP,
+//! and event files written from compact descriptions.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use snowpipe_api::{HttpConfig, RetryConfig};
+use snowpipe_channels::BackoffConfig;
+use snowpipe_emulator::{Control, Emulator, demo};
+use snowpipe_manager::{
+    Connection, Destination, Manager, PollOutput, Settings, UploadOutput, UploadStatsOutput,
+};
+
+/// The schema the tests write into (`namespace` "endtoend").
+pub const SCHEMA: &str = "ENDTOEND";
+
+/// An emulator and what a test needs around it.
+pub struct World {
+    /// The running emulator.
+    pub emulator: Emulator,
+    /// Its fault and inspection handle.
+    pub control: Control,
+    /// A folder for event files.
+    pub dir: tempfile::TempDir,
+    files: usize,
+}
+
+impl World {
+    /// Starts an emulator that commits at once.
+    pub async fn start() -> Self {
+        let emulator = Emulator::builder()
+            .commit_lag(Duration::ZERO)
+            .start()
+            .await
+            .expect("emulator starts");
+        let control = emulator.control().clone();
+        Self {
+            emulator,
+            control,
+            dir: tempfile::tempdir().expect("temp dir"),
+            files: 0,
+        }
+    }
+
+    /// The demo destination writing into [`SCHEMA`].
+    pub fn destination(&self) -> Destination {
+        Destination {
+            id: "dest-e2e".into(),
+            workspace_id: "ws".into(),
+            config: demo::destination_config("endtoend"),
+        }
+    }
+
+    /// Connection settings: this emulator for both the service and the SQL API, quick retries.
+    pub fn connection(&self) -> Connection {
+        Connection {
+            service: HttpConfig {
+                base_url: self.emulator.base_url(),
+                timeout: Duration::from_secs(5),
+                retry: RetryConfig {
+                    max_retries: 3,
+                    min_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_millis(5),
+                    ..RetryConfig::default()
+                },
+                ..HttpConfig::default()
+            },
+            sql_api_url: Some(self.emulator.base_url()),
+            backoff: BackoffConfig::default(),
+        }
+    }
+
+    /// A manager connected to this emulator.
+    pub fn manager(&self, settings: Settings) -> Manager {
+        Manager::connect(&self.destination(), settings, self.connection())
+            .expect("manager connects")
+    }
+
+    /// Writes an event file; each event is (job id, table, columns, data).
+    pub fn file(&mut self, events: &[(i64, &str, Value, Value)]) -> PathBuf {
+        self.files += 1;
+        let path = self.dir.path().join(format!("batch-{}.jsonl", self.files));
+        let mut file = std::fs::File::create(&path).expect("create event file");
+        for (job_id, table, columns, data) in events {
+            let line = json!({"message": {"metadata": {"table": table, "columns": columns}, "data": data},
+                              "metadata": {"job_id": job_id}});
+            writeln!(file, "{line}").expect("write event");
+        }
+        path
+    }
+
+    /// Committed rows of a table in [`SCHEMA`].
+    pub fn rows(&self, table: &str) -> Vec<Value> {
+        self.control
+            .rows(demo::DATABASE, SCHEMA, table)
+            .unwrap_or_default()
+    }
+}
+
+/// Upload, poll until complete (bounded), then stats for the importing jobs.
+pub async fn run(
+    manager: &Manager,
+    file: &Path,
+) -> (UploadOutput, PollOutput, Option<UploadStatsOutput>) {
+    let upload = manager.upload(file, &[]).await;
+    let Some(params) = upload.importing_parameters.clone() else {
+        return (upload, PollOutput::default(), None);
+    };
+    let import_id = serde_json::to_value(&params.import_id).expect("import id serialises");
+    let mut poll = manager.poll(&import_id).await;
+    for _ in 0..100 {
+        if poll.complete {
+            break;
+        }
+        poll = manager.poll(&import_id).await;
+    }
+    assert!(poll.complete, "the import did not complete: {poll:?}");
+    let jobs = jobs_of(file);
+    let importing: Vec<(i64, String)> = jobs
+        .into_iter()
+        .filter(|(id, _)| upload.importing_job_ids.contains(id))
+        .collect();
+    let params = poll.failed_job_parameters.clone().unwrap_or(import_id);
+    let stats = manager.upload_stats(&params, &importing);
+    (upload, poll, Some(stats))
+}
+
+/// (job id, table) of every line of an event file.
+pub fn jobs_of(file: &Path) -> Vec<(i64, String)> {
+    std::fs::read_to_string(file)
+        .expect("read event file")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("event line is JSON");
+            (
+                v["metadata"]["job_id"].as_i64().expect("job id"),
+                v["message"]["metadata"]["table"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
