@@ -147,3 +147,41 @@ pub fn jobs_of(file: &Path) -> Vec<(i64, String)> {
         })
         .collect()
 }
+
+/// Asserts that every job of the file is in exactly one of upload's lists, and that stats covers exactly the
+/// importing jobs, each once.
+pub fn assert_accounted(file: &Path, upload: &UploadOutput, stats: Option<&UploadStatsOutput>) {
+    let mut expected: Vec<i64> = jobs_of(file).into_iter().map(|(id, _)| id).collect();
+    expected.sort_unstable();
+    expected.dedup();
+    let mut seen: Vec<i64> = [
+        &upload.importing_job_ids,
+        &upload.failed_job_ids,
+        &upload.aborted_job_ids,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+    .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen, expected,
+        "every job in exactly one upload outcome: {upload:?}"
+    );
+    if let Some(stats) = stats {
+        let mut judged: Vec<i64> = stats
+            .metadata
+            .succeeded_keys
+            .iter()
+            .chain(&stats.metadata.failed_keys)
+            .copied()
+            .collect();
+        judged.sort_unstable();
+        let mut importing = upload.importing_job_ids.clone();
+        importing.sort_unstable();
+        assert_eq!(
+            judged, importing,
+            "every importing job judged once: {stats:?}"
+        );
+    }
+}

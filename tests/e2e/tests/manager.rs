@@ -1,15 +1,63 @@
 //! The manager against the emulator over HTTP: each behaviour of the contract, end to end.
 
-use serde_json::json;
-use snowpipe_e2e::{World, run};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use snowpipe_e2e::{World, assert_accounted, jobs_of, run};
+use snowpipe_emulator::{DropMode, Endpoint, Failure};
 use snowpipe_manager::Settings;
 
-fn track(id: &str, n: i64) -> serde_json::Value {
+fn track(id: &str, n: i64) -> Value {
     json!({"ID": id, "RECEIVED_AT": "2024-05-12T04:36:50.199Z", "N": n})
 }
 
-fn track_columns() -> serde_json::Value {
+fn track_columns() -> Value {
     json!({"ID": "string", "RECEIVED_AT": "datetime", "N": "int", "UUID_TS": "datetime"})
+}
+
+fn tracks(jobs: &[i64]) -> Vec<(i64, &'static str, Value, Value)> {
+    jobs.iter()
+        .map(|&job| {
+            (
+                job,
+                "TRACKS",
+                track_columns(),
+                track(&format!("t{job}"), job),
+            )
+        })
+        .collect()
+}
+
+fn ids(rows: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = rows
+        .iter()
+        .map(|r| r["ID"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn count_calls(world: &World, endpoint: Endpoint) -> usize {
+    world
+        .control
+        .calls()
+        .iter()
+        .filter(|c| c.endpoint == endpoint && c.fault.is_none())
+        .count()
+}
+
+fn statements(world: &World) -> Vec<String> {
+    world
+        .control
+        .calls()
+        .iter()
+        .filter_map(|c| c.statement.clone())
+        .collect()
+}
+
+fn sorted(mut v: Vec<i64>) -> Vec<i64> {
+    v.sort_unstable();
+    v
 }
 
 #[tokio::test]
@@ -27,21 +75,463 @@ async fn happy_path_lands_every_row_and_succeeds_every_job() {
         (3, "TRACKS", track_columns(), track("b", 2)),
     ]);
     let (upload, poll, stats) = run(&manager, &file).await;
-    assert_eq!(upload.importing_job_ids, [2, 1, 3], "{upload:?}");
-    assert!(
-        upload.failed_job_ids.is_empty() && upload.aborted_job_ids.is_empty(),
-        "{upload:?}"
+    assert_accounted(&file, &upload, stats.as_ref());
+    assert_eq!(
+        upload.importing_job_ids,
+        [2, 1, 3],
+        "tables in order of their highest job id: {upload:?}"
     );
     assert!(!poll.has_failed, "{poll:?}");
-    let stats = stats.unwrap();
-    let mut succeeded = stats.metadata.succeeded_keys.clone();
-    succeeded.sort_unstable();
-    assert_eq!(succeeded, [1, 2, 3]);
+    assert_eq!(sorted(stats.unwrap().metadata.succeeded_keys), [1, 2, 3]);
 
     let rows = world.rows("TRACKS");
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!(rows[0]["ID"], "a");
+    assert_eq!(ids(&rows), ["a", "b"]);
     assert_eq!(rows[1]["N"], 2);
-    assert!(rows[0]["UUID_TS"].is_string(), "UUID_TS is set: {rows:?}");
+    assert!(
+        rows[0]["UUID_TS"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "UUID_TS is set: {rows:?}"
+    );
     assert_eq!(world.rows("PAGES"), [json!({"ID": "p", "URL": "/x"})]);
+
+    // The schema and tables were missing: created once each.
+    let ddl = statements(&world);
+    assert_eq!(
+        ddl.iter()
+            .filter(|s| s.starts_with("CREATE SCHEMA"))
+            .count(),
+        1,
+        "{ddl:#?}"
+    );
+    assert_eq!(
+        ddl.iter().filter(|s| s.starts_with("CREATE TABLE")).count(),
+        3,
+        "TRACKS, PAGES, discards: {ddl:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_batch_reuses_the_channels() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    let first = world.file(&tracks(&[1, 2]));
+    run(&manager, &first).await;
+    let creates = count_calls(&world, Endpoint::CreateChannel);
+    let second = world.file(&tracks(&[3, 4]));
+    let (upload, poll, stats) = run(&manager, &second).await;
+    assert_accounted(&second, &upload, stats.as_ref());
+    assert!(!poll.has_failed);
+    assert_eq!(
+        count_calls(&world, Endpoint::CreateChannel),
+        creates,
+        "no channel opened again"
+    );
+    assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2", "t3", "t4"]);
+}
+
+#[tokio::test]
+async fn a_new_column_takes_one_alter_and_a_reopen() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    run(&manager, &world.file(&tracks(&[1]))).await;
+    let creates = count_calls(&world, Endpoint::CreateChannel);
+    let mut columns = track_columns();
+    columns["PLAN"] = json!("string");
+    columns["SEATS"] = json!("int");
+    let mut data = track("t2", 2);
+    data["PLAN"] = json!("pro");
+    data["SEATS"] = json!(5);
+    let file = world.file(&[(2, "TRACKS", columns, data)]);
+    let (upload, poll, stats) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, stats.as_ref());
+    assert!(!poll.has_failed, "{poll:?}");
+    let alters: Vec<String> = statements(&world)
+        .into_iter()
+        .filter(|s| s.starts_with("ALTER TABLE"))
+        .collect();
+    assert_eq!(alters.len(), 1, "{alters:?}");
+    assert!(
+        alters[0].contains("\"PLAN\"") && alters[0].contains("\"SEATS\""),
+        "{alters:?}"
+    );
+    assert_eq!(
+        count_calls(&world, Endpoint::CreateChannel),
+        creates + 1,
+        "the channel was reopened once"
+    );
+    let rows = world.rows("TRACKS");
+    assert_eq!(rows[1]["PLAN"], "pro");
+    assert_eq!(rows[1]["SEATS"], 5);
+}
+
+#[tokio::test]
+async fn type_mismatches_are_converted_or_discarded() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    run(&manager, &world.file(&tracks(&[1]))).await;
+    // N is a NUMBER column now; this event says N is a string "abc" (not convertible) and ID an int.
+    let columns = json!({"ID": "int", "RECEIVED_AT": "datetime", "N": "string"});
+    let data = json!({"ID": 42, "RECEIVED_AT": "2024-05-12T04:36:50.199Z", "N": "abc"});
+    let file = world.file(&[(2, "TRACKS", columns, data)]);
+    let (upload, poll, stats) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, stats.as_ref());
+    assert!(!poll.has_failed, "{poll:?}");
+    let rows = world.rows("TRACKS");
+    assert_eq!(
+        rows[1]["ID"], "42",
+        "an int becomes text in a string column"
+    );
+    assert_eq!(
+        rows[1]["N"],
+        Value::Null,
+        "a value that cannot be converted becomes null"
+    );
+    let discards = world.rows("RUDDER_DISCARDS");
+    assert_eq!(discards.len(), 1, "{discards:?}");
+    assert_eq!(discards[0]["TABLE_NAME"], "TRACKS");
+    assert_eq!(discards[0]["ROW_ID"], "42");
+    assert_eq!(discards[0]["COLUMN_NAME"], "N");
+    assert_eq!(discards[0]["COLUMN_VALUE"], "abc");
+    assert_eq!(
+        discards[0]["REASON"],
+        "incompatible schema conversion from int to string"
+    );
+    let entries = &upload.importing_parameters.unwrap().import_id;
+    assert_eq!(
+        entries.last().unwrap().table,
+        "RUDDER_DISCARDS",
+        "the discards entry comes last"
+    );
+}
+
+#[tokio::test]
+async fn oversized_events_abort_and_overflow_fails_in_order() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings {
+        max_insert_request_bytes: 200,
+        ..Settings::default()
+    });
+    let mut events = tracks(&[1, 2]);
+    events.push((
+        3,
+        "TRACKS",
+        track_columns(),
+        json!({"ID": "x".repeat(400), "N": 3}),
+    ));
+    events.extend(tracks(&[4, 5, 6]));
+    let file = world.file(&events);
+    let (upload, poll, stats) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, stats.as_ref());
+    assert!(!poll.has_failed);
+    assert_eq!(upload.aborted_job_ids, [3], "{upload:?}");
+    assert!(
+        upload
+            .abort_reason
+            .contains("over the 200-byte insert request limit"),
+        "{}",
+        upload.abort_reason
+    );
+    assert_eq!(upload.importing_job_ids, [1, 2], "{upload:?}");
+    assert_eq!(upload.failed_job_ids, [4, 5, 6], "{upload:?}");
+    assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
+}
+
+#[tokio::test]
+async fn a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    run(&manager, &world.file(&tracks(&[1, 2]))).await;
+    world.control.set_commit_lag(Duration::from_secs(3600));
+    let file = world.file(&tracks(&[5, 6]));
+    let upload = manager.upload(&file, &[]).await;
+    assert_eq!(upload.importing_job_ids, [5, 6]);
+    world.control.restart();
+    world.control.set_commit_lag(Duration::ZERO);
+    let import_id =
+        serde_json::to_value(&upload.importing_parameters.as_ref().unwrap().import_id).unwrap();
+    let poll = manager.poll(&import_id).await;
+    assert!(
+        poll.complete && poll.has_failed && !poll.has_warning,
+        "{poll:?}"
+    );
+    let params = poll.failed_job_parameters.unwrap();
+    let tracks_entry = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["table"] == "TRACKS")
+        .unwrap();
+    assert_eq!(
+        tracks_entry["failedJobIds"],
+        json!({"start": 3, "end": 6}),
+        "{tracks_entry}"
+    );
+    let jobs = jobs_of(&file);
+    let stats = manager.upload_stats(&params, &jobs);
+    assert_eq!(stats.metadata.failed_keys, [5, 6]);
+    assert!(stats.metadata.succeeded_keys.is_empty());
+    assert_eq!(
+        ids(&world.rows("TRACKS")),
+        ["t1", "t2"],
+        "nothing of the lost batch landed"
+    );
+
+    // The router sends them again: they land once.
+    let again = world.file(&tracks(&[5, 6]));
+    let (upload, poll, stats) = run(&manager, &again).await;
+    assert_accounted(&again, &upload, stats.as_ref());
+    assert!(!poll.has_failed, "{poll:?}");
+    assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2", "t5", "t6"]);
+}
+
+#[tokio::test]
+async fn a_retried_job_with_a_low_id_lost_in_a_restart_fails() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    run(&manager, &world.file(&tracks(&[10, 11]))).await;
+    world.control.set_commit_lag(Duration::from_secs(3600));
+    // Job 3 failed in an earlier batch and comes back with its old id, below the committed offset 11.
+    let file = world.file(&tracks(&[3, 20, 21]));
+    let upload = manager.upload(&file, &[]).await;
+    world.control.restart();
+    let import_id =
+        serde_json::to_value(&upload.importing_parameters.as_ref().unwrap().import_id).unwrap();
+    let poll = manager.poll(&import_id).await;
+    assert!(poll.has_failed, "{poll:?}");
+    let stats = manager.upload_stats(
+        poll.failed_job_parameters.as_ref().unwrap(),
+        &jobs_of(&file),
+    );
+    assert_eq!(
+        stats.metadata.failed_keys,
+        [3, 20, 21],
+        "job 3 must not be called succeeded: {stats:?}"
+    );
+    assert!(stats.metadata.succeeded_keys.is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_channel_during_poll_is_reopened_and_its_lost_rows_failed() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    world.control.set_commit_lag(Duration::from_secs(3600));
+    let file = world.file(&tracks(&[1, 2]));
+    let upload = manager.upload(&file, &[]).await;
+    let entries = upload
+        .importing_parameters
+        .as_ref()
+        .unwrap()
+        .import_id
+        .clone();
+    let channel = &entries
+        .iter()
+        .find(|e| e.table == "TRACKS")
+        .unwrap()
+        .channel_id;
+    assert!(world.control.invalidate_channel(channel));
+    let poll = manager.poll(&serde_json::to_value(&entries).unwrap()).await;
+    assert!(poll.complete && poll.has_failed, "{poll:?}");
+    let stats = manager.upload_stats(
+        poll.failed_job_parameters.as_ref().unwrap(),
+        &jobs_of(&file),
+    );
+    assert_eq!(stats.metadata.failed_keys, [1, 2]);
+    assert!(world.rows("TRACKS").is_empty());
+}
+
+#[tokio::test]
+async fn a_stalled_channel_is_failed_as_stuck_with_a_warning() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings {
+        stuck_threshold: Duration::ZERO,
+        ..Settings::default()
+    });
+    world.control.stall_commits(None);
+    let file = world.file(&tracks(&[1]));
+    let upload = manager.upload(&file, &[]).await;
+    let import_id =
+        serde_json::to_value(&upload.importing_parameters.as_ref().unwrap().import_id).unwrap();
+    let poll = manager.poll(&import_id).await;
+    assert!(
+        poll.complete && poll.has_failed && poll.has_warning,
+        "{poll:?}"
+    );
+    let stats = manager.upload_stats(
+        poll.failed_job_parameters.as_ref().unwrap(),
+        &jobs_of(&file),
+    );
+    assert_eq!(stats.metadata.failed_keys, [1]);
+    assert!(
+        stats.metadata.failed_reasons[&1].contains("stuck"),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_status_lie_is_caught_by_the_single_status_quietly() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings {
+        stuck_threshold: Duration::ZERO,
+        ..Settings::default()
+    });
+    world.control.set_commit_lag(Duration::from_secs(3600));
+    world.control.set_bulk_status_lie(true);
+    let file = world.file(&tracks(&[1]));
+    let upload = manager.upload(&file, &[]).await;
+    let entries = upload
+        .importing_parameters
+        .as_ref()
+        .unwrap()
+        .import_id
+        .clone();
+    let tracks_channel = &entries
+        .iter()
+        .find(|e| e.table == "TRACKS")
+        .unwrap()
+        .channel_id;
+    world.control.invalidate_channel(tracks_channel);
+    let poll = manager.poll(&serde_json::to_value(&entries).unwrap()).await;
+    assert!(poll.complete && poll.has_failed, "{poll:?}");
+    assert!(
+        !poll.has_warning,
+        "an invalid channel fails quietly: {poll:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_error_bursts_are_absorbed_by_retries() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    world
+        .control
+        .fail_next(Endpoint::CreateChannel, 2, Failure::Status { status: 503 });
+    world
+        .control
+        .fail_next(Endpoint::Insert, 3, Failure::Status { status: 500 });
+    world
+        .control
+        .fail_next(Endpoint::BulkStatus, 2, Failure::Status { status: 502 });
+    let file = world.file(&tracks(&[1, 2]));
+    let (upload, poll, stats) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, stats.as_ref());
+    assert!(upload.failed_job_ids.is_empty(), "{upload:?}");
+    assert!(!poll.has_failed, "{poll:?}");
+    assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
+}
+
+#[tokio::test]
+async fn a_burst_longer_than_the_retry_budget_fails_the_table_without_rows() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    run(&manager, &world.file(&tracks(&[1]))).await;
+    world
+        .control
+        .fail_next(Endpoint::Insert, 20, Failure::Status { status: 503 });
+    let file = world.file(&tracks(&[2]));
+    let (upload, _, stats) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, stats.as_ref());
+    assert_eq!(upload.failed_job_ids, [2], "{upload:?}");
+    world.control.clear_faults();
+    let again = world.file(&tracks(&[2]));
+    let (upload, poll, _) = run(&manager, &again).await;
+    assert_eq!(upload.importing_job_ids, [2]);
+    assert!(!poll.has_failed);
+    assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
+}
+
+#[tokio::test]
+async fn a_dropped_insert_response_never_duplicates_rows() {
+    for mode in [DropMode::Applied, DropMode::NotApplied] {
+        let mut world = World::start().await;
+        let manager = world.manager(Settings::default());
+        run(&manager, &world.file(&tracks(&[1]))).await;
+        world.control.drop_next(Endpoint::Insert, 1, mode);
+        let file = world.file(&tracks(&[2, 3]));
+        let (upload, poll, stats) = run(&manager, &file).await;
+        assert_accounted(&file, &upload, stats.as_ref());
+        assert_eq!(upload.importing_job_ids, [2, 3], "{mode:?}: {upload:?}");
+        assert!(!poll.has_failed, "{mode:?}: {poll:?}");
+        assert_eq!(
+            ids(&world.rows("TRACKS")),
+            ["t1", "t2", "t3"],
+            "{mode:?}: rows exactly once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn auth_failures_fail_jobs_start_the_backoff_and_stop_ddl() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    // The SQL API refuses the token: the first DDL is an auth failure.
+    world
+        .control
+        .fail_next(Endpoint::Statements, 1, Failure::Status { status: 401 });
+    let file = world.file(&tracks(&[1]));
+    let (upload, _, _) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, None);
+    assert_eq!(
+        upload.failed_job_ids,
+        [1],
+        "auth failures are retried later, not aborted: {upload:?}"
+    );
+    let ddl_before = statements(&world).len();
+    // At once again: the backoff refuses DDL without calling the warehouse.
+    let again = world.file(&tracks(&[1]));
+    let (upload, _, _) = run(&manager, &again).await;
+    assert_eq!(upload.failed_job_ids, [1]);
+    assert!(
+        upload.failed_reason.contains("backoff"),
+        "{}",
+        upload.failed_reason
+    );
+    assert_eq!(
+        statements(&world).len(),
+        ddl_before,
+        "no DDL while backing off"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_key_fails_the_jobs_with_snowflakes_message() {
+    let mut world = World::start().await;
+    let mut destination = world.destination();
+    destination.config["privateKey"] = json!(include_str!(
+        "../../../crates/channels/tests/fixtures/rsa_key.p8"
+    ));
+    let manager =
+        snowpipe_manager::Manager::connect(&destination, Settings::default(), world.connection())
+            .unwrap();
+    let file = world.file(&tracks(&[1]));
+    let (upload, _, _) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, None);
+    assert_eq!(upload.failed_job_ids, [1], "{upload:?}");
+    assert!(
+        upload.failed_reason.contains("ERR_AUTHENTICATION_FAILED"),
+        "{}",
+        upload.failed_reason
+    );
+    assert!(statements(&world).is_empty(), "no DDL ran");
+}
+
+#[tokio::test]
+async fn a_bad_line_aborts_every_readable_job() {
+    let world = World::start().await;
+    let manager = world.manager(Settings::default());
+    let path = world.dir.path().join("bad.jsonl");
+    let good = |job: i64| {
+        json!({"message": {"metadata": {"table": "T", "columns": {"ID": "string"}}, "data": {"ID": "x"}}, "metadata": {"job_id": job}})
+            .to_string()
+    };
+    std::fs::write(&path, format!("{}\n{{not json\n{}\n", good(1), good(3))).unwrap();
+    let upload = manager.upload(&path, &[]).await;
+    assert_eq!(sorted(upload.aborted_job_ids.clone()), [1, 3], "{upload:?}");
+    assert!(
+        upload.abort_reason.contains("line 2"),
+        "{}",
+        upload.abort_reason
+    );
+    assert!(upload.importing_job_ids.is_empty() && upload.failed_job_ids.is_empty());
+    assert!(world.control.calls().is_empty(), "nothing was sent");
 }
