@@ -47,8 +47,8 @@ pub trait Channels: Send + Sync {
         stale_channel_id: Option<String>,
     ) -> Result<Arc<Channel>, ChannelError>;
 
-    /// Drops the channel from the cache and deletes it on the service, waiting for its rows to flush. A
-    /// channel the service no longer knows counts as deleted.
+    /// Drops a failed channel from the cache and deletes it on the service without waiting for its buffer to
+    /// flush. A channel the service no longer knows counts as deleted.
     async fn delete(&self, table: &str, channel_id: &str) -> Result<(), ChannelError>;
 
     /// The cached channel of a table, if any.
@@ -266,6 +266,28 @@ impl<A: SnowpipeApi, W: Warehouse> ChannelManager<A, W> {
     }
 }
 
+impl<A: SnowpipeApi, W: Warehouse> ChannelManager<A, W> {
+    /// Drops the channel from the cache (if it is the cached one) and deletes it on the service; a channel
+    /// the service does not know counts as deleted.
+    async fn remove(&self, table: &str, channel_id: &str, sync: bool) -> Result<(), ChannelError> {
+        {
+            let mut cache = self.cache();
+            if cache.get(table).is_some_and(|c| c.id == channel_id) {
+                cache.remove(table);
+            }
+        }
+        match self.api.delete_channel(channel_id, sync).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_channel_not_found() => Ok(()),
+            Err(source) => Err(ChannelError::Service {
+                table: table.to_owned(),
+                call: "deleting the channel",
+                source,
+            }),
+        }
+    }
+}
+
 /// The service reports table columns in six types; events name eight (with `bigint` and `text` aliases).
 fn from_api_type(ty: snowpipe_api::WarehouseType) -> WarehouseType {
     match ty {
@@ -312,7 +334,8 @@ impl<A: SnowpipeApi, W: Warehouse> Channels for ChannelManager<A, W> {
             self.warehouse.add_columns(schema, table, &missing),
         )
         .await?;
-        self.delete(table, &channel.id).await?;
+        // Reopening drops what the old channel still buffers: let it flush first.
+        self.remove(table, &channel.id, true).await?;
         self.create(table, None).await
     }
 
@@ -336,21 +359,9 @@ impl<A: SnowpipeApi, W: Warehouse> Channels for ChannelManager<A, W> {
     }
 
     async fn delete(&self, table: &str, channel_id: &str) -> Result<(), ChannelError> {
-        {
-            let mut cache = self.cache();
-            if cache.get(table).is_some_and(|c| c.id == channel_id) {
-                cache.remove(table);
-            }
-        }
-        match self.api.delete_channel(channel_id, true).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_channel_not_found() => Ok(()),
-            Err(source) => Err(ChannelError::Service {
-                table: table.to_owned(),
-                call: "deleting the channel",
-                source,
-            }),
-        }
+        // A channel is deleted because it failed: waiting for its buffer to flush (which a stuck or invalid
+        // channel never does) would only hold the caller up.
+        self.remove(table, channel_id, false).await
     }
 
     fn cached(&self, table: &str) -> Option<Arc<Channel>> {

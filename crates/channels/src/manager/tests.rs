@@ -436,7 +436,7 @@ async fn delete_forgets_the_channel_and_tolerates_an_unknown_one() {
     fx.expect_open(&mut seq, opened("ch", &[("ID", "TEXT"), ("N", "NUMBER")]));
     fx.api
         .expect_delete_channel()
-        .with(eq("ch"), eq(true))
+        .with(eq("ch"), eq(false))
         .times(1)
         .returning(|_, _| {
             Err(snowpipe_api::Error::ChannelNotFound {
@@ -446,7 +446,7 @@ async fn delete_forgets_the_channel_and_tolerates_an_unknown_one() {
         });
     fx.api
         .expect_delete_channel()
-        .with(eq("other"), eq(true))
+        .with(eq("other"), eq(false))
         .times(1)
         .returning(|_, _| {
             Err(snowpipe_api::Error::Timeout {
