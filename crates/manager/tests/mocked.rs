@@ -70,9 +70,12 @@ async fn an_undecodable_config_aborts_every_job_without_any_call() {
     );
 }
 
+type Case = (fn() -> ChannelError, bool, bool);
+
 #[tokio::test]
 async fn the_discards_channel_decides_the_whole_batch() {
-    let cases: [(fn() -> ChannelError, bool, bool); 3] = [
+    // (the error, whether the jobs are aborted, whether the backoff is reset)
+    let cases: [Case; 3] = [
         (
             || ChannelError::Warehouse {
                 table: "RUDDER_DISCARDS".into(),
