@@ -440,7 +440,13 @@ impl Manager {
                     .recreate(table, None)
                     .await
                     .map_err(|e| e.to_string())?;
-                latest_before = None;
+                // Where the reopened channel stands, to resolve a lost answer to the insert once more.
+                latest_before = self
+                    .api
+                    .channel_status(&channel.id)
+                    .await
+                    .ok()
+                    .map(|s| s.latest_inserted_offset);
                 continue;
             }
             if error.is_outcome_unknown() && !resent {
@@ -452,14 +458,23 @@ impl Manager {
                     tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost, but the rows went in");
                     return Ok(channel);
                 }
-                if *latest != request.offset {
+                // The rows surely did not go in only when the latest offset would have moved to ours: when the
+                // channel already stood at or above it (a retried job with a low id), an offset that did not
+                // move tells nothing, and sending again could put the rows in twice.
+                let would_move = match latest_before.as_deref() {
+                    Some("") => true,
+                    Some(before) => before.parse::<i64>().is_ok_and(|before| before < offset),
+                    None => false,
+                };
+                if *latest != request.offset && would_move {
                     tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost and the rows did not go in: sending again");
                     resent = true;
                     continue;
                 }
                 return Err(format!(
-                    "inserting into table {table} (channel {}): {error}; whether the rows went in cannot be told (the channel was already at offset {latest})",
-                    channel.id
+                    "inserting into table {table} (channel {}): {error}; whether the rows went in cannot be told (the channel stood at offset {} before and is at {latest} now); the jobs are retried later",
+                    channel.id,
+                    latest_before.as_deref().unwrap_or("unknown")
                 ));
             }
             self.delete_quietly(table, &channel.id).await;
