@@ -6,6 +6,7 @@
 // Project commands talk to the person running them.
 #![allow(clippy::print_stderr)]
 
+mod e2e_bench;
 mod tidy;
 
 use std::{
@@ -40,9 +41,10 @@ enum Cmd {
     Deny,
     /// Package every publishable crate without building it, as `cargo publish` would.
     Package,
-    /// Benchmarks (release builds); optionally only those whose name matches FILTER.
+    /// Benchmarks (release builds): the micro-benchmarks, then the end-to-end run (`bench e2e` alone);
+    /// any other FILTER is passed to the micro-benchmarks' harness.
     Bench {
-        /// Passed to the benchmark harness as its filter.
+        /// `e2e`, or a filter for the micro-benchmarks.
         filter: Option<String>,
     },
 }
@@ -58,7 +60,11 @@ fn main() -> Result<()> {
         Cmd::Test => test(),
         Cmd::Deny => deny(),
         Cmd::Package => package(),
-        Cmd::Bench { filter } => bench(filter.as_deref()),
+        Cmd::Bench { filter } => match filter.as_deref() {
+            Some("e2e") => e2e_bench::run(&root),
+            Some(filter) => bench(Some(filter)),
+            None => bench(None).and_then(|()| e2e_bench::run(&root)),
+        },
     }
 }
 

@@ -1,0 +1,222 @@
+//! `cargo xtask bench e2e`: the whole product on a 100 MB batch, against the release emulator in its own
+//! process, timed against the floor of reading the file and gzip-compressing its rows.
+//!
+//! The manager runs as the release `snowpipe-streaming run` in its own process too, so its peak RSS is its
+//! own (measured by `/usr/bin/time`, when the machine has it).
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::{BufRead, BufReader, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+use flate2::{Compression, write::GzEncoder};
+
+const EVENTS: usize = 200_000;
+const TABLES: usize = 20;
+
+/// Runs the benchmark and writes `target/bench/e2e.json`.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    crate::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "snowpipe-emulator",
+        "-p",
+        "snowpipe-streaming",
+    ])?;
+    let dir = root.join("target/bench");
+    fs::create_dir_all(&dir)?;
+    let events = dir.join("e2e-events.jsonl");
+    let rows = dir.join("e2e-rows.jsonl");
+    let file_bytes = generate(&events, &rows)?;
+    eprintln!("bench e2e: {EVENTS} events over {TABLES} tables, {file_bytes} bytes");
+
+    let floor = floor_seconds(&events, &rows)?;
+
+    let release = root.join("target/release");
+    let mut emulator = Command::new(release.join("snowpipe-emulator"))
+        .args(["--port", "0", "--commit-lag", "0", "--log", "warn"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the release emulator")?;
+    let result = (|| -> Result<(f64, u64)> {
+        let stdout = emulator.stdout.take().context("emulator stdout")?;
+        let mut address = String::new();
+        BufReader::new(stdout).read_line(&mut address)?;
+        let url = format!("http://{}", address.trim());
+        let destination = dir.join("e2e-destination.json");
+        let key = fs::read_to_string(root.join("crates/emulator/keys/demo_rsa_key.p8"))?;
+        let config = serde_json_like(&key);
+        fs::write(&destination, config)?;
+        manager_run(&release, &url, &destination, &events)
+    })();
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    let (wall, peak_rss) = result?;
+
+    let ratio = wall / floor;
+    #[allow(clippy::cast_precision_loss)]
+    let (mb, events_per_s) = (file_bytes as f64 / 1e6, EVENTS as f64 / wall);
+    let json = format!(
+        "{{\"events\":{EVENTS},\"fileBytes\":{file_bytes},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{ratio:.3},\"peakRssBytes\":{peak_rss}}}\n"
+    );
+    fs::write(dir.join("e2e.json"), &json)?;
+    eprintln!(
+        "bench e2e: wall {wall:.2} s ({events_per_s:.0} events/s, {:.1} MB/s), floor {floor:.2} s, ratio {ratio:.2}, peak RSS {:.1} MB",
+        mb / wall,
+        peak_rss as f64 / 1e6
+    );
+    eprintln!(
+        "bench e2e: figures written to target/bench/e2e.json: {}",
+        json.trim()
+    );
+    Ok(())
+}
+
+/// The destination file for the emulator's demo account, without pulling a JSON crate into xtask.
+fn serde_json_like(key: &str) -> String {
+    let mut escaped = String::new();
+    for c in key.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '"' => escaped.push_str("\\\""),
+            '\\' => escaped.push_str("\\\\"),
+            c => escaped.push(c),
+        }
+    }
+    format!(
+        r#"{{"id":"bench","workspaceId":"bench","config":{{"account":"DEMO","warehouse":"DEMO_WH","database":"DEMO_DB","user":"DEMO_USER","role":"DEMO_ROLE","privateKey":"{escaped}","privateKeyPassphrase":"","namespace":"bench","enableIceberg":false}}}}"#
+    )
+}
+
+/// Runs `snowpipe-streaming run` on the file; returns wall seconds and peak RSS bytes (0 when unknown).
+fn manager_run(release: &Path, url: &str, destination: &Path, events: &Path) -> Result<(f64, u64)> {
+    let program = release.join("snowpipe-streaming");
+    let args = [
+        "--destination".to_owned(),
+        destination.display().to_string(),
+        "--service-url".to_owned(),
+        url.to_owned(),
+        "--sql-api-url".to_owned(),
+        url.to_owned(),
+        "-q".to_owned(),
+        "run".to_owned(),
+        "--file".to_owned(),
+        events.display().to_string(),
+        "--poll-interval".to_owned(),
+        "50ms".to_owned(),
+    ];
+    let timer = Path::new("/usr/bin/time");
+    let mut command = if timer.exists() {
+        let mut c = Command::new(timer);
+        c.arg("-f").arg("xtask-rss-kb %M").arg(&program).args(&args);
+        c
+    } else {
+        let mut c = Command::new(&program);
+        c.args(&args);
+        c
+    };
+    let started = Instant::now();
+    let output = command.output().context("cannot run snowpipe-streaming")?;
+    let wall = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!(
+            "snowpipe-streaming run failed ({}): {stderr}",
+            output.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    if !line.contains("\"succeededJobIds\"") {
+        bail!("no result line from snowpipe-streaming run: {stdout}");
+    }
+    let failed_none = line.contains("\"failedJobIds\":[]") && line.contains("\"abortedJobIds\":[]");
+    if !failed_none {
+        bail!(
+            "the benchmark batch did not land whole: {}",
+            &line[..line.len().min(2000)]
+        );
+    }
+    let rss_kb = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("xtask-rss-kb "))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or(0);
+    Ok((wall, rss_kb * 1024))
+}
+
+/// The floor: read the event file and gzip-compress the rows it carries (level 1, as inserts are sent).
+fn floor_seconds(events: &Path, rows: &Path) -> Result<f64> {
+    let started = Instant::now();
+    let mut file = Vec::new();
+    fs::File::open(events)?.read_to_end(&mut file)?;
+    let mut data = Vec::new();
+    fs::File::open(rows)?.read_to_end(&mut data)?;
+    let mut gzip = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::new(1));
+    gzip.write_all(&data)?;
+    let compressed = gzip.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "bench e2e: floor: read {} + {} bytes, gzip {} → {} bytes in {seconds:.2} s",
+        file.len(),
+        data.len(),
+        data.len(),
+        compressed.len()
+    );
+    Ok(seconds)
+}
+
+/// Writes a deterministic batch: `EVENTS` events over `TABLES` tables, about 500 bytes a line, and the
+/// rows alone (one per line) for the floor. Returns the event file's size.
+fn generate(events: &PathBuf, rows: &PathBuf) -> Result<u64> {
+    let mut out = BufWriter::new(fs::File::create(events)?);
+    let mut rows_out = BufWriter::new(fs::File::create(rows)?);
+    let mut line = String::with_capacity(1024);
+    let mut row = String::with_capacity(768);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..EVENTS {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let table = i % TABLES;
+        let job = i + 1;
+        row.clear();
+        write!(
+            row,
+            r#"{{"ID":"evt-{job:08}-{state:016x}","ANONYMOUS_ID":"anon-{:012x}","USER_ID":"user-{}","EVENT":"event_{table}","RECEIVED_AT":"2024-05-12T04:36:{:02}.{:03}Z","SENT_AT":"2024-05-12T04:36:50.000Z","CONTEXT_IP":"10.{}.{}.{}","CONTEXT_LIBRARY_NAME":"rudder-sdk-js","CONTEXT_PAGE_URL":"https://example.com/products/{}?ref=campaign-{}","AMOUNT":{}.{:02},"QUANTITY":{},"IS_ACTIVE":{},"PROPERTIES":"{{\"k\":{}}}"}}"#,
+            state >> 16,
+            state % 50_000,
+            i % 60,
+            i % 1000,
+            state % 256,
+            (state >> 8) % 256,
+            (state >> 16) % 256,
+            state % 10_000,
+            state % 97,
+            state % 1000,
+            state % 100,
+            state % 20,
+            state.is_multiple_of(2),
+            state % 7
+        )?;
+        line.clear();
+        write!(
+            line,
+            r#"{{"message":{{"metadata":{{"table":"TABLE_{table:02}","columns":{{"ID":"string","ANONYMOUS_ID":"string","USER_ID":"string","EVENT":"string","RECEIVED_AT":"datetime","SENT_AT":"datetime","CONTEXT_IP":"string","CONTEXT_LIBRARY_NAME":"string","CONTEXT_PAGE_URL":"string","AMOUNT":"float","QUANTITY":"int","IS_ACTIVE":"boolean","PROPERTIES":"string","UUID_TS":"datetime"}}}},"data":{row}}},"metadata":{{"job_id":{job}}}}}"#
+        )?;
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+        rows_out.write_all(row.as_bytes())?;
+        rows_out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    rows_out.flush()?;
+    Ok(fs::metadata(events)?.len())
+}
