@@ -135,13 +135,49 @@ fn deny() -> Result<()> {
 }
 
 fn package() -> Result<()> {
-    cargo(&[
+    // `cargo package --workspace` would also pack the unpublished members (tests, xtask), whose path
+    // dependencies have no registry to resolve against.
+    let unpublished = unpublished_packages()?;
+    let mut args = vec![
         "package",
         "--workspace",
         "--no-verify",
         "--allow-dirty",
         "--quiet",
-    ])
+    ];
+    for name in &unpublished {
+        args.extend(["--exclude", name.as_str()]);
+    }
+    cargo(&args)
+}
+
+/// Names of the workspace members marked `publish = false`.
+fn unpublished_packages() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut manifests = vec![PathBuf::from("xtask/Cargo.toml")];
+    for dir in ["crates", "tests"] {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {dir}"))? {
+            manifests.push(entry?.path().join("Cargo.toml"));
+        }
+    }
+    for manifest in manifests {
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        if !text.lines().any(|l| l.trim() == "publish = false") {
+            continue;
+        }
+        let name = text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("name = ")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+            .with_context(|| format!("{} has no package name", manifest.display()))?;
+        names.push(name);
+    }
+    Ok(names)
 }
 
 fn bench(filter: Option<&str>) -> Result<()> {
