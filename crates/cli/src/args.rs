@@ -1,0 +1,380 @@
+//! The command line (clap derive): the global options, the commands and their arguments.
+//!
+//! Every global option can also come from `SNOWPIPE_STREAMING_<NAME>` and from the `--config` file; the
+//! layering is in `config.rs`. The names and defaults here are a contract (issue 7, `docs/CLI.md`).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Upload event files to Snowflake through a Snowpipe Streaming service, poll the imports and report, job by
+/// job, what landed.
+///
+/// Results go to stdout as JSON, one object per line; logs go to stderr. Every option can also be set by
+/// the environment variable shown, or by a key of the TOML file given with --config (kebab-case or
+/// snake_case): flags win over the environment, which wins over the file, which wins over the defaults.
+/// Exit status: 0 when the command ran (job outcomes are in the JSON), 2 for usage or configuration errors,
+/// 1 for anything else.
+#[derive(Debug, Parser)]
+#[command(name = "snowpipe-streaming", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// TOML file with any of these options as keys (`service-url = "..."`); relative paths in it are
+    /// relative to the file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SNOWPIPE_STREAMING_CONFIG"
+    )]
+    pub(crate) config: Option<PathBuf>,
+
+    /// The destination, as JSON: {"id", "workspaceId", "config": {account, warehouse, database, user, role,
+    /// privateKey, privateKeyPassphrase, namespace, enableIceberg}}. Needed by upload, poll and run.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SNOWPIPE_STREAMING_DESTINATION"
+    )]
+    pub(crate) destination: Option<PathBuf>,
+
+    /// Base URL of the Snowpipe Streaming service.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        default_value = "http://localhost:9078",
+        env = "SNOWPIPE_STREAMING_SERVICE_URL"
+    )]
+    pub(crate) service_url: String,
+
+    /// Base URL of Snowflake's SQL API, for DDL [default: https://<account>.snowflakecomputing.com].
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "SNOWPIPE_STREAMING_SQL_API_URL"
+    )]
+    pub(crate) sql_api_url: Option<String>,
+
+    /// Instance id: the partition of the channels this process opens.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        default_value = "1",
+        env = "SNOWPIPE_STREAMING_INSTANCE_ID"
+    )]
+    pub(crate) instance_id: String,
+
+    /// Longest line of an event file, in bytes; a longer line aborts the batch.
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value = "524288",
+        value_parser = positive,
+        env = "SNOWPIPE_STREAMING_MAX_LINE_BYTES"
+    )]
+    pub(crate) max_line_bytes: usize,
+
+    /// Largest rows array of one insert request, in bytes: a larger event is aborted, and a table's events
+    /// past the limit are failed (retried in a later batch).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value = "25165824",
+        value_parser = positive,
+        env = "SNOWPIPE_STREAMING_MAX_INSERT_REQUEST_BYTES"
+    )]
+    pub(crate) max_insert_request_bytes: usize,
+
+    /// Most channel ids in one bulk status request.
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value = "100",
+        value_parser = positive,
+        env = "SNOWPIPE_STREAMING_BULK_STATUS_BATCH_SIZE"
+    )]
+    pub(crate) bulk_status_batch_size: usize,
+
+    /// How long an import may stay in progress before its channels are checked one by one and it fails as
+    /// stuck (counted from the first in-progress poll of this process).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "15m",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_STUCK_THRESHOLD"
+    )]
+    pub(crate) stuck_threshold: Duration,
+
+    /// Longest time one service request may take.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "60s",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_REQUEST_TIMEOUT"
+    )]
+    pub(crate) request_timeout: Duration,
+
+    /// Retries of a failed service request (0 disables retrying).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value = "5",
+        env = "SNOWPIPE_STREAMING_RETRY_MAX"
+    )]
+    pub(crate) retry_max: usize,
+
+    /// Wait before the first retry.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "100ms",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_RETRY_WAIT_MIN"
+    )]
+    pub(crate) retry_wait_min: Duration,
+
+    /// Longest wait between two attempts.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "10s",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_RETRY_WAIT_MAX"
+    )]
+    pub(crate) retry_wait_max: Duration,
+
+    /// Send insert bodies uncompressed (they are gzipped by default).
+    #[arg(
+        long,
+        global = true,
+        env = "SNOWPIPE_STREAMING_NO_COMPRESSION",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub(crate) no_compression: bool,
+
+    /// Wait after the first authentication or authorization failure before DDL is tried again.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "1s",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_AUTH_BACKOFF_INITIAL"
+    )]
+    pub(crate) auth_backoff_initial: Duration,
+
+    /// Growth of that wait per consecutive failure.
+    #[arg(
+        long,
+        global = true,
+        value_name = "F",
+        default_value = "2",
+        value_parser = multiplier,
+        env = "SNOWPIPE_STREAMING_AUTH_BACKOFF_MULTIPLIER"
+    )]
+    pub(crate) auth_backoff_multiplier: f64,
+
+    /// Longest auth backoff.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "1h",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_AUTH_BACKOFF_MAX"
+    )]
+    pub(crate) auth_backoff_max: Duration,
+
+    /// Serve Prometheus metrics (text format) on http://ADDR/metrics while the command runs, e.g.
+    /// 127.0.0.1:9090.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        env = "SNOWPIPE_STREAMING_METRICS_ADDR"
+    )]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SNOWPIPE_STREAMING_LOG_FORMAT"
+    )]
+    pub(crate) log_format: LogFormat,
+
+    /// More logs: -v info, -vv debug, -vvv trace (default: warnings and errors).
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = ArgAction::Count,
+        env = "SNOWPIPE_STREAMING_VERBOSE"
+    )]
+    pub(crate) verbose: u8,
+
+    /// Fewer logs: -q errors only, -qq none.
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = ArgAction::Count,
+        env = "SNOWPIPE_STREAMING_QUIET"
+    )]
+    pub(crate) quiet: u8,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Upload one event file. Prints {"destinationId", "importingJobIds", "importingCount",
+    /// "importingParameters", "failedJobIds", "failedCount", "failedReason", "abortedJobIds", "abortCount",
+    /// "abortReason"}.
+    Upload(UploadArgs),
+    /// Ask whether an import is complete. Prints {"complete", "inProgress", "statusCode", "hasFailed",
+    /// "hasWarning", "failedJobParameters", "error"}.
+    Poll(PollArgs),
+    /// Tell which importing jobs succeeded and which failed. Prints {"statusCode", "metadata":
+    /// {"succeededKeys", "failedKeys", "failedReasons"}, "error"}.
+    Stats(StatsArgs),
+    /// For each file in order: upload, poll until complete, stats. Prints one line per file.
+    Run(RunArgs),
+    /// Start an emulator in this process, run a sample batch through it and print a human summary.
+    Demo,
+}
+
+/// `upload`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    /// The event file: one JSON event per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: PathBuf,
+}
+
+/// `poll`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct PollArgs {
+    /// The import id: the `importId` array of upload's importingParameters, or the whole object; inline
+    /// JSON, or @FILE to read it from a file.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub(crate) import_id: String,
+}
+
+/// `stats`' arguments.
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// Poll's failedJobParameters array (or upload's importId array when poll reported no failure); inline
+    /// JSON, or @FILE.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub(crate) failed_job_parameters: String,
+    /// The jobs that were importing, in the event file format (their job ids and tables are read).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) jobs: PathBuf,
+}
+
+/// `run`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// An event file; repeat for several, handled in order.
+    #[arg(long = "file", value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// Wait between two polls of an import.
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "10s",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_POLL_INTERVAL"
+    )]
+    pub(crate) poll_interval: Duration,
+}
+
+/// A duration such as `250ms`, `2s`, `15m` or `1h 30m`.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (give a duration such as 250ms, 2s, 15m)"))
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn multiplier(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        Ok(_) => Err("must be a finite number of at least 1".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let check = |text: &str, expect: Duration| assert_eq!(duration(text).unwrap(), expect);
+        check("250ms", Duration::from_millis(250));
+        check("2s", Duration::from_secs(2));
+        check("15m", Duration::from_secs(900));
+        check("1h", Duration::from_secs(3600));
+        check("0", Duration::ZERO);
+        assert!(duration("15").unwrap_err().contains("250ms"));
+        assert!(duration("soon").is_err());
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        assert!(positive("0").is_err());
+        assert_eq!(positive("7").unwrap(), 7);
+        assert!(multiplier("0.5").is_err());
+        assert!(multiplier("inf").is_err());
+        assert!((multiplier("1.5").unwrap() - 1.5).abs() < f64::EPSILON);
+    }
+}

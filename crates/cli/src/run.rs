@@ -1,0 +1,227 @@
+//! `run`: upload a file, poll its import until complete, then upload stats — and account for every job of
+//! the file in exactly one of succeeded, failed and aborted.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    io::IsTerminal as _,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use snowpipe_manager::{Manager, PollOutput, UploadOutput, UploadStatsOutput};
+
+use crate::inputs::{self, BadLines};
+
+/// One file's result line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RunOutput {
+    /// The event file.
+    pub(crate) file: String,
+    /// Upload's answer.
+    pub(crate) upload: UploadOutput,
+    /// How many polls it took (0 when nothing was importing).
+    pub(crate) polls: u32,
+    /// The last poll's answer (complete); when nothing was importing, a complete answer without a poll.
+    pub(crate) poll: PollOutput,
+    /// Upload stats' answer for the importing jobs; `null` when nothing was importing.
+    pub(crate) stats: Option<UploadStatsOutput>,
+    /// Jobs whose rows are in their tables.
+    pub(crate) succeeded_job_ids: Vec<i64>,
+    /// Jobs to retry: failed at upload or after polling.
+    pub(crate) failed_job_ids: Vec<i64>,
+    /// Jobs never to retry.
+    pub(crate) aborted_job_ids: Vec<i64>,
+    /// Why each failed job failed.
+    pub(crate) failed_reasons: BTreeMap<i64, String>,
+    /// Why the aborted jobs were aborted.
+    pub(crate) abort_reason: String,
+    /// Wall time of upload, polls and stats, in milliseconds.
+    pub(crate) duration_ms: u64,
+}
+
+/// A job's final outcome.
+enum Outcome {
+    Succeeded,
+    Failed(String),
+    Aborted,
+}
+
+/// Uploads `file`, polls every `poll_interval` until the import is complete, and judges the jobs.
+pub(crate) async fn run_file(
+    manager: &Manager,
+    file: &Path,
+    poll_interval: Duration,
+    progress: &Progress,
+    index: usize,
+) -> RunOutput {
+    let started = Instant::now();
+    progress.show(index, file, "uploading");
+    let upload = manager.upload(file, &[]).await;
+    let mut outcomes: BTreeMap<i64, Outcome> = BTreeMap::new();
+    for &job in &upload.aborted_job_ids {
+        outcomes.entry(job).or_insert(Outcome::Aborted);
+    }
+    for &job in &upload.failed_job_ids {
+        let reason = upload
+            .reasons
+            .get(&job)
+            .cloned()
+            .unwrap_or_else(|| upload.failed_reason.clone());
+        outcomes.entry(job).or_insert(Outcome::Failed(reason));
+    }
+
+    let mut polls = 0_u32;
+    let (poll, stats) = match &upload.importing_parameters {
+        None => (
+            PollOutput {
+                complete: true,
+                status_code: 200,
+                ..PollOutput::default()
+            },
+            None,
+        ),
+        Some(parameters) => {
+            let import_id =
+                serde_json::to_value(&parameters.import_id).unwrap_or(serde_json::Value::Null);
+            let poll = loop {
+                polls += 1;
+                progress.show(
+                    index,
+                    file,
+                    &format!(
+                        "polling ({polls} poll{}, {:.1}s)",
+                        if polls == 1 { "" } else { "s" },
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+                let poll = manager.poll(&import_id).await;
+                if poll.complete || !poll.in_progress {
+                    break poll;
+                }
+                // The product's poll interval: the service commits on its own schedule.
+                tokio::time::sleep(poll_interval).await;
+            };
+            let parameters = poll.failed_job_parameters.clone().unwrap_or(import_id);
+            let stats = judge(manager, file, &upload, &parameters);
+            (poll, Some(stats))
+        }
+    };
+    if let Some(stats) = &stats {
+        for &job in &stats.metadata.succeeded_keys {
+            outcomes.entry(job).or_insert(Outcome::Succeeded);
+        }
+        for &job in &stats.metadata.failed_keys {
+            let reason = stats
+                .metadata
+                .failed_reasons
+                .get(&job)
+                .cloned()
+                .unwrap_or_else(|| stats.error.clone());
+            outcomes.entry(job).or_insert(Outcome::Failed(reason));
+        }
+    }
+    // A job upload called importing that stats did not judge (stats could not decode the parameters): its
+    // outcome is unknown, so it is retried.
+    for &job in &upload.importing_job_ids {
+        outcomes.entry(job).or_insert_with(|| {
+            Outcome::Failed(format!(
+                "the import's outcome could not be judged: {}",
+                stats.as_ref().map_or("", |s| s.error.as_str())
+            ))
+        });
+    }
+
+    let mut output = RunOutput {
+        file: file.display().to_string(),
+        abort_reason: upload.abort_reason.clone(),
+        upload,
+        polls,
+        poll,
+        stats,
+        succeeded_job_ids: Vec::new(),
+        failed_job_ids: Vec::new(),
+        aborted_job_ids: Vec::new(),
+        failed_reasons: BTreeMap::new(),
+        duration_ms: 0,
+    };
+    for (job, outcome) in outcomes {
+        match outcome {
+            Outcome::Succeeded => output.succeeded_job_ids.push(job),
+            Outcome::Aborted => output.aborted_job_ids.push(job),
+            Outcome::Failed(reason) => {
+                output.failed_job_ids.push(job);
+                output.failed_reasons.insert(job, reason);
+            }
+        }
+    }
+    output.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    output
+}
+
+/// Upload stats for the importing jobs of `file`, each with its table as the file says.
+fn judge(
+    manager: &Manager,
+    file: &Path,
+    upload: &UploadOutput,
+    parameters: &serde_json::Value,
+) -> UploadStatsOutput {
+    let importing: HashSet<i64> = upload.importing_job_ids.iter().copied().collect();
+    // Upload read this file a moment ago; lines it could not read hold no importing job.
+    let mut jobs: Vec<(i64, String)> = inputs::jobs_of("--file", file, BadLines::Skip)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(job, _)| importing.contains(job))
+        .collect();
+    let found: HashSet<i64> = jobs.iter().map(|(job, _)| *job).collect();
+    // Should the file have changed since, an importing job without a line is still judged (failed, as its
+    // table is unknown), never dropped.
+    jobs.extend(
+        upload
+            .importing_job_ids
+            .iter()
+            .filter(|job| !found.contains(job))
+            .map(|&job| (job, String::new())),
+    );
+    manager.upload_stats(parameters, &jobs)
+}
+
+/// The progress line on stderr during `run`, drawn only when stderr is a terminal.
+pub(crate) struct Progress {
+    bar: ProgressBar,
+    files: usize,
+}
+
+impl Progress {
+    /// A progress line for `files` files.
+    pub(crate) fn new(files: usize) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Self { bar, files }
+    }
+
+    /// Shows what file `index` is doing.
+    pub(crate) fn show(&self, index: usize, file: &Path, what: &str) {
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        self.bar
+            .set_message(format!("[{}/{}] {name}: {what}", index + 1, self.files));
+    }
+
+    /// Removes the line.
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
