@@ -16,7 +16,12 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// Exit status: 0 when the command ran (job outcomes are in the JSON), 2 for usage or configuration errors,
 /// 1 for anything else.
 #[derive(Debug, Parser)]
-#[command(name = "snowpipe-streaming", version, propagate_version = true)]
+#[command(
+    name = "snowpipe-streaming",
+    version,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub(crate) struct Cli {
     /// Options every command takes.
     #[command(flatten)]
