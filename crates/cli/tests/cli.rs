@@ -531,7 +531,7 @@ fn metrics_are_served_on_the_metrics_address_while_the_command_runs() {
         probe.local_addr().expect("addr").port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let child = world
+    let mut child = world
         .command()
         .args([
             "--metrics-addr",
@@ -547,7 +547,8 @@ fn metrics_are_served_on_the_metrics_address_while_the_command_runs() {
         .spawn()
         .expect("spawn");
     // Nothing commits until the flush below, so the run polls until then; a bulk status call means upload
-    // is done (and the exporter listens: it is installed before anything else).
+    // is done (and the exporter listens: it is installed before anything else). Waits on the emulator's
+    // call log; the timeout only keeps a broken run from hanging the test.
     let mut seen = 0;
     while !world
         .control
@@ -555,12 +556,14 @@ fn metrics_are_served_on_the_metrics_address_while_the_command_runs() {
         .iter()
         .any(|c| c.endpoint == Endpoint::BulkStatus)
     {
+        if let Some(status) = child.try_wait().expect("child status") {
+            panic!("the run ended before polling: {status}");
+        }
         seen += 1;
-        assert!(
-            world.block_on(world.control.wait_for_calls(seen)),
-            "emulator stopped"
-        );
-        assert!(seen < 10_000, "the run never polled");
+        let waited = world.block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), world.control.wait_for_calls(seen)).await
+        });
+        assert!(waited.is_ok_and(|ok| ok), "the run never polled");
     }
     let mut stream = TcpStream::connect(&addr).expect("metrics listener");
     write!(
