@@ -485,6 +485,14 @@ fn secrets_never_reach_stdout_or_stderr_even_at_trace_level() {
             .arg(&file));
         assert_eq!(ran.code, 0, "{ran:?}");
         assert!(!ran.stderr.is_empty(), "trace logs were written");
+        if format == "json" {
+            for log in ran.stderr.lines() {
+                assert!(
+                    serde_json::from_str::<Value>(log).is_ok_and(|v| v.is_object()),
+                    "a JSON log line: {log}"
+                );
+            }
+        }
         let line = ran.json();
         assert_eq!(ids(&line["succeededJobIds"]), [1, 2], "{line}");
         assert_no_secrets(&ran.stdout);
