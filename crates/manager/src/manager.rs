@@ -115,8 +115,9 @@ impl Manager {
             ("destinationId", destination.id.clone()),
             ("destType", "SNOWPIPE_STREAMING".to_owned()),
         ];
-        let api: Arc<dyn SnowpipeApi> =
-            Arc::new(Instrumented::new(HttpClient::new(connection.service)?).with_labels(labels));
+        let api: Arc<dyn SnowpipeApi> = Arc::new(
+            Instrumented::new(HttpClient::new(connection.service.clone())?).with_labels(labels),
+        );
         let config = decode_config(destination).unwrap_or_default();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut sql = SqlApiConfig::new(
@@ -130,6 +131,10 @@ impl Manager {
         sql.private_key_passphrase = config.private_key_passphrase.clone();
         sql.iceberg = config.enable_iceberg;
         sql.base_url = connection.sql_api_url;
+        // One set of transport settings for both services: what the caller tuned for one holds for the other.
+        sql.timeout = connection.service.timeout;
+        sql.retry = connection.service.retry.clone();
+        sql.sleep = Arc::clone(&connection.service.sleep);
         sql.clock = Arc::clone(&clock);
         let warehouse = SqlApiWarehouse::new(sql)?;
         let channel_settings =
