@@ -173,7 +173,7 @@ fn floor_seconds(events: &Path, rows: &Path) -> Result<f64> {
     Ok(seconds)
 }
 
-/// Writes a deterministic batch: `EVENTS` events over `TABLES` tables, about 500 bytes a line, and the
+/// Writes a deterministic batch: `EVENTS` events over `TABLES` tables, about 500 bytes a line (100 MB in all), and the
 /// rows alone (one per line) for the floor. Returns the event file's size.
 fn generate(events: &PathBuf, rows: &PathBuf) -> Result<u64> {
     let mut out = BufWriter::new(fs::File::create(events)?);
@@ -190,26 +190,21 @@ fn generate(events: &PathBuf, rows: &PathBuf) -> Result<u64> {
         row.clear();
         write!(
             row,
-            r#"{{"ID":"evt-{job:08}-{state:016x}","ANONYMOUS_ID":"anon-{:012x}","USER_ID":"user-{}","EVENT":"event_{table}","RECEIVED_AT":"2024-05-12T04:36:{:02}.{:03}Z","SENT_AT":"2024-05-12T04:36:50.000Z","CONTEXT_IP":"10.{}.{}.{}","CONTEXT_LIBRARY_NAME":"rudder-sdk-js","CONTEXT_PAGE_URL":"https://example.com/products/{}?ref=campaign-{}","AMOUNT":{}.{:02},"QUANTITY":{},"IS_ACTIVE":{},"PROPERTIES":"{{\"k\":{}}}"}}"#,
-            state >> 16,
+            r#"{{"ID":"evt-{job:08}-{state:016x}","USER_ID":"user-{}","EVENT":"event_{table}","RECEIVED_AT":"2024-05-12T04:36:{:02}.{:03}Z","CONTEXT_PAGE_URL":"https://example.com/products/{}?ref=campaign-{}","AMOUNT":{}.{:02},"QUANTITY":{},"IS_ACTIVE":{}}}"#,
             state % 50_000,
             i % 60,
             i % 1000,
-            state % 256,
-            (state >> 8) % 256,
-            (state >> 16) % 256,
             state % 10_000,
             state % 97,
             state % 1000,
             state % 100,
             state % 20,
             state.is_multiple_of(2),
-            state % 7
         )?;
         line.clear();
         write!(
             line,
-            r#"{{"message":{{"metadata":{{"table":"TABLE_{table:02}","columns":{{"ID":"string","ANONYMOUS_ID":"string","USER_ID":"string","EVENT":"string","RECEIVED_AT":"datetime","SENT_AT":"datetime","CONTEXT_IP":"string","CONTEXT_LIBRARY_NAME":"string","CONTEXT_PAGE_URL":"string","AMOUNT":"float","QUANTITY":"int","IS_ACTIVE":"boolean","PROPERTIES":"string","UUID_TS":"datetime"}}}},"data":{row}}},"metadata":{{"job_id":{job}}}}}"#
+            r#"{{"message":{{"metadata":{{"table":"TABLE_{table:02}","columns":{{"ID":"string","USER_ID":"string","EVENT":"string","RECEIVED_AT":"datetime","CONTEXT_PAGE_URL":"string","AMOUNT":"float","QUANTITY":"int","IS_ACTIVE":"boolean","UUID_TS":"datetime"}}}},"data":{row}}},"metadata":{{"job_id":{job}}}}}"#
         )?;
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;

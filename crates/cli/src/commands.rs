@@ -4,8 +4,7 @@ use crate::{
     args::{Cli, Command, GlobalArgs, PollArgs, RunArgs, StatsArgs, UploadArgs},
     demo, destination,
     error::CliError,
-    inputs::{self, BadLines},
-    output, run, settings, telemetry,
+    inputs, output, run, settings, telemetry,
 };
 
 /// Runs the command.
@@ -49,7 +48,7 @@ async fn poll(global: &GlobalArgs, args: &PollArgs) -> Result<(), CliError> {
 
 fn stats(args: &StatsArgs) -> Result<(), CliError> {
     let parameters = inputs::json_arg("--failed-job-parameters", &args.failed_job_parameters)?;
-    let jobs = inputs::jobs_of("--jobs", &args.jobs, BadLines::Refuse)?;
+    let jobs = inputs::jobs_of("--jobs", &args.jobs)?;
     let output = snowpipe_manager::upload_stats(&parameters, &jobs);
     output::json_line(&output)
 }

@@ -56,21 +56,9 @@ struct JobMetadata {
     job_id: i64,
 }
 
-/// How [`jobs_of`] treats a line it cannot read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BadLines {
-    /// Stop with an error naming the line.
-    Refuse,
-    /// Leave it out (upload already accounted for it).
-    Skip,
-}
-
-/// (job id, table) of each line of an event file; blank lines are skipped, line numbers count from 1.
-pub(crate) fn jobs_of(
-    option: &str,
-    path: &Path,
-    bad_lines: BadLines,
-) -> Result<Vec<(i64, String)>, CliError> {
+/// (job id, table) of each line of an event file; blank lines are skipped, a line that is not an event is
+/// an error naming it (line numbers count from 1).
+pub(crate) fn jobs_of(option: &str, path: &Path) -> Result<Vec<(i64, String)>, CliError> {
     let shown = path.display();
     let file = std::fs::File::open(path)
         .map_err(|e| usage(format!("cannot read the jobs file {shown} ({option}): {e}")))?;
@@ -92,12 +80,11 @@ pub(crate) fn jobs_of(
         }
         match serde_json::from_slice::<Line>(&line) {
             Ok(parsed) => jobs.push((parsed.metadata.job_id, parsed.message.metadata.table)),
-            Err(e) if bad_lines == BadLines::Refuse => {
+            Err(e) => {
                 return Err(usage(format!(
                     "the jobs file {shown} ({option}), line {number}: not an event with `metadata.job_id` and `message.metadata.table` ({e})"
                 )));
             }
-            Err(_) => {}
         }
     }
     Ok(jobs)
@@ -121,20 +108,16 @@ mod tests {
             "{GOOD}\n\n{}\n",
             GOOD.replace(":7", ":8").replace("\"T\"", "\"U\"")
         ));
-        let jobs = jobs_of("--jobs", f.path(), BadLines::Refuse).unwrap();
+        let jobs = jobs_of("--jobs", f.path()).unwrap();
         assert_eq!(jobs, [(7, "T".to_owned()), (8, "U".to_owned())]);
     }
 
     #[test]
-    fn a_bad_line_is_named_or_skipped() {
+    fn a_bad_line_is_named() {
         let f = file(&format!("{GOOD}\n\n{{\"nope\":1}}\n"));
-        let error = jobs_of("--jobs", f.path(), BadLines::Refuse).unwrap_err();
+        let error = jobs_of("--jobs", f.path()).unwrap_err();
         assert!(error.to_string().contains("line 3"), "{error}");
         assert_eq!(error.exit_code(), 2);
-        assert_eq!(
-            jobs_of("--jobs", f.path(), BadLines::Skip).unwrap().len(),
-            1
-        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the file in exactly one of succeeded, failed and aborted.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::BTreeMap,
     io::IsTerminal as _,
     path::Path,
     time::{Duration, Instant},
@@ -11,8 +11,6 @@ use std::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use snowpipe_manager::{Manager, PollOutput, UploadOutput, UploadStatsOutput};
-
-use crate::inputs::{self, BadLines};
 
 /// One file's result line.
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +103,7 @@ pub(crate) async fn run_file(
                 tokio::time::sleep(poll_interval).await;
             };
             let parameters = poll.failed_job_parameters.clone().unwrap_or(import_id);
-            let stats = judge(manager, file, &upload, &parameters);
+            let stats = judge(manager, &upload, &parameters);
             (poll, Some(stats))
         }
     };
@@ -164,28 +162,11 @@ pub(crate) async fn run_file(
 /// Upload stats for the importing jobs of `file`, each with its table as the file says.
 fn judge(
     manager: &Manager,
-    file: &Path,
     upload: &UploadOutput,
     parameters: &serde_json::Value,
 ) -> UploadStatsOutput {
-    let importing: HashSet<i64> = upload.importing_job_ids.iter().copied().collect();
-    // Upload read this file a moment ago; lines it could not read hold no importing job.
-    let mut jobs: Vec<(i64, String)> = inputs::jobs_of("--file", file, BadLines::Skip)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(job, _)| importing.contains(job))
-        .collect();
-    let found: HashSet<i64> = jobs.iter().map(|(job, _)| *job).collect();
-    // Should the file have changed since, an importing job without a line is still judged (failed, as its
-    // table is unknown), never dropped.
-    jobs.extend(
-        upload
-            .importing_job_ids
-            .iter()
-            .filter(|job| !found.contains(job))
-            .map(|&job| (job, String::new())),
-    );
-    manager.upload_stats(parameters, &jobs)
+    // Upload knows each importing job's table: no need to read the file again.
+    manager.upload_stats(parameters, &upload.importing_tables)
 }
 
 /// The progress line on stderr during `run`, drawn only when stderr is a terminal.

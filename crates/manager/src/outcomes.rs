@@ -14,6 +14,7 @@ pub(crate) enum Verdict {
 #[derive(Debug, Default)]
 pub(crate) struct Outcomes {
     importing: Vec<i64>,
+    importing_tables: Vec<(i64, String)>,
     failed: Vec<(i64, String)>,
     aborted: Vec<(i64, String)>,
     entries: Vec<ImportEntry>,
@@ -21,7 +22,10 @@ pub(crate) struct Outcomes {
 
 impl Outcomes {
     pub(crate) fn importing(&mut self, job_ids: impl IntoIterator<Item = i64>, entry: ImportEntry) {
-        self.importing.extend(job_ids);
+        for job_id in job_ids {
+            self.importing.push(job_id);
+            self.importing_tables.push((job_id, entry.table.clone()));
+        }
         self.entries.push(entry);
     }
 
@@ -57,6 +61,12 @@ impl Outcomes {
             .into_iter()
             .filter(|id| seen.insert(*id))
             .collect();
+        let mut judged = BTreeSet::new();
+        let importing_tables: Vec<(i64, String)> = self
+            .importing_tables
+            .into_iter()
+            .filter(|(id, _)| judged.insert(*id))
+            .collect();
         let mut keep = |list: Vec<(i64, String)>| -> (Vec<i64>, String) {
             let mut ids = Vec::new();
             let mut distinct: Vec<String> = Vec::new();
@@ -89,6 +99,7 @@ impl Outcomes {
             aborted_job_ids: aborted,
             abort_reason,
             reasons,
+            importing_tables,
         }
     }
 }

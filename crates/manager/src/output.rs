@@ -34,6 +34,9 @@ pub struct UploadOutput {
     /// The reason of each failed or aborted job (not part of the router's JSON).
     #[serde(skip)]
     pub reasons: BTreeMap<i64, String>,
+    /// Each importing job with its table, as upload stats takes them (not part of the router's JSON).
+    #[serde(skip)]
+    pub importing_tables: Vec<(i64, String)>,
 }
 
 /// Poll's answer.
