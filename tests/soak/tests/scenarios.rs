@@ -1,0 +1,63 @@
+//! Hand-written schedules for the cases the soak exists to catch, so each is exercised on every run
+//! whatever the random seeds draw.
+
+use snowpipe_soak::{
+    run_schedule,
+    schedule::{At, BatchPlan, CommitMode, Ep, EventKind, EventPlan, Fault, Schedule, Timed},
+};
+
+fn event(table: u8, kind: EventKind) -> EventPlan {
+    EventPlan { table, id: 0, kind }
+}
+
+fn batch(events: Vec<EventPlan>, faults: Vec<(At, Fault)>) -> BatchPlan {
+    BatchPlan {
+        events,
+        bad_line: None,
+        defer_retries: false,
+        wait_secs: 0,
+        flush_at: 1,
+        faults: faults
+            .into_iter()
+            .map(|(at, fault)| Timed { at, fault })
+            .collect(),
+    }
+}
+
+async fn assert_clean(schedule: Schedule) {
+    let outcome = run_schedule(&schedule).await;
+    assert!(
+        outcome.violations.is_empty(),
+        "{schedule}\nviolations:\n  - {}",
+        outcome.violations.join("\n  - ")
+    );
+}
+
+#[tokio::test]
+async fn a_retried_job_below_the_committed_offset_lost_in_a_restart_is_retried_again() {
+    let fail_inserts = Fault::ServerErrors {
+        ep: Ep::Insert,
+        count: 4,
+        status: 503,
+    };
+    let mut later = batch(vec![event(0, EventKind::Plain)], vec![]);
+    later.defer_retries = true;
+    assert_clean(Schedule {
+        commit: CommitMode::Flushed,
+        table_concurrency: 1,
+        bulk_status_batch: 100,
+        batches: vec![
+            batch(vec![event(0, EventKind::Plain)], vec![]),
+            batch(
+                vec![event(0, EventKind::Plain)],
+                vec![(At::BeforeUpload, fail_inserts)],
+            ),
+            later,
+            batch(
+                vec![event(0, EventKind::Plain)],
+                vec![(At::AfterUpload, Fault::Restart)],
+            ),
+        ],
+    })
+    .await;
+}
