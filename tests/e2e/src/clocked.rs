@@ -24,7 +24,7 @@ pub fn connect_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Manager, ConnectError> {
     let api: Arc<dyn SnowpipeApi> = Arc::new(Instrumented::new(HttpClient::new(
-        connection.service,
+        connection.service.clone(),
     )?));
     let config: DestinationConfig =
         serde_json::from_value(destination.config.clone()).unwrap_or_default();
@@ -39,6 +39,9 @@ pub fn connect_with_clock(
     sql.private_key_passphrase = config.private_key_passphrase.clone();
     sql.iceberg = config.enable_iceberg;
     sql.base_url = connection.sql_api_url;
+    sql.timeout = connection.service.timeout;
+    sql.retry = connection.service.retry.clone();
+    sql.sleep = Arc::clone(&connection.service.sleep);
     sql.clock = Arc::new(SystemClock);
     let warehouse = SqlApiWarehouse::new(sql)?;
     let channel_settings = ChannelSettings::new(&destination.id, &settings.instance_id, &config);
