@@ -24,6 +24,9 @@ use crate::{
     outcomes::{Outcomes, Verdict},
 };
 
+/// How many times an insert whose answer was lost, and whose rows surely did not go in, is sent again.
+const MAX_RESENDS: u32 = 2;
+
 /// One table, ready to insert: its channel, its converted rows and its discard rows.
 struct Prepared {
     table: String,
@@ -410,7 +413,7 @@ impl Manager {
             rows,
             offset: offset.to_string(),
         };
-        let (mut reopened, mut resent) = (false, false);
+        let (mut reopened, mut resends) = (false, 0);
         loop {
             let error = match self.api.insert(&channel.id, &request).await {
                 Ok(inserted) if inserted.response.success => return Ok(channel),
@@ -449,7 +452,9 @@ impl Manager {
                     .map(|s| s.latest_inserted_offset);
                 continue;
             }
-            if error.is_outcome_unknown() && !resent {
+            // Every lost answer is resolved from the channel's offsets, the answer to a resent insert too: giving
+            // up on one that went in would fail jobs whose rows landed, and their retry would put them in twice.
+            if error.is_outcome_unknown() {
                 let status = self.api.channel_status(&channel.id).await.map_err(|e| {
                     format!("inserting into table {table} (channel {}): {error}; and its status is unknown: {e}", channel.id)
                 })?;
@@ -467,9 +472,18 @@ impl Manager {
                     None => false,
                 };
                 if *latest != request.offset && would_move {
-                    tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost and the rows did not go in: sending again");
-                    resent = true;
-                    continue;
+                    if resends < MAX_RESENDS {
+                        tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost and the rows did not go in: sending again");
+                        resends += 1;
+                        continue;
+                    }
+                    // The rows are surely not in: failing the jobs cannot duplicate them.
+                    self.delete_quietly(table, &channel.id).await;
+                    return Err(format!(
+                        "inserting into table {table} (channel {}): {error}; the answer was lost {} times and the rows did not go in",
+                        channel.id,
+                        resends + 1
+                    ));
                 }
                 return Err(format!(
                     "inserting into table {table} (channel {}): {error}; whether the rows went in cannot be told (the channel stood at offset {} before and is at {latest} now); the jobs are retried later",
