@@ -47,6 +47,16 @@ enum Cmd {
         /// `e2e`, or a filter for the micro-benchmarks.
         filter: Option<String>,
     },
+    /// The fault soak (release build): random batches and faults against the manager and the emulator; the
+    /// last line is `soak: N schedules, F faults injected, D allowed duplicates, V violations`.
+    Soak {
+        /// How many schedules to run.
+        #[arg(long, default_value_t = 1000)]
+        schedules: usize,
+        /// The seed every schedule's seed derives from (decimal or 0x-hex); random when absent.
+        #[arg(long)]
+        seed: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -65,6 +75,7 @@ fn main() -> Result<()> {
             Some(filter) => bench(Some(filter)),
             None => bench(None).and_then(|()| e2e_bench::run(&root)),
         },
+        Cmd::Soak { schedules, seed } => soak(schedules, seed.as_deref()),
     }
 }
 
@@ -186,6 +197,35 @@ fn bench(filter: Option<&str>) -> Result<()> {
         args.extend(["--", filter]);
     }
     cargo(&args)
+}
+
+/// Runs the soak binary; its summary must stay the last line printed, so a failing soak exits with its status
+/// here instead of returning an error for `main` to print after it.
+#[allow(clippy::exit)]
+fn soak(schedules: usize, seed: Option<&str>) -> Result<()> {
+    let schedules = schedules.to_string();
+    let mut args = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "--package",
+        "snowpipe-soak",
+        "--",
+        "--schedules",
+        &schedules,
+    ];
+    if let Some(seed) = seed {
+        args.extend(["--seed", seed]);
+    }
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(cargo_bin())
+        .args(&args)
+        .status()
+        .context("cannot run the soak")?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
 }
 
 fn require_tool(name: &str, args: &[&str], install: &str) -> Result<()> {
