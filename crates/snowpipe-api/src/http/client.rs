@@ -293,7 +293,10 @@ fn gzip_json(request: &InsertRequest, level: u32, raw_bytes: usize) -> std::io::
     // writes into the compressor cost more than the copy.
     let json = serde_json::to_vec(request)?;
     // JSON rows shrink to well under a quarter; a fair first guess saves most reallocations.
-    let mut encoder = GzEncoder::new(Vec::with_capacity(raw_bytes / 4 + 64), Compression::new(level));
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(raw_bytes / 4 + 64),
+        Compression::new(level),
+    );
     encoder.write_all(&json)?;
     Ok(encoder.finish()?.into())
 }
