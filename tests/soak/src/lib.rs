@@ -23,6 +23,7 @@
 pub mod events;
 mod runner;
 pub mod schedule;
+mod shrink;
 
 use std::time::{Duration, Instant};
 
@@ -106,15 +107,15 @@ impl std::fmt::Display for Failing {
     }
 }
 
-/// Shrinks a failing schedule the way proptest does: simplify while it still fails, complicate back when it
-/// stops failing, within `budget` runs.
+/// Shrinks a failing schedule within `budget` runs: first the way proptest does (simplify while it still
+/// fails, complicate back when it stops failing), then greedily, one simplification at a time.
 async fn shrink(seed: u64, budget: usize, deadline: Instant) -> (Schedule, Vec<String>, usize) {
     let mut tree = tree_for_seed(seed);
     let mut best = tree.current();
     let mut best_violations = run_schedule(&best).await.violations;
     let mut runs = 1;
     let mut last_failed = true;
-    while runs < budget && Instant::now() < deadline {
+    while runs < budget / 2 && Instant::now() < deadline {
         let moved = if last_failed {
             tree.simplify()
         } else {
@@ -132,6 +133,21 @@ async fn shrink(seed: u64, budget: usize, deadline: Instant) -> (Schedule, Vec<S
             best_violations = outcome.violations;
         }
     }
+    'greedy: loop {
+        for candidate in shrink::candidates(&best) {
+            if runs >= budget || Instant::now() >= deadline {
+                break 'greedy;
+            }
+            let outcome = run_schedule(&candidate).await;
+            runs += 1;
+            if !outcome.violations.is_empty() {
+                best = candidate;
+                best_violations = outcome.violations;
+                continue 'greedy;
+            }
+        }
+        break;
+    }
     (best, best_violations, runs)
 }
 
@@ -146,6 +162,8 @@ pub struct Summary {
     pub allowed_duplicates: usize,
     /// Duplicates after failures the contract makes although rows may have landed (reported apart).
     pub contract_duplicates: usize,
+    /// Those by cause.
+    pub contract_duplicates_by_cause: std::collections::BTreeMap<&'static str, usize>,
     /// Discard rows lost with a failed discards entry (a contract gap, reported apart).
     pub lost_discards: usize,
     /// Succeeded jobs whose rows are missing where offsets could not tell (reported apart).
@@ -200,6 +218,12 @@ pub async fn soak(
         summary.allowed_duplicates += outcome.allowed_duplicates;
         summary.lost_discards += outcome.lost_discards;
         summary.contract_duplicates += outcome.contract_duplicates;
+        for (cause, count) in outcome.contract_duplicates_by_cause {
+            *summary
+                .contract_duplicates_by_cause
+                .entry(cause)
+                .or_default() += count;
+        }
         summary.unverifiable_successes += outcome.unverifiable_successes;
         summary.unverifiable_discards += outcome.unverifiable_discards;
         for (what, count) in outcome.coverage {

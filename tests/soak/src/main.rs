@@ -117,6 +117,9 @@ async fn main() -> ExitCode {
         summary.contract_duplicates,
         summary.lost_discards
     );
+    for (cause, count) in &summary.contract_duplicates_by_cause {
+        eprintln!("  {count:>8}  duplicates after: {cause}");
+    }
     eprintln!(
         "soak: {} succeeded jobs missing their rows, {} missing discard rows, where offsets cannot tell \
          (reported apart, not violations)",

@@ -30,6 +30,8 @@ use crate::{
 const STUCK_THRESHOLD: Duration = Duration::from_secs(60);
 /// Polls of one import before the soak gives up on it (a violation).
 const MAX_POLLS: u8 = 16;
+/// The client's timeout for one attempt of a call.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(1);
 /// The longest any one upload or poll may take.
 const CALL_BOUND: Duration = Duration::from_secs(30);
 /// The most service and SQL API calls one batch may make.
@@ -48,6 +50,8 @@ pub struct Outcome {
     /// although the rows may have landed (poll cannot reopen a lost or invalid channel; an insert whose
     /// answer was lost cannot be resolved): a gap in the contract, reported apart from violations.
     pub contract_duplicates: usize,
+    /// [`Outcome::contract_duplicates`] by the failure that let them happen.
+    pub contract_duplicates_by_cause: BTreeMap<&'static str, usize>,
     /// Discard rows missing for succeeded jobs because the discards entry of their import failed: the
     /// contract judges jobs by their table's entry only, so these are reported, not violations.
     pub lost_discards: usize,
@@ -86,6 +90,8 @@ struct Entry {
     /// Times the job failed although its rows may have landed, as the contract has it (see
     /// [`Outcome::contract_duplicates`]).
     contract_failures: u32,
+    /// Why, for those failures (the first one names the cause of a duplicate).
+    landed_causes: Vec<&'static str>,
     /// The line was too long to read.
     too_long: bool,
     /// It succeeded in an import whose discards entry failed.
@@ -165,7 +171,7 @@ impl Run {
         let mut connection = world.connection();
         connection.service = HttpConfig {
             base_url: world.emulator.base_url(),
-            timeout: Duration::from_secs(2),
+            timeout: HTTP_TIMEOUT,
             connect_timeout: Duration::from_secs(1),
             retry: RetryConfig {
                 max_retries: 3,
@@ -410,6 +416,20 @@ impl Run {
                 );
             }
             let params = poll.failed_job_parameters.unwrap_or(import_id);
+            let entries = params.as_array().cloned().unwrap_or_default();
+            let failed = |e: &Value| e["failed"] == Value::Bool(true);
+            let stuck = entries
+                .iter()
+                .any(|e| failed(e) && e["reason"].as_str().is_some_and(|r| r.starts_with("stuck")));
+            if poll.has_warning != stuck || poll.has_failed != entries.iter().any(failed) {
+                self.violation(
+                    format!("poll flags {n}"),
+                    format!(
+                        "batch {n}: poll said has_failed {} and has_warning {}, but its entries are {params}",
+                        poll.has_failed, poll.has_warning
+                    ),
+                );
+            }
             discards_failed = params.as_array().is_some_and(|entries| {
                 entries
                     .iter()
@@ -524,11 +544,14 @@ impl Run {
         self.committed_offsets();
     }
 
-    /// A call that never returned: its jobs stay with the router, to be sent again.
+    /// A call that never returned (already a violation): its jobs stay with the router, to be sent again,
+    /// and rows that land twice because of it are not reported a second time.
     fn give_up(&mut self, ids: &[i64], why: &str) {
         for id in ids {
             if let Some(entry) = self.jobs.get_mut(id) {
                 entry.history.push(why.to_owned());
+                entry.contract_failures += 1;
+                entry.landed_causes.push("the soak gave up on the call");
             }
         }
     }
@@ -608,8 +631,9 @@ impl Run {
                 Verdict::Failed(why) => {
                     if why.starts_with("stuck") {
                         entry.stuck_failures += 1;
-                    } else if may_have_landed(why) {
+                    } else if let Some(cause) = may_have_landed(why) {
                         entry.contract_failures += 1;
+                        entry.landed_causes.push(cause);
                     }
                     entry.history.push(format!("batch {n}: failed: {why}"));
                     if over_limit {
@@ -666,7 +690,7 @@ impl Run {
         let mut violations = Vec::new();
         let mut known = BTreeSet::new();
         let mut allowed = 0;
-        let mut contract = 0;
+        let mut by_cause: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut unverifiable = 0;
         let mut pending_unverified = 0;
         for (id, entry) in &self.jobs {
@@ -700,7 +724,11 @@ impl Run {
             } else if last && copies > 1 {
                 let extra = copies - 1;
                 allowed += extra.min(stuck);
-                contract += extra - extra.min(stuck);
+                let gap = extra - extra.min(stuck);
+                if gap > 0 {
+                    let cause = entry.landed_causes.first().copied().unwrap_or("?");
+                    *by_cause.entry(cause).or_default() += gap;
+                }
             }
             if last && copies > 0 && entry.state != State::Succeeded && stuck + gap == 0 {
                 violations.push((
@@ -733,7 +761,14 @@ impl Run {
         }
         if last {
             self.outcome.allowed_duplicates += allowed;
-            self.outcome.contract_duplicates += contract;
+            for (cause, count) in by_cause {
+                self.outcome.contract_duplicates += count;
+                *self
+                    .outcome
+                    .contract_duplicates_by_cause
+                    .entry(cause)
+                    .or_default() += count;
+            }
             self.outcome.unverifiable_successes += unverifiable;
             self.check_discards(n, &mut violations);
         }
@@ -885,6 +920,7 @@ impl Entry {
             sends: 0,
             stuck_failures: 0,
             contract_failures: 0,
+            landed_causes: Vec::new(),
             too_long,
             discards_entry_failed: false,
             unverifiable: false,
@@ -906,15 +942,28 @@ async fn bounded<T>(call: impl Future<Output = T>) -> Option<T> {
 /// Whether a failure reason is one where the contract fails the jobs although their rows may have landed:
 /// poll could not reopen a lost or invalid channel or read its status ("failure to do so fails the entry"),
 /// or an insert's answer was lost and whether it went in could not be told.
-fn may_have_landed(reason: &str) -> bool {
+fn may_have_landed(reason: &str) -> Option<&'static str> {
     [
-        "reopening the channel of table",
-        "the status of the reopened channel",
-        "and its status is unknown",
-        "whether the rows went in cannot be told",
+        (
+            "reopening the channel of table",
+            "poll could not reopen a lost or invalid channel",
+        ),
+        (
+            "the status of the reopened channel",
+            "poll could not read a reopened channel's status",
+        ),
+        (
+            "and its status is unknown",
+            "an insert's answer was lost and the channel's status could not be read",
+        ),
+        (
+            "whether the rows went in cannot be told",
+            "an insert's answer was lost and the offsets could not tell",
+        ),
     ]
-    .iter()
-    .any(|needle| reason.contains(needle))
+    .into_iter()
+    .find(|(needle, _)| reason.contains(needle))
+    .map(|(_, cause)| cause)
 }
 
 /// Injects a fault through the control handle.
