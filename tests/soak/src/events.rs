@@ -87,6 +87,15 @@ pub fn job(id: i64, plan: EventPlan) -> Job {
             columns.push((format!("C{k}"), ty));
             data.insert(format!("C{k}"), value_of(ty, id));
         }
+        EventKind::ManyMismatches => {
+            columns[3].1 = "string";
+            data.insert("N".into(), json!(format!("n{id}")));
+            for k in 1..6u8 {
+                let ty = TYPES[(usize::from(k) + 1) % TYPES.len()];
+                columns.push((format!("C{k}"), ty));
+                data.insert(format!("C{k}"), value_of(ty, id));
+            }
+        }
         EventKind::NearLimit | EventKind::OverLimit => {
             let len = if plan.kind == EventKind::NearLimit {
                 MAX_INSERT_BYTES - 400

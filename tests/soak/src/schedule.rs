@@ -83,6 +83,9 @@ pub enum EventKind {
     /// A column in a type other than the table's: `0` sends `N` as a string, `k > 0` sends `C<k>` in the
     /// next type over. Discarded or converted depending on the table's type.
     Mismatch(u8),
+    /// `N` and every `C<k>` in a type other than their own: up to six discard rows from one event, so a
+    /// batch's discards take more than one insert.
+    ManyMismatches,
     /// A `PAD` string bringing the row close to the insert size limit.
     NearLimit,
     /// A `PAD` string taking the row over the insert size limit: always aborted.
@@ -276,6 +279,7 @@ impl fmt::Display for EventPlan {
             EventKind::NewColumn(k) => write!(f, "{table}(u{} +C{k})", self.id),
             EventKind::Mismatch(0) => write!(f, "{table}(u{} N as string)", self.id),
             EventKind::Mismatch(k) => write!(f, "{table}(u{} C{k} mistyped)", self.id),
+            EventKind::ManyMismatches => write!(f, "{table}(u{} all mistyped)", self.id),
             EventKind::NearLimit => write!(f, "{table}(u{} near limit)", self.id),
             EventKind::OverLimit => write!(f, "{table}(u{} over limit)", self.id),
         }
@@ -371,6 +375,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
         10 => Just(EventKind::Plain),
         3 => (0..6u8).prop_map(EventKind::NewColumn),
         3 => (0..6u8).prop_map(EventKind::Mismatch),
+        1 => Just(EventKind::ManyMismatches),
         2 => Just(EventKind::NearLimit),
         1 => Just(EventKind::OverLimit),
     ]

@@ -61,3 +61,32 @@ async fn a_retried_job_below_the_committed_offset_lost_in_a_restart_is_retried_a
     })
     .await;
 }
+
+/// Soak seed 0x307b560d2cfeb028 (generator of commit 234893e): an insert's answer lost with the rows not in,
+/// then the answer to the resent insert lost with the rows in. The manager failed the jobs without asking,
+/// and the router's retry put every row in twice.
+#[tokio::test]
+async fn a_lost_answer_to_a_resent_insert_never_duplicates_rows() {
+    let lose = |applied| Fault::DropResponse {
+        ep: Ep::Insert,
+        count: 1,
+        applied,
+    };
+    assert_clean(Schedule {
+        commit: CommitMode::Immediate,
+        table_concurrency: 1,
+        bulk_status_batch: 100,
+        batches: vec![
+            batch(vec![event(0, EventKind::Plain)], vec![]),
+            // Calls: bulk status, the insert (lost, not applied), the status, the insert again.
+            batch(
+                vec![event(0, EventKind::Plain), event(0, EventKind::Plain)],
+                vec![
+                    (At::BeforeUpload, lose(false)),
+                    (At::AfterCall(2), lose(true)),
+                ],
+            ),
+        ],
+    })
+    .await;
+}
