@@ -158,6 +158,7 @@ impl Manager {
         };
         let mut statuses: HashMap<String, StatusResponse> = HashMap::new();
         let mut not_found = std::collections::HashSet::new();
+        let mut bulk_failed = false;
         for chunk in ids.chunks(self.settings.bulk_status_batch_size.max(1)) {
             match self.api.bulk_status(chunk).await {
                 Ok(response) => {
@@ -165,14 +166,11 @@ impl Manager {
                     not_found.extend(response.not_found);
                 }
                 Err(error) => {
-                    // Nothing is judged on a failed status request: every entry stays in progress.
+                    // Nothing is judged on a failed status request: every entry stays in progress. The stuck
+                    // clock still runs, so a status endpoint that keeps failing cannot hold the import forever.
                     tracing::warn!(%error, "bulk status failed; the import stays in progress");
-                    self.labels.polling_in_progress();
-                    return PollOutput {
-                        in_progress: true,
-                        status_code: 200,
-                        ..PollOutput::default()
-                    };
+                    bulk_failed = true;
+                    break;
                 }
             }
         }
@@ -180,7 +178,9 @@ impl Manager {
         let mut judged: HashMap<EntryKey, Judgement> = known;
         for entry in pending {
             let id = current_id(entry);
-            let judgement = if not_found.contains(&id) {
+            let judgement = if bulk_failed {
+                Judgement::InProgress
+            } else if not_found.contains(&id) {
                 self.judge_reopened(entry, None).await
             } else {
                 match statuses.get(&id) {

@@ -234,3 +234,43 @@ async fn poll_keeps_everything_in_progress_when_bulk_status_fails_and_answers_40
         "{bad:?}"
     );
 }
+
+#[tokio::test]
+async fn a_bulk_status_that_keeps_failing_cannot_hold_an_import_past_the_stuck_threshold() {
+    let mut api = MockSnowpipeApi::new();
+    api.expect_bulk_status().returning(|_| {
+        Err(snowpipe_api::Error::Timeout {
+            call: Call::BulkStatus,
+            timeout: Duration::from_secs(1),
+            delivery: snowpipe_api::Delivery::MaybeSent,
+        })
+    });
+    api.expect_channel_status().returning(|_| {
+        Ok(snowpipe_api::StatusResponse {
+            success: true,
+            valid: true,
+            offset: "5".into(),
+            latest_inserted_offset: "5".into(),
+        })
+    });
+    let clock = Arc::new(ManualClock::default());
+    let manager = Manager::new(
+        &destination(),
+        Settings {
+            stuck_threshold: Duration::from_secs(60),
+            ..Settings::default()
+        },
+        Arc::new(api),
+        Arc::new(MockChannels::new()),
+        clock.clone(),
+    );
+    let entries =
+        json!([{"channelId": "c", "offset": "5", "table": "A", "count": 1, "minJobId": 5}]);
+    assert!(manager.poll(&entries).await.in_progress);
+    clock.advance(Duration::from_secs(61));
+    let poll = manager.poll(&entries).await;
+    assert!(
+        poll.complete && !poll.has_failed,
+        "the single status shows the rows committed: {poll:?}"
+    );
+}
