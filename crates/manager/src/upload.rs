@@ -13,7 +13,7 @@ use snowpipe_api::{InsertRequest, StatusResponse};
 use snowpipe_channels::{Channel, ChannelError, FailureKind};
 use snowpipe_discards::{Coercer, DISCARDS_TABLE, discards_schema};
 use snowpipe_grouping::{
-    Batch, ReadOptions, TableBatch, UploadTime, count_duplicates, counts_duplicates,
+    Batch, ReadErrorKind, ReadOptions, TableBatch, UploadTime, count_duplicates, counts_duplicates,
     rows_array_size,
 };
 use time::OffsetDateTime;
@@ -124,8 +124,15 @@ impl Manager {
             Ok(Ok(batch)) => batch,
             Ok(Err(error)) => {
                 let reason = error.to_string();
-                outcomes.reject(Verdict::Aborted, error.into_job_ids(), &reason);
-                outcomes.reject(Verdict::Aborted, job_ids.iter().copied(), &reason);
+                // Only a bad line is the batch's own fault, which no retry mends. A file that cannot be opened
+                // or read, or holds no events, says nothing against the jobs: they fail and come back.
+                let verdict = if matches!(error.kind(), ReadErrorKind::Line { .. }) {
+                    Verdict::Aborted
+                } else {
+                    Verdict::Failed
+                };
+                outcomes.reject(verdict, error.into_job_ids(), &reason);
+                outcomes.reject(verdict, job_ids.iter().copied(), &reason);
                 return finish(outcomes);
             }
             Err(join) => {
