@@ -96,6 +96,15 @@ pub fn job(id: i64, plan: EventPlan) -> Job {
                 data.insert(format!("C{k}"), value_of(ty, id));
             }
         }
+        EventKind::Json => {
+            columns.push(("J".into(), "json"));
+            let value = if plan.id.is_multiple_of(2) {
+                json!({"k": id, "tags": ["a", "b"]})
+            } else {
+                json!([id, "x"])
+            };
+            data.insert("J".into(), value);
+        }
         EventKind::NearLimit | EventKind::OverLimit => {
             let len = if plan.kind == EventKind::NearLimit {
                 MAX_INSERT_BYTES - 400

@@ -15,7 +15,7 @@ use snowpipe_api::{HttpConfig, RetryConfig};
 use snowpipe_channels::{Clock, ManualClock};
 use snowpipe_e2e::{World, clocked::connect_with_clock};
 use snowpipe_emulator::{Control, DropMode, Endpoint, Failure, demo};
-use snowpipe_manager::{Manager, Settings, UploadOutput};
+use snowpipe_manager::{Connection, Manager, Settings, UploadOutput};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
@@ -94,6 +94,8 @@ struct Entry {
     landed_causes: Vec<&'static str>,
     /// The line was too long to read.
     too_long: bool,
+    /// Its line was left out of the file it was last sent in.
+    line_missing: bool,
     /// It succeeded in an import whose discards entry failed.
     discards_entry_failed: bool,
     /// It succeeded in an import whose offset for its table was not above the table's committed offset
@@ -116,6 +118,8 @@ enum Verdict {
 struct Run {
     world: World,
     manager: Manager,
+    settings: Settings,
+    connection: Connection,
     clock: Arc<ManualClock>,
     commit: CommitMode,
     jobs: BTreeMap<i64, Entry>,
@@ -191,16 +195,12 @@ impl Run {
             table_concurrency: schedule.table_concurrency,
             ..Settings::default()
         };
-        let manager = connect_with_clock(
-            &world.destination(),
-            settings,
-            connection,
-            Arc::clone(&clock) as Arc<dyn Clock>,
-        )
-        .expect("the manager connects");
+        let manager = connect(&world, &settings, &connection, &clock);
         Self {
             world,
             manager,
+            settings,
+            connection,
             clock,
             commit: schedule.commit,
             jobs: BTreeMap::new(),
@@ -214,6 +214,11 @@ impl Run {
         }
     }
 
+    /// A new manager over the same emulator, clock and settings, as after a process restart.
+    fn connect(&self) -> Manager {
+        connect(&self.world, &self.settings, &self.connection, &self.clock)
+    }
+
     fn violation(&mut self, key: String, text: String) {
         if self.reported.insert(key) {
             self.outcome.violations.push(text);
@@ -222,6 +227,9 @@ impl Run {
 
     fn inject(&mut self, fault: Fault) {
         self.trace(|| format!("inject: {fault}"));
+        if fault == Fault::RestartManager {
+            self.manager = self.connect();
+        }
         apply(&self.world.control, fault);
         self.injected(fault);
     }
@@ -256,10 +264,20 @@ impl Run {
             ids.push(job.id);
             self.jobs.insert(job.id, Entry::new(job, false));
         }
+        let missing = plan
+            .missing_line
+            .then(|| plan.events.last().map(|_| self.next_job_id))
+            .flatten();
         let mut lines: Vec<String> = ids
             .iter()
+            .filter(|id| Some(**id) != missing)
             .map(|id| self.jobs[id].job.line.clone())
             .collect();
+        if let Some(id) = missing
+            && let Some(entry) = self.jobs.get_mut(&id)
+        {
+            entry.line_missing = true;
+        }
         match plan.bad_line {
             Some(BadLine::NotJson) => lines.insert(lines.len() / 2, "{not json".to_owned()),
             Some(BadLine::TooLong) => {
@@ -333,7 +351,9 @@ impl Run {
         self.inject_at(plan, At::BeforeUpload);
         let mut waiters = tokio::task::JoinSet::new();
         for timed in &plan.faults {
-            if let At::AfterCall(k) = timed.at {
+            if let At::AfterCall(k) = timed.at
+                && timed.fault != Fault::RestartManager
+            {
                 let (control, fault) = (self.world.control.clone(), timed.fault);
                 waiters.spawn(async move {
                     let fired = control.wait_for_calls(k.into()).await;
@@ -609,7 +629,14 @@ impl Run {
                 ));
                 continue;
             };
-            let over_limit = entry.job.kind == EventKind::OverLimit;
+            let line_missing = std::mem::take(&mut entry.line_missing);
+            let over_limit = entry.job.kind == EventKind::OverLimit && !line_missing;
+            if line_missing && !matches!(verdict, Verdict::Failed(_)) && plan.bad_line.is_none() {
+                violations.push((
+                    format!("missing line {id}"),
+                    format!("batch {n}: job {id}'s line was not in the file, yet it came out {verdict:?}"),
+                ));
+            }
             if entry.too_long && !matches!(verdict, Verdict::Aborted(_)) {
                 violations.push((format!("too long {id}"), format!("batch {n}: job {id}'s line is over the line limit, yet it was not aborted: {verdict:?}")));
             }
@@ -881,6 +908,7 @@ impl Run {
             events: Vec::new(),
             bad_line: None,
             defer_retries: false,
+            missing_line: false,
             wait_secs: 0,
             flush_at: 0,
             faults: Vec::new(),
@@ -922,6 +950,7 @@ impl Entry {
             contract_failures: 0,
             landed_causes: Vec::new(),
             too_long,
+            line_missing: false,
             discards_entry_failed: false,
             unverifiable: false,
             discards_unverifiable: false,
@@ -932,6 +961,22 @@ impl Entry {
 
 fn reason(upload: &UploadOutput, id: i64) -> String {
     upload.reasons.get(&id).cloned().unwrap_or_default()
+}
+
+/// A manager over HTTP to the emulator, on the soak's clock.
+fn connect(
+    world: &World,
+    settings: &Settings,
+    connection: &Connection,
+    clock: &Arc<ManualClock>,
+) -> Manager {
+    connect_with_clock(
+        &world.destination(),
+        settings.clone(),
+        connection.clone(),
+        Arc::clone(clock) as Arc<dyn Clock>,
+    )
+    .expect("the manager connects")
 }
 
 /// The call's answer, or `None` when it outlived [`CALL_BOUND`].
@@ -1028,6 +1073,8 @@ fn apply(control: &Control, fault: Fault) {
             control.set_latency(endpoint(ep), Duration::from_millis(millis.into()));
         }
         Fault::Clear => control.clear_faults(),
+        // The soak swaps the manager itself (see `Run::inject`).
+        Fault::RestartManager => {}
     }
 }
 

@@ -41,7 +41,12 @@ pub struct BatchPlan {
     pub bad_line: Option<BadLine>,
     /// The router holds the failed jobs back this time (it retries them later, while new jobs go on), so a
     /// retried job may come after newer jobs of its table have committed.
+    #[serde(default)]
     pub defer_retries: bool,
+    /// The router hands the manager the job id of the batch's last new event but its line is missing from
+    /// the file: the job must come back failed, not lost.
+    #[serde(default)]
+    pub missing_line: bool,
     /// Seconds the router waits before sending the batch (the manager's clock moves on; the auth backoff
     /// may run out).
     pub wait_secs: u32,
@@ -86,6 +91,8 @@ pub enum EventKind {
     /// `N` and every `C<k>` in a type other than their own: up to six discard rows from one event, so a
     /// batch's discards take more than one insert.
     ManyMismatches,
+    /// Column `J`, always declared `json`, holding an object or an array.
+    Json,
     /// A `PAD` string bringing the row close to the insert size limit.
     NearLimit,
     /// A `PAD` string taking the row over the insert size limit: always aborted.
@@ -192,6 +199,9 @@ pub enum Fault {
     },
     /// Scripted failures, drops, latencies and the lie removed (stalls stay).
     Clear,
+    /// The manager's process restarts: a new manager (no channel cache, no poll state) carries on with the
+    /// import in flight. Not injected after a call (it would cut a call short).
+    RestartManager,
 }
 
 impl Fault {
@@ -256,6 +266,7 @@ impl fmt::Display for Fault {
             Self::InvalidSql => write!(f, "next SQL API call is a compilation error (422)"),
             Self::Latency { ep, millis } => write!(f, "{ep} answers {millis} ms late"),
             Self::Clear => write!(f, "clear scripted faults"),
+            Self::RestartManager => write!(f, "restart the manager"),
         }
     }
 }
@@ -280,6 +291,7 @@ impl fmt::Display for EventPlan {
             EventKind::Mismatch(0) => write!(f, "{table}(u{} N as string)", self.id),
             EventKind::Mismatch(k) => write!(f, "{table}(u{} C{k} mistyped)", self.id),
             EventKind::ManyMismatches => write!(f, "{table}(u{} all mistyped)", self.id),
+            EventKind::Json => write!(f, "{table}(u{} json)", self.id),
             EventKind::NearLimit => write!(f, "{table}(u{} near limit)", self.id),
             EventKind::OverLimit => write!(f, "{table}(u{} over limit)", self.id),
         }
@@ -298,6 +310,9 @@ impl fmt::Display for Schedule {
             write!(f, "  batch {}: ", i + 1)?;
             if batch.wait_secs > 0 {
                 write!(f, "after {} s, ", batch.wait_secs)?;
+            }
+            if batch.missing_line {
+                write!(f, "(last new line missing) ")?;
             }
             if batch.defer_retries {
                 write!(f, "[{}] (failed jobs held back)", events.join(", "))?;
@@ -358,6 +373,7 @@ pub fn fault() -> impl Strategy<Value = Fault> {
         1 => Just(Fault::InvalidSql),
         1 => (ep(), 1..=150u16).prop_map(|(ep, millis)| Fault::Latency { ep, millis }),
         1 => Just(Fault::Clear),
+        2 => Just(Fault::RestartManager),
     ]
 }
 
@@ -376,6 +392,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
         3 => (0..6u8).prop_map(EventKind::NewColumn),
         3 => (0..6u8).prop_map(EventKind::Mismatch),
         1 => Just(EventKind::ManyMismatches),
+        1 => Just(EventKind::Json),
         2 => Just(EventKind::NearLimit),
         1 => Just(EventKind::OverLimit),
     ]
@@ -393,7 +410,7 @@ fn batch() -> impl Strategy<Value = BatchPlan> {
             0.02,
             prop_oneof![Just(BadLine::NotJson), Just(BadLine::TooLong)],
         ),
-        prop::bool::weighted(0.25),
+        (prop::bool::weighted(0.25), prop::bool::weighted(0.05)),
         prop_oneof![6 => Just(0u32), 2 => 1..5u32, 1 => Just(7200u32)],
         0..3u8,
         vec(
@@ -402,13 +419,16 @@ fn batch() -> impl Strategy<Value = BatchPlan> {
         ),
     )
         .prop_map(
-            |(events, bad_line, defer_retries, wait_secs, flush_at, faults)| BatchPlan {
-                events,
-                bad_line,
-                defer_retries,
-                wait_secs,
-                flush_at,
-                faults,
+            |(events, bad_line, (defer_retries, missing_line), wait_secs, flush_at, faults)| {
+                BatchPlan {
+                    events,
+                    bad_line,
+                    defer_retries,
+                    missing_line,
+                    wait_secs,
+                    flush_at,
+                    faults,
+                }
             },
         )
 }

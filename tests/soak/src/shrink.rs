@@ -57,6 +57,7 @@ fn plainer_batch(batch: &BatchPlan) -> Vec<BatchPlan> {
     };
     push(&|b| b.bad_line = None);
     push(&|b| b.defer_retries = false);
+    push(&|b| b.missing_line = false);
     push(&|b| b.wait_secs = 0);
     push(&|b| b.flush_at = 0);
     for i in 0..batch.events.len() {

@@ -15,6 +15,7 @@ fn batch(events: Vec<EventPlan>, faults: Vec<(At, Fault)>) -> BatchPlan {
         events,
         bad_line: None,
         defer_retries: false,
+        missing_line: false,
         wait_secs: 0,
         flush_at: 1,
         faults: faults
