@@ -23,8 +23,8 @@ struct Args {
     /// The seed every schedule's seed derives from (decimal or 0x-hex); random when absent.
     #[arg(long, value_parser = parse_seed)]
     seed: Option<u64>,
-    /// Schedules run at once.
-    #[arg(long, default_value_t = 2)]
+    /// Schedules run at once (each mostly waits on its emulator, so more than the cores pays).
+    #[arg(long, default_value_t = 4)]
     parallel: usize,
     /// Most runs spent shrinking one failing schedule.
     #[arg(long, default_value_t = 200)]

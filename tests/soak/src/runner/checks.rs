@@ -1,0 +1,418 @@
+//! The invariants: what upload, poll and upload stats answered, and what is in the tables.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::Value;
+use snowpipe_emulator::demo;
+use snowpipe_manager::{PollOutput, UploadOutput, UploadStatsOutput};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::{DISCARDS, Run, State, Verdict};
+use crate::{
+    events,
+    schedule::{BatchPlan, EventKind, TABLES},
+};
+
+impl Run {
+    /// Poll's flags match its entries.
+    pub(super) fn check_poll(&mut self, n: usize, poll: &PollOutput, params: &Value) {
+        if poll.status_code != 200 {
+            self.violation(
+                format!("poll status {n}"),
+                format!(
+                    "batch {n}: poll answered {}: {}",
+                    poll.status_code, poll.error
+                ),
+            );
+        }
+        let entries = params.as_array().cloned().unwrap_or_default();
+        let failed = |e: &Value| e["failed"] == Value::Bool(true);
+        let stuck = entries
+            .iter()
+            .any(|e| failed(e) && e["reason"].as_str().is_some_and(|r| r.starts_with("stuck")));
+        if poll.has_warning != stuck || poll.has_failed != entries.iter().any(failed) {
+            self.violation(
+                format!("poll flags {n}"),
+                format!(
+                    "batch {n}: poll said has_failed {} and has_warning {}, but its entries are {params}",
+                    poll.has_failed, poll.has_warning
+                ),
+            );
+        }
+    }
+
+    /// Upload stats judged every importing job exactly once.
+    pub(super) fn check_stats(
+        &mut self,
+        n: usize,
+        upload: &UploadOutput,
+        stats: &UploadStatsOutput,
+    ) {
+        if stats.status_code != 200 {
+            self.violation(
+                format!("stats status {n}"),
+                format!(
+                    "batch {n}: upload stats answered {}: {}",
+                    stats.status_code, stats.error
+                ),
+            );
+        }
+        let mut judged: Vec<i64> = stats
+            .metadata
+            .succeeded_keys
+            .iter()
+            .chain(&stats.metadata.failed_keys)
+            .copied()
+            .collect();
+        judged.sort_unstable();
+        let mut expected = upload.importing_job_ids.clone();
+        expected.sort_unstable();
+        if judged != expected {
+            self.violation(
+                format!("stats conservation {n}"),
+                format!("batch {n}: conservation: upload stats judged {judged:?}, the importing jobs were {expected:?}"),
+            );
+        }
+    }
+
+    pub(super) fn check_upload(&mut self, n: usize, ids: &[i64], upload: &UploadOutput) {
+        let mut seen: Vec<i64> = upload
+            .importing_job_ids
+            .iter()
+            .chain(&upload.failed_job_ids)
+            .chain(&upload.aborted_job_ids)
+            .copied()
+            .collect();
+        seen.sort_unstable();
+        let mut expected = ids.to_vec();
+        expected.sort_unstable();
+        if seen != expected {
+            self.violation(
+                format!("upload conservation {n}"),
+                format!(
+                    "batch {n}: conservation: upload answered importing {:?}, failed {:?}, aborted {:?} for jobs {expected:?}",
+                    upload.importing_job_ids, upload.failed_job_ids, upload.aborted_job_ids
+                ),
+            );
+        }
+    }
+
+    pub(super) fn record(
+        &mut self,
+        n: usize,
+        plan: &BatchPlan,
+        verdicts: &BTreeMap<i64, Verdict>,
+        discards_failed: bool,
+        unverifiable: &BTreeSet<String>,
+    ) {
+        for verdict in verdicts.values() {
+            self.count(match verdict {
+                Verdict::Succeeded => "job succeeded",
+                Verdict::Failed(why) if why.starts_with("stuck") => "job failed as stuck",
+                Verdict::Failed(why) if why.contains("were lost") => "job failed: rows lost",
+                Verdict::Failed(why) if why.contains("insert request limit") => {
+                    "job failed: over the size split"
+                }
+                Verdict::Failed(why) if why.contains("backoff") => "job failed: auth backoff",
+                Verdict::Failed(_) => "job failed: other",
+                Verdict::Aborted(_) => "job aborted",
+            });
+        }
+        let abort_faults = self.abort_faults;
+        let mut violations = Vec::new();
+        for (id, verdict) in verdicts {
+            let Some(entry) = self.jobs.get_mut(id) else {
+                violations.push((
+                    format!("unknown {id}"),
+                    format!("batch {n}: the manager reported job {id}, which was never sent"),
+                ));
+                continue;
+            };
+            let line_missing = std::mem::take(&mut entry.line_missing);
+            let over_limit = entry.job.kind == EventKind::OverLimit && !line_missing;
+            if line_missing && !matches!(verdict, Verdict::Failed(_)) && plan.bad_line.is_none() {
+                violations.push((
+                    format!("missing line {id}"),
+                    format!("batch {n}: job {id}'s line was not in the file, yet it came out {verdict:?}"),
+                ));
+            }
+            if entry.too_long && !matches!(verdict, Verdict::Aborted(_)) {
+                violations.push((format!("too long {id}"), format!("batch {n}: job {id}'s line is over the line limit, yet it was not aborted: {verdict:?}")));
+            }
+            match verdict {
+                Verdict::Succeeded => {
+                    entry.state = State::Succeeded;
+                    entry.discards_entry_failed = discards_failed;
+                    entry.unverifiable = unverifiable.contains(entry.job.table);
+                    entry.discards_unverifiable = unverifiable.contains(DISCARDS);
+                    if over_limit {
+                        violations.push((
+                            format!("over {id}"),
+                            format!(
+                                "batch {n}: job {id} is over the insert size limit, yet succeeded"
+                            ),
+                        ));
+                    }
+                }
+                Verdict::Failed(why) => {
+                    if why.starts_with("stuck") {
+                        entry.stuck_failures += 1;
+                    } else if let Some(cause) = may_have_landed(why) {
+                        entry.contract_failures += 1;
+                        entry.landed_causes.push(cause);
+                    }
+                    entry.history.push(format!("batch {n}: failed: {why}"));
+                    if over_limit {
+                        violations.push((format!("over {id}"), format!("batch {n}: job {id} is over the insert size limit, yet failed (to be retried): {why}")));
+                    }
+                }
+                Verdict::Aborted(why) => {
+                    let cause = if over_limit && why.contains("insert request limit") {
+                        Some("oversized event")
+                    } else if plan.bad_line.is_some() && why.contains("line") {
+                        Some("bad line")
+                    } else if abort_faults
+                        && (why.contains("injected fault")
+                            || why.contains("rejected the statement"))
+                    {
+                        Some("abort-kind service or SQL answer")
+                    } else {
+                        None
+                    };
+                    if cause.is_none() {
+                        violations.push((
+                            format!("abort {id}"),
+                            format!(
+                                "batch {n}: job {id} aborted without an abort-kind cause: {why}"
+                            ),
+                        ));
+                    }
+                    entry.history.push(format!("batch {n}: aborted: {why}"));
+                    entry.state = State::Aborted(why.clone());
+                }
+            }
+        }
+        for (key, text) in violations {
+            self.violation(key, text);
+        }
+    }
+
+    /// Committed rows by table, then by marker.
+    pub(super) fn committed(&self) -> HashMap<&'static str, HashMap<String, usize>> {
+        let mut out = HashMap::new();
+        for table in TABLES {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for row in self.world.rows(table) {
+                let mark = row["MARK"].as_str().unwrap_or("<no MARK>").to_owned();
+                *counts.entry(mark).or_default() += 1;
+            }
+            out.insert(table, counts);
+        }
+        out
+    }
+
+    pub(super) fn check_rows(&mut self, n: usize, last: bool) {
+        let committed = self.committed();
+        let mut violations = Vec::new();
+        let mut known = BTreeSet::new();
+        let mut allowed = 0;
+        let mut by_cause: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut unverifiable = 0;
+        let mut pending_unverified = 0;
+        for (id, entry) in &self.jobs {
+            let mark = entry.job.mark();
+            let copies = committed[entry.job.table].get(&mark).copied().unwrap_or(0);
+            known.insert((entry.job.table, mark));
+            if entry.state == State::Succeeded && copies == 0 && entry.unverifiable {
+                if last {
+                    unverifiable += 1;
+                } else {
+                    pending_unverified += 1;
+                }
+            } else if entry.state == State::Succeeded && copies == 0 {
+                violations.push((
+                    format!("false success {id}"),
+                    format!("batch {n}: false success: job {id} was reported succeeded but its row is not in {} ({})", entry.job.table, entry.history.join(" | ")),
+                ));
+            }
+            let (stuck, gap) = (
+                entry.stuck_failures as usize,
+                entry.contract_failures as usize,
+            );
+            if copies > 1 + stuck + gap {
+                violations.push((
+                    format!("duplicate {id}"),
+                    format!(
+                        "batch {n}: duplicate: job {id}'s row is in {} {copies} times (sent {} times, failed as stuck {stuck} times, failed while its rows may have landed {gap} times) ({})",
+                        entry.job.table, entry.sends, entry.history.join(" | ")
+                    ),
+                ));
+            } else if last && copies > 1 {
+                let extra = copies - 1;
+                allowed += extra.min(stuck);
+                let gap = extra - extra.min(stuck);
+                if gap > 0 {
+                    let cause = entry.landed_causes.first().copied().unwrap_or("?");
+                    *by_cause.entry(cause).or_default() += gap;
+                }
+            }
+            if last && copies > 0 && entry.state != State::Succeeded && stuck + gap == 0 {
+                violations.push((
+                    format!("unreported {id}"),
+                    format!(
+                        "batch {n}: job {id} ends {:?} but its row is in {} ({})",
+                        entry.state,
+                        entry.job.table,
+                        entry.history.join(" | ")
+                    ),
+                ));
+            }
+        }
+        for (table, counts) in &committed {
+            for mark in counts.keys() {
+                if !known.contains(&(*table, mark.clone())) {
+                    violations.push((
+                        format!("phantom {table} {mark}"),
+                        format!("batch {n}: a row no job sent is in {table}: MARK {mark}"),
+                    ));
+                }
+            }
+        }
+        if pending_unverified > 0 {
+            *self
+                .outcome
+                .coverage
+                .entry("succeeded unverifiably before the rows committed (checked at the end)")
+                .or_default() += pending_unverified;
+        }
+        if last {
+            self.outcome.allowed_duplicates += allowed;
+            for (cause, count) in by_cause {
+                self.outcome.contract_duplicates += count;
+                *self
+                    .outcome
+                    .contract_duplicates_by_cause
+                    .entry(cause)
+                    .or_default() += count;
+            }
+            self.outcome.unverifiable_successes += unverifiable;
+            self.check_discards(n, &mut violations);
+        }
+        for (key, text) in violations {
+            self.violation(key, text);
+        }
+    }
+
+    /// Discard rows, at the end: each succeeded job's are there (unless its import's discards entry failed),
+    /// none more often than the job was sent, and none that no job explains.
+    pub(super) fn check_discards(&mut self, n: usize, violations: &mut Vec<(String, String)>) {
+        let mut types: HashMap<&'static str, HashMap<String, &'static str>> = HashMap::new();
+        for table in TABLES {
+            let columns = self
+                .world
+                .control
+                .table(demo::DATABASE, snowpipe_e2e::SCHEMA, table)
+                .map(|info| {
+                    info.columns
+                        .into_iter()
+                        .map(|c| (c.name, events::warehouse_type(&c.ty)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            types.insert(table, columns);
+        }
+        let mut rows: HashMap<(String, String, i64), usize> = HashMap::new();
+        for row in self.world.rows(DISCARDS) {
+            let at = row["RECEIVED_AT"]
+                .as_str()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .map_or(i64::MIN, |t| t.unix_timestamp());
+            let key = (
+                row["TABLE_NAME"].as_str().unwrap_or("").to_owned(),
+                row["COLUMN_NAME"].as_str().unwrap_or("").to_owned(),
+                at,
+            );
+            *rows.entry(key).or_default() += 1;
+        }
+        let mut explained = BTreeSet::new();
+        let mut allowed = 0;
+        let mut lost = 0;
+        let mut unverifiable = 0;
+        for (id, entry) in &self.jobs {
+            let table = entry.job.table;
+            for (column, declared) in &entry.job.columns {
+                let Some(actual) = types[table].get(column) else {
+                    continue;
+                };
+                if !events::is_discarded(declared, actual) {
+                    continue;
+                }
+                let key = (
+                    table.to_owned(),
+                    column.clone(),
+                    entry.job.received_at.unix_timestamp(),
+                );
+                let copies = rows.get(&key).copied().unwrap_or(0);
+                explained.insert(key);
+                if entry.state == State::Succeeded && copies == 0 {
+                    if entry.discards_entry_failed {
+                        lost += 1;
+                    } else if entry.discards_unverifiable || entry.unverifiable {
+                        unverifiable += 1;
+                    } else {
+                        violations.push((
+                            format!("discard lost {id} {column}"),
+                            format!("end: job {id} succeeded but its discard row for {table}.{column} ({declared} into {actual}) is missing ({})", entry.history.join(" | ")),
+                        ));
+                    }
+                }
+                if copies > entry.sends as usize {
+                    violations.push((
+                        format!("discard dup {id} {column}"),
+                        format!("end: the discard row of job {id} for {table}.{column} is there {copies} times, the job was sent {} times", entry.sends),
+                    ));
+                } else if copies > 1 {
+                    allowed += copies - 1;
+                }
+            }
+        }
+        for key in rows.keys() {
+            if !explained.contains(key) {
+                violations.push((
+                    format!("phantom discard {key:?}"),
+                    format!("batch {n}: a discard row no job explains: {key:?}"),
+                ));
+            }
+        }
+        self.outcome.allowed_duplicates += allowed;
+        self.outcome.lost_discards += lost;
+        self.outcome.unverifiable_discards += unverifiable;
+    }
+}
+
+/// Whether a failure reason is one where the contract fails the jobs although their rows may have landed:
+/// poll could not reopen a lost or invalid channel or read its status ("failure to do so fails the entry"),
+/// or an insert's answer was lost and whether it went in could not be told.
+fn may_have_landed(reason: &str) -> Option<&'static str> {
+    [
+        (
+            "reopening the channel of table",
+            "poll could not reopen a lost or invalid channel",
+        ),
+        (
+            "the status of the reopened channel",
+            "poll could not read a reopened channel's status",
+        ),
+        (
+            "and its status is unknown",
+            "an insert's answer was lost and the channel's status could not be read",
+        ),
+        (
+            "whether the rows went in cannot be told",
+            "an insert's answer was lost and the offsets could not tell",
+        ),
+    ]
+    .into_iter()
+    .find(|(needle, _)| reason.contains(needle))
+    .map(|(_, cause)| cause)
+}

@@ -1,0 +1,650 @@
+//! Runs one schedule against an in-process emulator and the real manager over HTTP, as a batch router would,
+//! and checks the invariants after every batch and at the end.
+
+mod checks;
+mod inject;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    future::Future,
+    io::Write as _,
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use serde_json::Value;
+use snowpipe_api::{HttpConfig, RetryConfig};
+use snowpipe_channels::{Clock, ManualClock};
+use snowpipe_e2e::{World, clocked::connect_with_clock};
+use snowpipe_manager::{Connection, Manager, PollOutput, Settings, UploadOutput};
+
+use self::inject::apply;
+use crate::{
+    events::{self, Job, MAX_INSERT_BYTES, MAX_LINE_BYTES},
+    schedule::{At, BadLine, BatchPlan, CommitMode, EventKind, EventPlan, Fault, Schedule, TABLES},
+};
+
+/// The stuck threshold the soak's manager runs with (on its own clock, which the soak moves).
+const STUCK_THRESHOLD: Duration = Duration::from_secs(60);
+/// Polls of one import before the soak gives up on it (a violation).
+const MAX_POLLS: u8 = 16;
+/// The client's timeout for one attempt of a call.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest any one upload or poll may take.
+const CALL_BOUND: Duration = Duration::from_secs(30);
+/// The most service and SQL API calls one batch may make.
+const MAX_CALLS_PER_BATCH: usize = 400;
+/// The discards table.
+const DISCARDS: &str = "RUDDER_DISCARDS";
+
+/// What one schedule came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Faults injected.
+    pub faults: usize,
+    /// Rows committed more than once where the behaviour page allows it, each attributed to its cause.
+    pub allowed_duplicates: usize,
+    /// Rows committed more than once after their job failed in a way the behaviour page makes a failure
+    /// although the rows may have landed (poll cannot reopen a lost or invalid channel; an insert whose
+    /// answer was lost cannot be resolved): a gap in the contract, reported apart from violations.
+    pub contract_duplicates: usize,
+    /// [`Outcome::contract_duplicates`] by the failure that let them happen.
+    pub contract_duplicates_by_cause: BTreeMap<&'static str, usize>,
+    /// Discard rows missing for succeeded jobs because the discards entry of their import failed: the
+    /// contract judges jobs by their table's entry only, so these are reported, not violations.
+    pub lost_discards: usize,
+    /// Succeeded jobs whose rows are not in their table, where the import's offset for the table was not
+    /// above the table's committed offset before the upload: offsets cannot tell whether such an insert
+    /// landed, and the contract calls it succeeded (reported apart from violations).
+    pub unverifiable_successes: usize,
+    /// Discard rows missing for succeeded jobs where the discards entry (or the table's) could not be judged
+    /// by offsets, as with [`Outcome::unverifiable_successes`].
+    pub unverifiable_discards: usize,
+    /// Broken invariants, each a readable line.
+    pub violations: Vec<String>,
+    /// How often interesting things happened, to see what a soak exercised.
+    pub coverage: BTreeMap<&'static str, usize>,
+}
+
+/// Where a job stands with the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Failed (or not yet sent): sent again in the next batch.
+    Pending,
+    /// Reported succeeded.
+    Succeeded,
+    /// Reported aborted, with the reason.
+    Aborted(String),
+}
+
+#[derive(Debug)]
+struct Entry {
+    job: Job,
+    state: State,
+    /// Uploads that carried the job.
+    sends: u32,
+    /// Times the job came back failed as stuck (its rows may commit later: an allowed duplicate).
+    stuck_failures: u32,
+    /// Times the job failed although its rows may have landed, as the contract has it (see
+    /// [`Outcome::contract_duplicates`]).
+    contract_failures: u32,
+    /// Why, for those failures (the first one names the cause of a duplicate).
+    landed_causes: Vec<&'static str>,
+    /// The line was too long to read.
+    too_long: bool,
+    /// Its line was left out of the file it was last sent in.
+    line_missing: bool,
+    /// It succeeded in an import whose discards entry failed.
+    discards_entry_failed: bool,
+    /// It succeeded in an import whose offset for its table was not above the table's committed offset
+    /// before the upload (see [`Outcome::unverifiable_successes`]).
+    unverifiable: bool,
+    /// The same for the discards entry of that import.
+    discards_unverifiable: bool,
+    /// Every failure reason, in order, for reports.
+    history: Vec<String>,
+}
+
+/// One job's outcome in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Succeeded,
+    Failed(String),
+    Aborted(String),
+}
+
+struct Run {
+    world: World,
+    manager: Manager,
+    settings: Settings,
+    connection: Connection,
+    clock: Arc<ManualClock>,
+    commit: CommitMode,
+    /// Every job sent, by id (failed ones go again first, in id order).
+    jobs: BTreeMap<i64, Entry>,
+    /// The last job id handed out.
+    next_job_id: i64,
+    /// An abort-kind fault was injected: aborts naming it are expected.
+    abort_faults: bool,
+    /// Each table's committed offset, the greatest seen (see `committed_offsets`).
+    committed_high: HashMap<String, i64>,
+    /// `SOAK_TRACE` is set.
+    tracing: bool,
+    outcome: Outcome,
+    reported: BTreeSet<String>,
+    file_count: usize,
+}
+
+/// Runs a schedule and answers what it came to. Never panics on a manager panic: that is a violation.
+pub async fn run_schedule(schedule: &Schedule) -> Outcome {
+    let schedule = schedule.clone();
+    match tokio::spawn(async move { run_inner(&schedule).await }).await {
+        Ok(outcome) => outcome,
+        Err(error) => Outcome {
+            violations: vec![format!("the manager (or the soak) panicked: {error}")],
+            ..Outcome::default()
+        },
+    }
+}
+
+async fn run_inner(schedule: &Schedule) -> Outcome {
+    let mut run = Run::start(schedule).await;
+    for (n, batch) in schedule.batches.iter().enumerate() {
+        run.batch(n + 1, batch).await;
+    }
+    run.quiesce(schedule.batches.len()).await;
+    run.world.emulator.shutdown().await;
+    run.outcome
+}
+
+impl Run {
+    async fn start(schedule: &Schedule) -> Self {
+        let world = World::start().await;
+        if schedule.commit == CommitMode::Flushed {
+            world.control.set_commit_lag(Duration::from_secs(3600));
+        }
+        let mut connection = world.connection();
+        connection.service = HttpConfig {
+            base_url: world.emulator.base_url(),
+            timeout: HTTP_TIMEOUT,
+            connect_timeout: Duration::from_secs(1),
+            retry: RetryConfig {
+                max_retries: 3,
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(4),
+                jitter: false,
+                ..RetryConfig::default()
+            },
+            ..HttpConfig::default()
+        };
+        let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
+        let settings = Settings {
+            max_line_bytes: MAX_LINE_BYTES,
+            max_insert_request_bytes: MAX_INSERT_BYTES,
+            bulk_status_batch_size: schedule.bulk_status_batch,
+            stuck_threshold: STUCK_THRESHOLD,
+            table_concurrency: schedule.table_concurrency,
+            ..Settings::default()
+        };
+        let manager = connect(&world, &settings, &connection, &clock);
+        Self {
+            world,
+            manager,
+            settings,
+            connection,
+            clock,
+            commit: schedule.commit,
+            jobs: BTreeMap::new(),
+            next_job_id: 1000,
+            abort_faults: false,
+            committed_high: HashMap::new(),
+            tracing: std::env::var_os("SOAK_TRACE").is_some(),
+            outcome: Outcome::default(),
+            reported: BTreeSet::new(),
+            file_count: 0,
+        }
+    }
+
+    /// A new manager over the same emulator, clock and settings, as after a process restart.
+    fn connect(&self) -> Manager {
+        connect(&self.world, &self.settings, &self.connection, &self.clock)
+    }
+
+    fn violation(&mut self, key: String, text: String) {
+        if self.reported.insert(key) {
+            self.outcome.violations.push(text);
+        }
+    }
+
+    /// The jobs that failed before, in job id order, then the batch's new events.
+    fn compose(&mut self, plan: &BatchPlan) -> (PathBuf, Vec<i64>) {
+        let mut ids: Vec<i64> = if plan.defer_retries {
+            Vec::new()
+        } else {
+            self.jobs
+                .iter()
+                .filter(|(_, e)| e.state == State::Pending)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for event in &plan.events {
+            self.next_job_id += 1 + i64::from(event.id % 2);
+            let job = events::job(self.next_job_id, *event);
+            ids.push(job.id);
+            self.jobs.insert(job.id, Entry::new(job, false));
+        }
+        let missing = plan
+            .missing_line
+            .then(|| plan.events.last().map(|_| self.next_job_id))
+            .flatten();
+        let mut lines: Vec<String> = ids
+            .iter()
+            .filter(|id| Some(**id) != missing)
+            .map(|id| self.jobs[id].job.line.clone())
+            .collect();
+        if let Some(id) = missing
+            && let Some(entry) = self.jobs.get_mut(&id)
+        {
+            entry.line_missing = true;
+        }
+        match plan.bad_line {
+            Some(BadLine::NotJson) => lines.insert(lines.len() / 2, "{not json".to_owned()),
+            Some(BadLine::TooLong) => {
+                self.next_job_id += 1;
+                let plan = EventPlan {
+                    table: 0,
+                    id: 0,
+                    kind: EventKind::Plain,
+                };
+                let job = events::job(self.next_job_id, plan);
+                lines.insert(lines.len() / 2, events::too_long_line(&job));
+                ids.push(job.id);
+                self.jobs.insert(job.id, Entry::new(job, true));
+            }
+            None => {}
+        }
+        self.file_count += 1;
+        let path = self
+            .world
+            .dir
+            .path()
+            .join(format!("batch-{}.jsonl", self.file_count));
+        let mut file = std::fs::File::create(&path).expect("create the event file");
+        for line in &lines {
+            writeln!(file, "{line}").expect("write the event file");
+        }
+        for id in &ids {
+            if let Some(entry) = self.jobs.get_mut(id) {
+                entry.sends += 1;
+            }
+        }
+        (path, ids)
+    }
+
+    /// With `SOAK_TRACE` set, tells what happens, for replaying a failing schedule by hand.
+    #[allow(clippy::print_stderr)]
+    fn trace(&self, what: impl FnOnce() -> String) {
+        if self.tracing {
+            eprintln!("soak: {}", what());
+        }
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.outcome.coverage.entry(what).or_default() += 1;
+    }
+
+    /// Each table's committed offset, as far as the soak can tell: for the event tables the highest job id
+    /// among their committed rows (an insert's offset is the highest job id in it, and its rows commit with
+    /// it), for every table the greatest over its channels now and at every earlier look (a restart hides
+    /// channels, but Snowflake keeps a channel name's committed offset, and it never goes back).
+    fn committed_offsets(&mut self) -> HashMap<String, i64> {
+        for channel in self.world.control.channels() {
+            if let Ok(offset) = channel.committed_offset.parse::<i64>() {
+                let slot = self.committed_high.entry(channel.table).or_insert(i64::MIN);
+                *slot = (*slot).max(offset);
+            }
+        }
+        for table in TABLES {
+            let highest = self
+                .world
+                .rows(table)
+                .iter()
+                .filter_map(|row| row["MARK"].as_str()?.strip_prefix('m')?.parse::<i64>().ok())
+                .max();
+            if let Some(highest) = highest {
+                let slot = self
+                    .committed_high
+                    .entry(table.to_owned())
+                    .or_insert(i64::MIN);
+                *slot = (*slot).max(highest);
+            }
+        }
+        self.committed_high.clone()
+    }
+
+    fn overran(&mut self, n: usize, what: &str) {
+        self.violation(
+            format!("bound {n} {what}"),
+            format!("batch {n}: {what} took longer than {CALL_BOUND:?}"),
+        );
+    }
+
+    /// One batch: faults before the upload, the upload, faults after it, polls until the import is complete
+    /// (with faults between them), upload stats, then the checks.
+    async fn batch(&mut self, n: usize, plan: &BatchPlan) {
+        self.world.control.clear_calls();
+        self.clock
+            .advance(Duration::from_secs(plan.wait_secs.into()));
+        self.inject_at(plan, At::BeforeUpload);
+        let mut waiters = self.arm_after_call_faults(plan);
+        let (file, ids) = self.compose(plan);
+        let committed_before = self.committed_offsets();
+        let Some(upload) = bounded(self.manager.upload(&file, &ids)).await else {
+            self.overran(n, "upload");
+            return self.give_up(&ids, "the upload did not return");
+        };
+        self.trace(|| {
+            format!(
+                "batch {n}: sent {ids:?}; upload: importing {:?}, failed {:?}, aborted {:?}, reasons {:?}, import id {}",
+                upload.importing_job_ids,
+                upload.failed_job_ids,
+                upload.aborted_job_ids,
+                upload.reasons,
+                serde_json::to_string(&upload.importing_parameters).unwrap_or_default()
+            )
+        });
+        self.inject_at(plan, At::AfterUpload);
+        self.check_upload(n, &ids, &upload);
+        let mut verdicts: BTreeMap<i64, Verdict> = BTreeMap::new();
+        for id in &upload.failed_job_ids {
+            verdicts.insert(*id, Verdict::Failed(reason(&upload, *id)));
+        }
+        for id in &upload.aborted_job_ids {
+            verdicts.insert(*id, Verdict::Aborted(reason(&upload, *id)));
+        }
+        let mut discards_failed = false;
+        if let Some(params) = &upload.importing_parameters {
+            let import_id = serde_json::to_value(&params.import_id).expect("import id serialises");
+            let Some(poll) = self.poll_until_complete(n, plan, &import_id).await else {
+                return self.give_up(&upload.importing_job_ids, "the import never completed");
+            };
+            let params = poll.failed_job_parameters.clone().unwrap_or(import_id);
+            self.check_poll(n, &poll, &params);
+            discards_failed = params.as_array().is_some_and(|entries| {
+                entries
+                    .iter()
+                    .any(|e| e["table"] == DISCARDS && e["failed"] == Value::Bool(true))
+            });
+            verdicts.extend(self.stats(n, &upload, &params));
+        }
+        waiters.abort_all();
+        while let Some(done) = waiters.join_next().await {
+            if let Ok(Some(fault)) = done {
+                self.trace(|| format!("injected after a call: {fault}"));
+                self.injected(fault);
+            }
+        }
+        let calls = self.world.control.calls().len();
+        if calls > MAX_CALLS_PER_BATCH {
+            self.violation(
+                format!("calls {n}"),
+                format!("batch {n}: {calls} calls to the service and SQL API (bound {MAX_CALLS_PER_BATCH})"),
+            );
+        }
+        let unverifiable = unverifiable_tables(&upload, &committed_before);
+        self.count_retries_below_committed(&verdicts, &committed_before, &unverifiable);
+        self.trace(|| {
+            format!(
+                "batch {n}: verdicts {verdicts:?}; channels {:?}",
+                self.world.control.channels()
+            )
+        });
+        self.record(n, plan, &verdicts, discards_failed, &unverifiable);
+        self.check_rows(n, false);
+        self.committed_offsets();
+    }
+
+    /// Faults to inject right after the batch's n-th call: each waits on the call log in its own task.
+    fn arm_after_call_faults(&self, plan: &BatchPlan) -> tokio::task::JoinSet<Option<Fault>> {
+        let mut waiters = tokio::task::JoinSet::new();
+        for timed in &plan.faults {
+            if let At::AfterCall(k) = timed.at
+                && timed.fault != Fault::RestartManager
+            {
+                let (control, fault) = (self.world.control.clone(), timed.fault);
+                waiters.spawn(async move {
+                    let fired = control.wait_for_calls(k.into()).await;
+                    if fired {
+                        apply(&control, fault);
+                    }
+                    fired.then_some(fault)
+                });
+            }
+        }
+        waiters
+    }
+
+    /// Polls as a router does until the import is complete, flushing (in [`CommitMode::Flushed`]) from the
+    /// batch's flush point on and letting time pass after it; `None` (a violation) when it never completes.
+    async fn poll_until_complete(
+        &mut self,
+        n: usize,
+        plan: &BatchPlan,
+        import_id: &Value,
+    ) -> Option<PollOutput> {
+        let flush_at = if self.commit == CommitMode::Flushed {
+            plan.flush_at
+        } else {
+            0
+        };
+        for i in 0..MAX_POLLS {
+            self.inject_at(plan, At::BeforePoll(i));
+            if self.commit == CommitMode::Flushed && i >= flush_at {
+                self.world.control.flush();
+            }
+            if i > flush_at {
+                // The router keeps polling while time passes: past the threshold, stuck imports fail.
+                self.clock
+                    .advance(STUCK_THRESHOLD / 3 + Duration::from_secs(1));
+            }
+            let Some(poll) = bounded(self.manager.poll(import_id)).await else {
+                self.overran(n, "poll");
+                return None;
+            };
+            self.trace(|| format!("poll {}: {poll:?}", i + 1));
+            if poll.complete {
+                return Some(poll);
+            }
+        }
+        self.violation(
+            format!("poll {n}"),
+            format!("batch {n}: the import was not complete after {MAX_POLLS} polls"),
+        );
+        None
+    }
+
+    /// Upload stats for the importing jobs, checked for conservation: each job's verdict.
+    fn stats(&mut self, n: usize, upload: &UploadOutput, params: &Value) -> BTreeMap<i64, Verdict> {
+        let importing: Vec<(i64, String)> = upload
+            .importing_job_ids
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    self.jobs.get(id).map_or("", |e| e.job.table).to_owned(),
+                )
+            })
+            .collect();
+        let stats = self.manager.upload_stats(params, &importing);
+        self.check_stats(n, upload, &stats);
+        let mut verdicts = BTreeMap::new();
+        for id in &stats.metadata.succeeded_keys {
+            verdicts.insert(*id, Verdict::Succeeded);
+        }
+        for id in &stats.metadata.failed_keys {
+            let why = stats
+                .metadata
+                .failed_reasons
+                .get(id)
+                .cloned()
+                .unwrap_or_default();
+            verdicts.insert(*id, Verdict::Failed(why));
+        }
+        verdicts
+    }
+
+    /// Coverage: how retried jobs at or below their table's committed offset fared.
+    fn count_retries_below_committed(
+        &mut self,
+        verdicts: &BTreeMap<i64, Verdict>,
+        committed_before: &HashMap<String, i64>,
+        unverifiable: &BTreeSet<String>,
+    ) {
+        for (id, verdict) in verdicts {
+            let entry = &self.jobs[id];
+            let table = entry.job.table;
+            let below = entry.sends > 1 && committed_before.get(table).is_some_and(|c| *c >= *id);
+            if !below {
+                continue;
+            }
+            self.count("retried job at or below its table's committed offset");
+            self.count(match verdict {
+                Verdict::Failed(why) if why.contains("were lost") => {
+                    "retried job below the committed offset: lost again"
+                }
+                Verdict::Failed(_) => "retried job below the committed offset: failed",
+                Verdict::Succeeded if unverifiable.contains(table) => {
+                    "retried job below the committed offset: succeeded unverifiably"
+                }
+                Verdict::Succeeded => "retried job below the committed offset: succeeded",
+                Verdict::Aborted(_) => "retried job below the committed offset: aborted",
+            });
+        }
+    }
+
+    /// A call that never returned (already a violation): its jobs stay with the router, to be sent again,
+    /// and rows that land twice because of it are not reported a second time.
+    fn give_up(&mut self, ids: &[i64], why: &str) {
+        for id in ids {
+            if let Some(entry) = self.jobs.get_mut(id) {
+                entry.history.push(why.to_owned());
+                entry.contract_failures += 1;
+                entry.landed_causes.push("the soak gave up on the call");
+            }
+        }
+    }
+
+    /// Faults stop: failed jobs are sent again until none is left, within a bounded number of batches.
+    async fn quiesce(&mut self, batches: usize) {
+        let control = self.world.control.clone();
+        control.clear_faults();
+        control.resume_commits(None);
+        self.clock.advance(Duration::from_secs(2 * 3600));
+        control.flush();
+        let pending = |run: &Self| {
+            run.jobs
+                .values()
+                .filter(|e| e.state == State::Pending)
+                .count()
+        };
+        let bound = 3 + pending(self);
+        let quiet = BatchPlan {
+            events: Vec::new(),
+            bad_line: None,
+            defer_retries: false,
+            missing_line: false,
+            wait_secs: 0,
+            flush_at: 0,
+            faults: Vec::new(),
+        };
+        let mut n = batches;
+        for _ in 0..bound {
+            if pending(self) == 0 {
+                break;
+            }
+            n += 1;
+            self.batch(n, &quiet).await;
+        }
+        let left: Vec<String> = self
+            .jobs
+            .iter()
+            .filter(|(_, e)| e.state == State::Pending)
+            .map(|(id, e)| format!("{id} ({})", e.history.last().map_or("", String::as_str)))
+            .collect();
+        if !left.is_empty() {
+            self.violation(
+                "liveness".to_owned(),
+                format!("liveness: {} job(s) still failing {bound} batches after the faults stopped: {}", left.len(), left.join("; ")),
+            );
+        }
+        // Rows of stalled channels that were failed as stuck may commit now: allowed duplicates.
+        control.resume_commits(None);
+        control.flush();
+        self.check_rows(n, true);
+    }
+}
+
+impl Entry {
+    fn new(job: Job, too_long: bool) -> Self {
+        Self {
+            job,
+            state: State::Pending,
+            sends: 0,
+            stuck_failures: 0,
+            contract_failures: 0,
+            landed_causes: Vec::new(),
+            too_long,
+            line_missing: false,
+            discards_entry_failed: false,
+            unverifiable: false,
+            discards_unverifiable: false,
+            history: Vec::new(),
+        }
+    }
+}
+
+fn reason(upload: &UploadOutput, id: i64) -> String {
+    upload.reasons.get(&id).cloned().unwrap_or_default()
+}
+
+/// A manager over HTTP to the emulator, on the soak's clock.
+fn connect(
+    world: &World,
+    settings: &Settings,
+    connection: &Connection,
+    clock: &Arc<ManualClock>,
+) -> Manager {
+    connect_with_clock(
+        &world.destination(),
+        settings.clone(),
+        connection.clone(),
+        Arc::clone(clock) as Arc<dyn Clock>,
+    )
+    .expect("the manager connects")
+}
+
+/// The tables whose offset in the import was not above their committed offset before the upload: offsets
+/// cannot tell whether their rows landed.
+fn unverifiable_tables(
+    upload: &UploadOutput,
+    committed_before: &HashMap<String, i64>,
+) -> BTreeSet<String> {
+    upload
+        .importing_parameters
+        .iter()
+        .flat_map(|p| &p.import_id)
+        .filter(|entry| {
+            let offset = entry.offset.parse::<i64>().unwrap_or(i64::MAX);
+            committed_before
+                .get(&entry.table)
+                .is_some_and(|committed| *committed >= offset)
+        })
+        .map(|entry| entry.table.clone())
+        .collect()
+}
+
+/// The call's answer, or `None` when it outlived [`CALL_BOUND`].
+async fn bounded<T>(call: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(CALL_BOUND, call).await.ok()
+}
