@@ -405,7 +405,7 @@ fn event() -> impl Strategy<Value = EventPlan> {
 
 fn batch() -> impl Strategy<Value = BatchPlan> {
     (
-        vec(event(), 0..10),
+        vec(event(), 0..12),
         prop::option::weighted(
             0.02,
             prop_oneof![Just(BadLine::NotJson), Just(BadLine::TooLong)],
@@ -433,13 +433,13 @@ fn batch() -> impl Strategy<Value = BatchPlan> {
         )
 }
 
-/// A whole schedule: 1 to 11 batches.
+/// A whole schedule: 1 to 16 batches.
 pub fn schedule() -> impl Strategy<Value = Schedule> {
     (
         prop_oneof![Just(CommitMode::Immediate), Just(CommitMode::Flushed)],
         prop_oneof![Just(1usize), Just(4usize)],
         prop_oneof![Just(100usize), Just(1usize), Just(2usize)],
-        vec(batch(), 1..12),
+        vec(batch(), 1..17),
     )
         .prop_map(
             |(commit, table_concurrency, bulk_status_batch, batches)| Schedule {
