@@ -91,3 +91,55 @@ async fn a_lost_answer_to_a_resent_insert_never_duplicates_rows() {
     })
     .await;
 }
+
+/// A contract gap the soak counts apart (soak seed 0x70616f2f48dce01c): the service restarts after the rows
+/// committed and the channel cannot be reopened while polling; "failure to do so fails the entry", and the
+/// router's retry puts the row in twice.
+#[tokio::test]
+async fn a_channel_poll_cannot_reopen_fails_rows_that_landed() {
+    let schedule = Schedule {
+        commit: CommitMode::Immediate,
+        table_concurrency: 1,
+        bulk_status_batch: 100,
+        batches: vec![batch(
+            vec![event(0, EventKind::Plain)],
+            vec![
+                (At::AfterUpload, Fault::Restart),
+                (At::AfterUpload, Fault::AuthChannel(1)),
+            ],
+        )],
+    };
+    let outcome = run_schedule(&schedule).await;
+    assert!(outcome.violations.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.contract_duplicates, 1, "{outcome:?}");
+}
+
+/// A contract gap the soak counts apart (soak seed 0x6d735ddc1a5bef57): a retried job whose id is below its
+/// table's committed offset is sent alone, so the import's offset is below the committed offset before the
+/// upload and "committed ≥ expected" calls it succeeded although a restart lost its row.
+#[tokio::test]
+async fn a_retry_below_the_committed_offset_is_called_succeeded_whatever_happened() {
+    let fail_inserts = Fault::ServerErrors {
+        ep: Ep::Insert,
+        count: 4,
+        status: 503,
+    };
+    let mut newer = batch(vec![event(0, EventKind::Plain)], vec![]);
+    newer.defer_retries = true;
+    let schedule = Schedule {
+        commit: CommitMode::Flushed,
+        table_concurrency: 1,
+        bulk_status_batch: 100,
+        batches: vec![
+            batch(
+                vec![event(0, EventKind::Plain)],
+                vec![(At::BeforeUpload, fail_inserts)],
+            ),
+            newer,
+            batch(vec![], vec![(At::AfterUpload, Fault::Restart)]),
+        ],
+    };
+    let outcome = run_schedule(&schedule).await;
+    assert!(outcome.violations.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.unverifiable_successes, 1, "{outcome:?}");
+}
