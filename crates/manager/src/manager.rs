@@ -110,6 +110,18 @@ impl Manager {
         settings: Settings,
         connection: Connection,
     ) -> Result<Self, ConnectError> {
+        Self::connect_with_clock(destination, settings, connection, Arc::new(SystemClock))
+    }
+
+    /// [`Manager::connect`] with the clock of the manager and its auth backoff given, so a test can pass the
+    /// stuck threshold or a backoff without waiting. The SQL API's key-pair tokens keep the system clock:
+    /// Snowflake checks their times against its own.
+    pub fn connect_with_clock(
+        destination: &Destination,
+        settings: Settings,
+        connection: Connection,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConnectError> {
         let labels = [
             ("workspaceId", destination.workspace_id.clone()),
             ("destinationId", destination.id.clone()),
@@ -119,23 +131,12 @@ impl Manager {
             Instrumented::new(HttpClient::new(connection.service.clone())?).with_labels(labels),
         );
         let config = decode_config(destination).unwrap_or_default();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let mut sql = SqlApiConfig::new(
-            &config.account,
-            &config.user,
-            &config.role,
-            &config.warehouse,
-            &config.database,
-            config.private_key.clone(),
-        );
-        sql.private_key_passphrase = config.private_key_passphrase.clone();
-        sql.iceberg = config.enable_iceberg;
+        let mut sql = SqlApiConfig::for_destination(&config);
         sql.base_url = connection.sql_api_url;
         // One set of transport settings for both services: what the caller tuned for one holds for the other.
         sql.timeout = connection.service.timeout;
         sql.retry = connection.service.retry.clone();
         sql.sleep = Arc::clone(&connection.service.sleep);
-        sql.clock = Arc::clone(&clock);
         let warehouse = SqlApiWarehouse::new(sql)?;
         let channel_settings =
             ChannelSettings::new(&destination.id, &settings.instance_id, &config);

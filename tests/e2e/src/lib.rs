@@ -1,8 +1,6 @@
 //! Shared set-up of the end-to-end tests: an in-process emulator, a manager connected to it over HTTP,
 //! and event files written from compact descriptions.
 
-pub mod clocked;
-
 use std::{
     io::Write as _,
     path::{Path, PathBuf},

@@ -35,17 +35,8 @@ async fn setup(private_key: &str, passphrase: &str) -> Setup {
         enable_iceberg: false,
     };
     let clock = Arc::new(ManualClock::default());
-    let mut sql = SqlApiConfig::new(
-        &config.account,
-        &config.user,
-        &config.role,
-        &config.warehouse,
-        &config.database,
-        config.private_key.clone(),
-    );
-    sql.private_key_passphrase = config.private_key_passphrase.clone();
+    let mut sql = SqlApiConfig::for_destination(&config);
     sql.base_url = Some(emulator.base_url());
-    // Tokens are signed for the wall clock the emulator checks them against.
     let warehouse = SqlApiWarehouse::new(sql).unwrap();
     let api = HttpClient::new(HttpConfig {
         base_url: emulator.base_url(),

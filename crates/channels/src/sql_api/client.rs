@@ -92,6 +92,22 @@ impl SqlApiConfig {
         }
     }
 
+    /// Settings for a destination: its account, user, role, warehouse, database, key and Iceberg flag, with
+    /// the defaults for the rest.
+    pub fn for_destination(config: &crate::DestinationConfig) -> Self {
+        let mut settings = Self::new(
+            &config.account,
+            &config.user,
+            &config.role,
+            &config.warehouse,
+            &config.database,
+            config.private_key.clone(),
+        );
+        settings.private_key_passphrase = config.private_key_passphrase.clone();
+        settings.iceberg = config.enable_iceberg;
+        settings
+    }
+
     fn base_url(&self) -> String {
         match &self.base_url {
             Some(url) => url.trim_end_matches('/').to_owned(),

@@ -16,7 +16,7 @@ use std::{
 use serde_json::Value;
 use snowpipe_api::{HttpConfig, RetryConfig};
 use snowpipe_channels::{Clock, ManualClock};
-use snowpipe_e2e::{World, clocked::connect_with_clock};
+use snowpipe_e2e::World;
 use snowpipe_manager::{Connection, Manager, PollOutput, Settings, UploadOutput};
 
 use self::inject::apply;
@@ -615,7 +615,7 @@ fn connect(
     connection: &Connection,
     clock: &Arc<ManualClock>,
 ) -> Manager {
-    connect_with_clock(
+    Manager::connect_with_clock(
         &world.destination(),
         settings.clone(),
         connection.clone(),
