@@ -233,16 +233,19 @@ impl Manager {
     }
 
     /// Judges an entry whose channel the service lost (`stale` = `None`) or reported invalid: reopen the
-    /// channel (no DDL) and judge on the new channel's status.
+    /// channel (no DDL) and judge on the new channel's status. When the channel cannot be reopened or its
+    /// status read, the entry stays in progress rather than failing jobs whose rows may have landed (the
+    /// issue's "no row twice" wins over the behaviour page's "failure to do so fails the entry").
     async fn judge_reopened(&self, entry: &ImportEntry, stale: Option<String>) -> Judgement {
         tracing::info!(table = %entry.table, channel_id = %entry.channel_id, invalid = stale.is_some(), "reopening channel while polling");
         let channel = match self.channels.recreate(&entry.table, stale).await {
             Ok(channel) => channel,
             Err(error) => {
-                return Judgement::failed(format!(
-                    "reopening the channel of table {} failed: {error}",
-                    entry.table
-                ));
+                // Failing the entry here would fail jobs whose rows may have committed before the restart, and
+                // their retry would put them in twice: try again at the next poll; the stuck threshold still
+                // bounds how long that goes on.
+                tracing::warn!(table = %entry.table, %error, "cannot reopen the channel; the entry stays in progress");
+                return Judgement::InProgress;
             }
         };
         self.poll
@@ -252,10 +255,11 @@ impl Manager {
             .insert(entry.channel_id.clone(), channel.id.clone());
         match self.api.channel_status(&channel.id).await {
             Ok(status) => judge(entry, &status),
-            Err(error) => Judgement::failed(format!(
-                "the status of the reopened channel of table {} is unknown: {error}",
-                entry.table
-            )),
+            Err(error) => {
+                // As above: unknown is not failed. The next poll asks the reopened channel.
+                tracing::warn!(table = %entry.table, channel_id = %channel.id, %error, "status of the reopened channel unknown; the entry stays in progress");
+                Judgement::InProgress
+            }
         }
     }
 
