@@ -47,6 +47,7 @@ impl ColumnInfo {
 /// The warehouse types a table column can have, as the rest of the pipeline names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum WarehouseType {
     /// Whole numbers (`NUMBER` with scale 0).
     Int,
