@@ -63,10 +63,20 @@ fn serde_json_validate_only(bencher: Bencher<'_, '_>) {
     });
 }
 
-/// Reading the file into a batch grouped by table, `UUID_TS` set on every row.
+/// Reading the file into a batch grouped by table, `UUID_TS` set on every row (lines decoded on as many
+/// threads as the machine has cores, at most four: the default).
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn read_and_group(bencher: Bencher<'_, '_>) {
     let options = options();
+    counted(bencher).bench(|| {
+        Batch::read_from(&FILE[..], Path::new("bench"), &options).expect("generated file reads")
+    });
+}
+
+/// The same on one thread, to show what the decoding threads bring.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn read_and_group_one_thread(bencher: Bencher<'_, '_>) {
+    let options = options().with_threads(1);
     counted(bencher).bench(|| {
         Batch::read_from(&FILE[..], Path::new("bench"), &options).expect("generated file reads")
     });

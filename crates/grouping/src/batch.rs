@@ -167,7 +167,7 @@ struct Building {
     name: Arc<str>,
     schema: Schema,
     // Events of one file mostly share a handful of column sets; merge each set once.
-    merged: HashSet<*const Schema>,
+    merged: HashSet<usize>,
     offset: i64,
     events: Vec<Event>,
 }
@@ -201,8 +201,11 @@ impl Grouper {
             }
         };
         let table = &mut self.tables[i];
-        // The pointer stays valid for the set's lifetime: `event` (kept below) holds the Arc.
-        if table.merged.insert(Arc::as_ptr(event.shared_columns())) {
+        // Keyed by address: no other schema can take it while `event` (kept below) holds the Arc.
+        if table
+            .merged
+            .insert(Arc::as_ptr(event.shared_columns()).addr())
+        {
             table.schema.merge(event.columns());
         }
         table.offset = table.offset.max(event.job_id());

@@ -1,6 +1,7 @@
 //! Reading an event file into a [`Batch`]: line by line, with a maximum line length, failing on the first
 //! bad line but still collecting every job id the file holds.
 
+mod chunk;
 mod decode;
 mod lines;
 
@@ -8,9 +9,11 @@ use std::{
     borrow::Cow,
     collections::{HashMap, HashSet},
     fs::File,
-    io::{BufRead, BufReader},
+    io::{self, BufRead, BufReader},
+    num::NonZeroUsize,
     path::Path,
-    sync::Arc,
+    sync::{Arc, mpsc},
+    thread,
 };
 
 use serde_json::value::RawValue;
@@ -19,6 +22,7 @@ use crate::{
     Batch, Event, LineProblem, ReadError, ReadErrorKind, Schema, UploadTime, batch::Grouper,
     event::EventError,
 };
+use chunk::{CHUNK_BYTES, Chunk};
 use lines::{Line, for_each_line};
 
 /// The default maximum line length: 512 KiB.
@@ -27,19 +31,28 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 512 * 1024;
 /// Large enough that lines rarely straddle a refill (those are copied), small enough to stay in cache.
 const READ_BUFFER_BYTES: usize = 1 << 20;
 
+/// The most threads a read decodes lines on by default: past this, one thread splitting lines is the
+/// bottleneck.
+const MAX_DEFAULT_THREADS: usize = 4;
+
 /// How to read an event file.
 ///
 /// ```
 /// use snowpipe_grouping::{ReadOptions, UploadTime};
 /// use time::macros::datetime;
 ///
-/// let options = ReadOptions::new(UploadTime::new(datetime!(2024-01-02 03:04:05 UTC))).with_max_line_bytes(1024);
+/// let options = ReadOptions::new(UploadTime::new(datetime!(2024-01-02 03:04:05 UTC)))
+///     .with_max_line_bytes(1024)
+///     .with_threads(1);
 /// assert_eq!(options.max_line_bytes(), 1024);
+/// assert_eq!(options.threads(), 1);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     max_line_bytes: usize,
     upload_time: UploadTime,
+    threads: usize,
+    chunk_bytes: usize,
 }
 
 impl ReadOptions {
@@ -50,7 +63,25 @@ impl ReadOptions {
         Self {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             upload_time,
+            threads: thread::available_parallelism()
+                .map_or(1, NonZeroUsize::get)
+                .min(MAX_DEFAULT_THREADS),
+            chunk_bytes: CHUNK_BYTES,
         }
+    }
+
+    /// Sets how many threads decode lines (at least one; by default the machine's cores, at most four).
+    /// The result does not depend on it: events keep their file order whatever the number.
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// How many threads decode lines.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Sets the maximum line length in bytes (not counting the line break); longer lines are errors.
@@ -124,12 +155,95 @@ impl Batch {
         path: &Path,
         options: &ReadOptions,
     ) -> Result<Self, ReadError> {
-        let mut reading = Reading::new(options);
-        let outcome = for_each_line(&mut reader, options.max_line_bytes, |number, line| {
-            reading.line(number, line);
-        });
+        let (reading, outcome) = if options.threads <= 1 {
+            let (mut decoder, mut reading) = (Decoder::new(options), Reading::default());
+            let outcome = for_each_chunk(&mut reader, options, |chunk| {
+                reading.take(decoder.decode(&chunk));
+                true
+            });
+            (reading, outcome)
+        } else {
+            read_in_parallel(&mut reader, options)
+        };
         reading.finish(path, outcome)
     }
+}
+
+/// Splits lines into chunks on this thread and hands them to `f`; stops early when `f` answers false.
+fn for_each_chunk<R: BufRead>(
+    reader: &mut R,
+    options: &ReadOptions,
+    mut f: impl FnMut(Chunk) -> bool,
+) -> Result<(), (u64, io::Error)> {
+    let mut chunk = Chunk::with_capacity(options.chunk_bytes);
+    let mut open = true;
+    let outcome = for_each_line(reader, options.max_line_bytes, |number, line| {
+        if !open {
+            return;
+        }
+        chunk.push(number, line);
+        if chunk.len() >= options.chunk_bytes {
+            let full = std::mem::replace(&mut chunk, Chunk::with_capacity(options.chunk_bytes));
+            open = f(full);
+        }
+    });
+    if open && !chunk.is_empty() {
+        f(chunk);
+    }
+    outcome
+}
+
+/// Reads on this thread, decodes on `options.threads` threads and groups on one more.
+///
+/// Chunk `i` goes to decoder `i % threads`, and the grouping thread takes results in the same rotation, so
+/// results come back in file order without any reordering buffer. Bounded queues keep only a few chunks in
+/// flight, whatever the file's size.
+fn read_in_parallel<R: BufRead>(
+    reader: &mut R,
+    options: &ReadOptions,
+) -> (Reading, Result<(), (u64, io::Error)>) {
+    let threads = options.threads;
+    thread::scope(|scope| {
+        let mut to_decoders = Vec::with_capacity(threads);
+        let mut from_decoders = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(1);
+            let (decoded_tx, decoded_rx) = mpsc::sync_channel::<Decoded>(2);
+            scope.spawn(move || {
+                let mut decoder = Decoder::new(options);
+                for chunk in chunk_rx {
+                    if decoded_tx.send(decoder.decode(&chunk)).is_err() {
+                        break;
+                    }
+                }
+            });
+            to_decoders.push(chunk_tx);
+            from_decoders.push(decoded_rx);
+        }
+        let grouping = scope.spawn(move || {
+            let mut reading = Reading::default();
+            // A decoder that has hung up had no further chunk, and neither had any after it.
+            for next in (0..threads).cycle() {
+                match from_decoders[next].recv() {
+                    Ok(decoded) => reading.take(decoded),
+                    Err(mpsc::RecvError) => break,
+                }
+            }
+            reading
+        });
+        let mut next = 0;
+        let outcome = for_each_chunk(reader, options, |chunk| {
+            let sent = to_decoders[next].send(chunk).is_ok();
+            next = (next + 1) % threads;
+            // Only a decoder that panicked hangs up early; the scope then re-raises its panic.
+            sent
+        });
+        drop(to_decoders);
+        let reading = grouping
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (reading, outcome)
+    })
 }
 
 impl Event {
@@ -162,53 +276,71 @@ impl Event {
     }
 }
 
-/// The state of one read: events so far, or, after the first bad line, only job ids.
-struct Reading<'o> {
+/// One thread's decoding state: the schemas and table names it has seen, shared by its events.
+struct Decoder<'o> {
     options: &'o ReadOptions,
-    grouper: Grouper,
     // Events with the same `columns` text share one parsed schema.
     columns: HashMap<Box<str>, Arc<Schema>>,
     no_columns: Arc<Schema>,
-    job_ids: Vec<i64>,
-    first_problem: Option<(u64, LineProblem)>,
+    tables: HashMap<Box<str>, Arc<str>>,
 }
 
-impl<'o> Reading<'o> {
+/// What a chunk decoded to: its events up to its first bad line, and the job id of every line.
+struct Decoded {
+    events: Vec<Event>,
+    job_ids: Vec<i64>,
+    problem: Option<(u64, LineProblem)>,
+}
+
+impl<'o> Decoder<'o> {
     fn new(options: &'o ReadOptions) -> Self {
         Self {
             options,
-            grouper: Grouper::default(),
             columns: HashMap::new(),
             no_columns: Arc::new(Schema::new()),
-            job_ids: Vec::new(),
-            first_problem: None,
+            tables: HashMap::new(),
         }
     }
 
-    fn line(&mut self, number: u64, line: Line<'_>) {
-        match line {
-            Line::Text(text) if text.trim_ascii().is_empty() => {}
-            Line::Text(text) if self.first_problem.is_some() => {
-                self.job_ids.extend(decode::recover_job_id(&[text]));
-            }
-            Line::Text(text) => {
-                if let Err(problem) = self.event(text) {
-                    self.fail(number, problem);
-                    self.job_ids.extend(decode::recover_job_id(&[text]));
+    fn decode(&mut self, chunk: &Chunk) -> Decoded {
+        let mut decoded = Decoded {
+            events: Vec::new(),
+            job_ids: Vec::new(),
+            problem: None,
+        };
+        for (number, line) in chunk.lines() {
+            match line {
+                Line::Text(text) if text.trim_ascii().is_empty() => {}
+                // After a bad line only job ids matter: the batch will not be uploaded.
+                Line::Text(text) if decoded.problem.is_some() => {
+                    decoded.job_ids.extend(decode::recover_job_id(&[text]));
+                }
+                Line::Text(text) => match self.event(text) {
+                    Ok(event) => {
+                        decoded.job_ids.push(event.job_id());
+                        decoded.events.push(event);
+                    }
+                    Err(problem) => {
+                        decoded.problem = Some((number, problem));
+                        decoded.job_ids.extend(decode::recover_job_id(&[text]));
+                    }
+                },
+                Line::TooLong { len, head, tail } => {
+                    let problem = LineProblem::TooLong {
+                        len,
+                        max: self.options.max_line_bytes,
+                    };
+                    decoded.problem.get_or_insert((number, problem));
+                    decoded
+                        .job_ids
+                        .extend(decode::recover_job_id(&[head, tail]));
                 }
             }
-            Line::TooLong { len, head, tail } => {
-                let problem = LineProblem::TooLong {
-                    len,
-                    max: self.options.max_line_bytes,
-                };
-                self.fail(number, problem);
-                self.job_ids.extend(decode::recover_job_id(&[head, tail]));
-            }
         }
+        decoded
     }
 
-    fn event(&mut self, line: &[u8]) -> Result<(), LineProblem> {
+    fn event(&mut self, line: &[u8]) -> Result<Event, LineProblem> {
         let parts = decode::decode(line)?;
         let columns = match parts.columns {
             None => self.no_columns.clone(),
@@ -221,31 +353,58 @@ impl<'o> Reading<'o> {
                 }
             },
         };
-        let table = self.grouper.table_name(&parts.table);
-        let event = Event::assemble(
+        let table = match self.tables.get(parts.table.as_ref()) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = parts.table.as_ref().into();
+                self.tables
+                    .insert(parts.table.as_ref().into(), name.clone());
+                name
+            }
+        };
+        Ok(Event::assemble(
             parts.job_id,
             table,
             columns,
             Cow::Borrowed::<RawValue>(parts.data),
             &self.options.upload_time,
-        );
-        self.job_ids.push(parts.job_id);
-        self.grouper.push(event);
-        Ok(())
+        ))
     }
+}
 
-    fn fail(&mut self, number: u64, problem: LineProblem) {
-        if self.first_problem.is_none() {
-            self.first_problem = Some((number, problem));
-            // Only job ids matter from here on; free the events now rather than at the end.
-            self.grouper = Grouper::default();
+/// The state of one read, fed decoded chunks in file order: events so far, or, after the first bad line,
+/// only job ids.
+#[derive(Default)]
+struct Reading {
+    grouper: Grouper,
+    job_ids: Vec<i64>,
+    first_problem: Option<(u64, LineProblem)>,
+}
+
+impl Reading {
+    fn take(&mut self, decoded: Decoded) {
+        self.job_ids.extend(decoded.job_ids);
+        if self.first_problem.is_some() {
+            return;
+        }
+        match decoded.problem {
+            Some(problem) => {
+                self.first_problem = Some(problem);
+                // Only job ids matter from here on; free the events now rather than at the end.
+                self.grouper = Grouper::default();
+            }
+            None => {
+                for event in decoded.events {
+                    self.grouper.push(event);
+                }
+            }
         }
     }
 
     fn finish(
         self,
         path: &Path,
-        outcome: Result<(), (u64, std::io::Error)>,
+        outcome: Result<(), (u64, io::Error)>,
     ) -> Result<Batch, ReadError> {
         // The first thing that went wrong is reported: a bad line before a failed read wins.
         let kind = match (outcome, self.first_problem) {
@@ -271,5 +430,101 @@ impl<'o> Reading<'o> {
             .filter(|id| seen.insert(*id))
             .collect();
         Err(ReadError::new(kind, job_ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    use super::{Batch, ReadOptions};
+    use crate::UploadTime;
+
+    /// Everything a read answers, in a comparable form.
+    type Summary = Result<Vec<(String, i64, String, Vec<(i64, String)>)>, (String, Vec<i64>)>;
+
+    fn summary(file: &[u8], threads: usize, chunk_bytes: usize) -> Summary {
+        let mut options = ReadOptions::new(UploadTime::new(datetime!(2024-01-02 03:04:05 UTC)))
+            .with_max_line_bytes(300)
+            .with_threads(threads);
+        options.chunk_bytes = chunk_bytes;
+        match Batch::read_from(file, Path::new("f.json"), &options) {
+            Ok(batch) => Ok(batch
+                .tables()
+                .iter()
+                .map(|t| {
+                    let events = t
+                        .events()
+                        .iter()
+                        .map(|e| (e.job_id(), e.data().get().to_owned()))
+                        .collect();
+                    (
+                        t.name().to_owned(),
+                        t.offset(),
+                        format!("{:?}", t.schema()),
+                        events,
+                    )
+                })
+                .collect()),
+            Err(e) => Err((e.to_string(), e.job_ids().to_vec())),
+        }
+    }
+
+    fn line(kind: u8, job: i64) -> String {
+        let table = ["A", "B", "C"][usize::try_from(job % 3).unwrap_or(0)];
+        match kind {
+            0 | 1 => format!(
+                r#"{{"message":{{"metadata":{{"table":"{table}","columns":{{"ID":"string","N":"int"{}}}}},"data":{{"ID":"e{job}","N":{job}}}}},"metadata":{{"job_id":{job}}}}}"#,
+                if kind == 0 {
+                    r#","UUID_TS":"datetime""#
+                } else {
+                    ""
+                }
+            ),
+            2 => String::new(),
+            3 => format!(r#"{{"message":{{"data":{{}}}},"metadata":{{"job_id":{job}}}}}"#),
+            _ => format!(
+                r#"{{"message":{{"metadata":{{"table":"{table}"}},"data":{{"X":"{}"}}}},"metadata":{{"job_id":{job}}}}}"#,
+                "x".repeat(400)
+            ),
+        }
+    }
+
+    #[test]
+    fn several_threads_read_a_file_as_one_does() {
+        let file: String = (1..=500)
+            .map(|job| line(u8::try_from(job % 2).unwrap_or(0), job) + "\n")
+            .collect();
+        let one = summary(file.as_bytes(), 1, super::CHUNK_BYTES);
+        assert_eq!(one.as_ref().map(Vec::len), Ok(3));
+        for (threads, chunk_bytes) in [(2, 1), (3, 700), (4, 4096)] {
+            assert_eq!(
+                summary(file.as_bytes(), threads, chunk_bytes),
+                one,
+                "{threads} threads, {chunk_bytes}-byte chunks"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_result_does_not_depend_on_threads_or_chunks(
+            kinds in prop::collection::vec(prop_oneof![6 => Just(0u8), 6 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8), 1 => Just(4u8)], 0..60),
+            threads in 2usize..5,
+            chunk_bytes in 1usize..2000,
+        ) {
+            let file: String = kinds
+                .iter()
+                .zip(1..)
+                .map(|(&kind, job)| line(kind, job) + "\n")
+                .collect();
+            prop_assert_eq!(
+                summary(file.as_bytes(), threads, chunk_bytes),
+                summary(file.as_bytes(), 1, super::CHUNK_BYTES)
+            );
+        }
     }
 }
