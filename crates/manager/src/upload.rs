@@ -75,6 +75,14 @@ impl TableFailure {
     }
 }
 
+/// Where a table stands once its channel has been opened.
+enum Step {
+    Failed(TableFailure),
+    /// Prepared, with discard rows to insert first.
+    Held(Prepared),
+    Inserted(Prepared, Result<Arc<Channel>, TableFailure>),
+}
+
 /// A bulk status of the cached channels, by channel id.
 #[derive(Default)]
 struct Statuses {
@@ -119,9 +127,18 @@ impl Manager {
         let options =
             ReadOptions::new(upload_time.clone()).with_max_line_bytes(self.settings.max_line_bytes);
         // Reading is blocking file I/O and parsing: keep it off the async workers.
+        let started = std::time::Instant::now();
         let read = tokio::task::spawn_blocking(move || Batch::read(&file, &options)).await;
         let batch = match read {
-            Ok(Ok(batch)) => batch,
+            Ok(Ok(batch)) => {
+                tracing::debug!(
+                    events = batch.len(),
+                    tables = batch.tables().len(),
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "batch read"
+                );
+                batch
+            }
             Ok(Err(error)) => {
                 let reason = error.to_string();
                 // Only a bad line is the batch's own fault, which no retry mends. A file that cannot be opened
@@ -202,42 +219,50 @@ impl Manager {
             }
         };
 
-        let prepared: Vec<Result<Prepared, TableFailure>> = stream::iter(tables)
+        // A table without discard rows goes in as soon as its channel is ready; the others wait for the one
+        // discards insert, so that a table's discard rows always land before its own rows.
+        let concurrency = self.settings.table_concurrency.max(1);
+        let steps: Vec<Step> = stream::iter(tables)
             .map(|table| self.prepare(table, &statuses, &upload_time))
-            .buffered(self.settings.table_concurrency.max(1))
+            .buffered(concurrency)
+            .map(|prepared| async move {
+                match prepared {
+                    Err(failure) => Step::Failed(failure),
+                    Ok(table) if !table.discards.is_empty() => Step::Held(table),
+                    Ok(mut table) => {
+                        let result = self.insert_table(&mut table).await;
+                        Step::Inserted(table, result)
+                    }
+                }
+            })
+            .buffered(concurrency)
             .collect()
             .await;
-        let mut ready = Vec::new();
-        for result in prepared {
-            match result {
-                Ok(table) => ready.push(table),
-                Err(failure) => {
+        let (mut held, mut inserted) = (Vec::new(), Vec::new());
+        for step in steps {
+            match step {
+                Step::Failed(failure) => {
                     auth_failure |= failure.auth;
                     outcomes.reject(failure.verdict, failure.job_ids, &failure.reason);
                 }
+                Step::Held(table) => held.push(table),
+                Step::Inserted(table, result) => inserted.push((table, result)),
             }
         }
 
-        // Discards go before the rows of their tables, so a retry can duplicate discards but never rows.
-        let (ready, discards_entry) = self
-            .insert_discards(ready, &discards_channel, &mut outcomes)
+        let (held, discards_entry) = self
+            .insert_discards(held, &discards_channel, &mut outcomes)
             .await;
-
-        let inserted: Vec<(Prepared, Result<Arc<Channel>, TableFailure>)> = stream::iter(ready)
-            .map(|mut table| async move {
-                let rows = std::mem::take(&mut table.rows);
-                let span = tracing::info_span!("insert", table = %table.table, offset = table.offset, min_job_id = table.min_job_id);
-                let result = self
-                    .insert(&table.table, Arc::clone(&table.channel), rows, table.offset, table.latest_before.clone())
-                    .instrument(span)
-                    .await
-                    .map_err(|reason| TableFailure::failed(table.job_ids.clone(), reason));
-                (table, result)
-            })
-            .buffered(self.settings.table_concurrency.max(1))
-            .collect()
-            .await;
-        // Table entries in upload order, then the discards entry.
+        let after_discards: Vec<(Prepared, Result<Arc<Channel>, TableFailure>)> =
+            stream::iter(held)
+                .map(|mut table| async move {
+                    let result = self.insert_table(&mut table).await;
+                    (table, result)
+                })
+                .buffered(concurrency)
+                .collect()
+                .await;
+        inserted.extend(after_discards);
         for (table, result) in inserted {
             match result {
                 Ok(channel) => outcomes.importing(
@@ -347,6 +372,22 @@ impl Manager {
 
     /// Inserts every table's discard rows, in requests within the size limit, before any table's rows. Tables
     /// whose discards could not be inserted fail; the others go on.
+    /// Inserts the table's rows (moved out of it) at its offset.
+    async fn insert_table(&self, table: &mut Prepared) -> Result<Arc<Channel>, TableFailure> {
+        let rows = std::mem::take(&mut table.rows);
+        let span = tracing::info_span!("insert", table = %table.table, offset = table.offset, min_job_id = table.min_job_id);
+        self.insert(
+            &table.table,
+            Arc::clone(&table.channel),
+            rows,
+            table.offset,
+            table.latest_before.clone(),
+        )
+        .instrument(span)
+        .await
+        .map_err(|reason| TableFailure::failed(table.job_ids.clone(), reason))
+    }
+
     async fn insert_discards(
         &self,
         mut ready: Vec<Prepared>,

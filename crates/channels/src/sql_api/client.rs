@@ -3,11 +3,12 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, Once, PoisonError},
     time::{Duration, SystemTime},
 };
 
 use async_trait::async_trait;
+use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use backon::Retryable;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
@@ -162,9 +163,28 @@ enum Progress {
     Pending(String),
 }
 
+/// Starts, once per process and on a thread of its own, the entropy gathering that aws-lc does the first
+/// time anything asks it for randomness.
+///
+/// That first request costs tens of milliseconds (aws-lc's CPU-jitter entropy source). The first JWT signature
+/// (RSA blinding) would pay it on the first upload's path, after the batch is read; started here, it overlaps
+/// reading the batch instead. Should the thread not start, the first signature simply pays as before.
+fn warm_up_randomness() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("aws-lc-entropy".to_owned())
+            .spawn(|| {
+                // Only the side effect matters: the random generator is seeded for the whole process.
+                let _ = SystemRandom::new().fill(&mut [0_u8; 1]);
+            });
+    });
+}
+
 impl SqlApiWarehouse {
     /// A client for the destination; nothing is checked or sent until the first statement.
     pub fn new(config: SqlApiConfig) -> Result<Self, WarehouseError> {
+        warm_up_randomness();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.timeout.min(Duration::from_secs(10))));
