@@ -1,8 +1,11 @@
 //! The import id that upload hands out and poll and upload stats take back, in rudder-server's field names so
 //! a batch router can persist it as it is.
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 /// One channel's share of an upload: what poll checks, and what upload stats judges jobs by.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +24,10 @@ pub struct ImportEntry {
     /// + 1, when lower) to `offset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_job_id: Option<i64>,
+    /// When the rows were uploaded (RFC 3339, UTC, as in `UUID_TS`). Not one of rudder-server's fields: it lets
+    /// a poll in a fresh process, which has not seen the import before, still count the stuck threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<String>,
     /// Set by poll: the entry failed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub failed: bool,
@@ -39,6 +46,16 @@ pub struct JobIdRange {
     pub start: i64,
     /// Last job id.
     pub end: i64,
+}
+
+impl ImportEntry {
+    /// [`ImportEntry::uploaded_at`] as a time; `None` when absent or unreadable (an import id from elsewhere).
+    pub fn upload_time(&self) -> Option<SystemTime> {
+        let text = self.uploaded_at.as_deref()?;
+        OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(SystemTime::from)
+    }
 }
 
 impl JobIdRange {
@@ -148,5 +165,23 @@ mod tests {
         let value = serde_json::to_value(&failed).unwrap();
         assert_eq!(value["failedJobIds"], json!({"start": 3, "end": 9}));
         assert_eq!(value["failed"], json!(true));
+    }
+
+    #[test]
+    fn the_upload_time_reads_back_and_anything_else_is_ignored() {
+        let mut entry = ImportEntry {
+            uploaded_at: Some("2024-01-02T03:04:05.678Z".into()),
+            ..ImportEntry::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&entry).unwrap()["uploadedAt"],
+            json!("2024-01-02T03:04:05.678Z")
+        );
+        let expected = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_704_164_645_678);
+        assert_eq!(entry.upload_time(), Some(expected));
+        entry.uploaded_at = Some("yesterday".into());
+        assert_eq!(entry.upload_time(), None);
+        entry.uploaded_at = None;
+        assert_eq!(entry.upload_time(), None);
     }
 }

@@ -196,13 +196,26 @@ impl Manager {
         }
 
         let mut stuck_check = false;
-        if judged.values().any(|j| *j == Judgement::InProgress) {
+        let in_progress: Vec<&ImportEntry> = entries
+            .iter()
+            .filter(|e| judged.get(&key(e)) == Some(&Judgement::InProgress))
+            .collect();
+        if !in_progress.is_empty() {
             let now = self.clock.now();
             let since = {
                 let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
                 *state.in_progress_since.get_or_insert(now)
             };
-            stuck_check = now.duration_since(since) >= self.settings.stuck_threshold;
+            // A poll in a fresh process (or after a restart) has just started its clock: the upload time in
+            // the entries keeps the threshold reachable when every poll runs in a new process.
+            let since_upload = in_progress
+                .iter()
+                .filter_map(|e| e.upload_time())
+                .min()
+                .and_then(|at| self.clock.system_time().duration_since(at).ok())
+                .unwrap_or_default();
+            stuck_check =
+                now.duration_since(since).max(since_upload) >= self.settings.stuck_threshold;
         }
         if stuck_check {
             for entry in &entries {

@@ -29,6 +29,8 @@ const MAX_RESENDS: u32 = 2;
 
 /// One table, ready to insert: its channel, its converted rows and its discard rows.
 struct Prepared {
+    /// The table's place in upload order, which the import id's entries keep.
+    order: usize,
     table: String,
     offset: i64,
     min_job_id: i64,
@@ -222,8 +224,8 @@ impl Manager {
         // A table without discard rows goes in as soon as its channel is ready; the others wait for the one
         // discards insert, so that a table's discard rows always land before its own rows.
         let concurrency = self.settings.table_concurrency.max(1);
-        let steps: Vec<Step> = stream::iter(tables)
-            .map(|table| self.prepare(table, &statuses, &upload_time))
+        let steps: Vec<Step> = stream::iter(tables.into_iter().enumerate())
+            .map(|(order, table)| self.prepare(order, table, &statuses, &upload_time))
             .buffered(concurrency)
             .map(|prepared| async move {
                 match prepared {
@@ -251,7 +253,7 @@ impl Manager {
         }
 
         let (held, discards_entry) = self
-            .insert_discards(held, &discards_channel, &mut outcomes)
+            .insert_discards(held, &discards_channel, &upload_time, &mut outcomes)
             .await;
         let after_discards: Vec<(Prepared, Result<Arc<Channel>, TableFailure>)> =
             stream::iter(held)
@@ -263,6 +265,7 @@ impl Manager {
                 .collect()
                 .await;
         inserted.extend(after_discards);
+        inserted.sort_by_key(|(table, _)| table.order);
         for (table, result) in inserted {
             match result {
                 Ok(channel) => outcomes.importing(
@@ -273,6 +276,7 @@ impl Manager {
                         table: table.table.clone(),
                         count: table.job_ids.len() as u64,
                         min_job_id: Some(table.min_job_id),
+                        uploaded_at: Some(upload_time.as_str().to_owned()),
                         ..ImportEntry::default()
                     },
                 ),
@@ -318,6 +322,7 @@ impl Manager {
 
     async fn prepare(
         &self,
+        order: usize,
         table: TableBatch,
         statuses: &Statuses,
         upload_time: &UploadTime,
@@ -359,6 +364,7 @@ impl Manager {
             discards.extend(discarded.iter().map(|d| d.to_row()));
         }
         Ok(Prepared {
+            order,
             table: name,
             offset,
             min_job_id,
@@ -392,6 +398,7 @@ impl Manager {
         &self,
         mut ready: Vec<Prepared>,
         channel: &Arc<Channel>,
+        upload_time: &UploadTime,
         outcomes: &mut Outcomes,
     ) -> (Vec<Prepared>, Option<ImportEntry>) {
         let with_discards: Vec<usize> = (0..ready.len())
@@ -439,6 +446,7 @@ impl Manager {
             table: DISCARDS_TABLE.to_owned(),
             count: count as u64,
             min_job_id: Some(offset),
+            uploaded_at: Some(upload_time.as_str().to_owned()),
             ..ImportEntry::default()
         };
         (ready, Some(entry))

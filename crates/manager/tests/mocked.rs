@@ -274,3 +274,66 @@ async fn a_bulk_status_that_keeps_failing_cannot_hold_an_import_past_the_stuck_t
         "the single status shows the rows committed: {poll:?}"
     );
 }
+
+/// A manager for polls, on `clock`, with a one-minute stuck threshold and channel `c` stalled: rows inserted
+/// up to 5, nothing committed.
+fn stalled_poller(clock: Arc<ManualClock>) -> Manager {
+    let status = || snowpipe_api::StatusResponse {
+        success: true,
+        valid: true,
+        offset: "4".into(),
+        latest_inserted_offset: "5".into(),
+    };
+    let mut api = MockSnowpipeApi::new();
+    api.expect_bulk_status().returning(move |_| {
+        Ok(snowpipe_api::BulkStatusResponse {
+            success: true,
+            statuses: [("c".to_owned(), status())].into_iter().collect(),
+            not_found: Vec::new(),
+        })
+    });
+    api.expect_channel_status().returning(move |_| Ok(status()));
+    let mut channels = MockChannels::new();
+    channels.expect_delete().returning(|_, _| Ok(()));
+    Manager::new(
+        &destination(),
+        Settings {
+            stuck_threshold: Duration::from_secs(60),
+            ..Settings::default()
+        },
+        Arc::new(api),
+        Arc::new(channels),
+        clock,
+    )
+}
+
+/// Every poll in a fresh process (as `snowpipe-streaming poll` runs) starts with no clock of its own; the
+/// upload time in the entries still lets the threshold pass, where before such an import stayed in progress
+/// forever.
+#[tokio::test]
+async fn polls_in_fresh_processes_still_reach_the_stuck_threshold() {
+    let clock = Arc::new(ManualClock::default());
+    let uploaded = time::OffsetDateTime::from(snowpipe_channels::Clock::system_time(&*clock))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let entries = json!([{"channelId": "c", "offset": "5", "table": "A", "count": 1, "minJobId": 5,
+                          "uploadedAt": uploaded}]);
+    clock.advance(Duration::from_secs(59));
+    let poll = stalled_poller(clock.clone()).poll(&entries).await;
+    assert!(poll.in_progress && !poll.complete, "{poll:?}");
+    clock.advance(Duration::from_secs(2));
+    let poll = stalled_poller(clock.clone()).poll(&entries).await;
+    assert!(
+        poll.complete && poll.has_failed && poll.has_warning,
+        "61 s after the upload, a first poll declares the import stuck: {poll:?}"
+    );
+
+    // Without an upload time (an import id from elsewhere), only this process's own clock counts.
+    let entries =
+        json!([{"channelId": "c", "offset": "5", "table": "A", "count": 1, "minJobId": 5}]);
+    let poller = stalled_poller(clock.clone());
+    assert!(poller.poll(&entries).await.in_progress);
+    clock.advance(Duration::from_secs(61));
+    let poll = poller.poll(&entries).await;
+    assert!(poll.complete && poll.has_warning, "{poll:?}");
+}

@@ -279,10 +279,12 @@ impl Event {
 /// One thread's decoding state: the schemas and table names it has seen, shared by its events.
 struct Decoder<'o> {
     options: &'o ReadOptions,
-    // Events with the same `columns` text share one parsed schema.
-    columns: HashMap<Box<str>, Arc<Schema>>,
+    // Events with the same `columns` text share one parsed schema. Every line hashes its `columns` text (a
+    // few hundred bytes), so the hasher is a fast one rather than SipHash: the keys come from the file, but a
+    // collision costs a comparison, not correctness.
+    columns: HashMap<Box<str>, Arc<Schema>, foldhash::fast::RandomState>,
     no_columns: Arc<Schema>,
-    tables: HashMap<Box<str>, Arc<str>>,
+    tables: HashMap<Box<str>, Arc<str>, foldhash::fast::RandomState>,
 }
 
 /// What a chunk decoded to: its events up to its first bad line, and the job id of every line.
@@ -296,9 +298,9 @@ impl<'o> Decoder<'o> {
     fn new(options: &'o ReadOptions) -> Self {
         Self {
             options,
-            columns: HashMap::new(),
+            columns: HashMap::default(),
             no_columns: Arc::new(Schema::new()),
-            tables: HashMap::new(),
+            tables: HashMap::default(),
         }
     }
 
