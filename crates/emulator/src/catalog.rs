@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::{
     ident,
+    row::Row,
     sql::{self, ColumnDef, ObjectName, ParseError, Statement},
-    types::{ColumnType, Row},
+    types::ColumnType,
 };
 
 /// A column of a table.
@@ -30,10 +31,11 @@ pub(crate) struct TableSchema {
 }
 
 impl TableSchema {
-    /// The column a row key names: a quoted key exactly, any other key case-insensitively.
-    pub(crate) fn column(&self, key: &str) -> Option<&Column> {
+    /// The index of the column a row key names: a quoted key exactly, any other key
+    /// case-insensitively.
+    pub(crate) fn column_index(&self, key: &str) -> Option<usize> {
         let name = ident::resolve(key);
-        self.columns.iter().find(|c| c.name == name)
+        self.columns.iter().position(|c| c.name == name)
     }
 
     /// The `tableSchema` object of a channel answer.
@@ -269,7 +271,7 @@ impl Catalog {
     /// The committed rows still retained for `table`, oldest first.
     pub(crate) fn rows(&self, table: &TableRef) -> Option<Vec<Value>> {
         self.table(table)
-            .map(|t| t.rows.iter().map(|r| Value::Object(r.clone())).collect())
+            .map(|t| t.rows.iter().map(Row::to_json).collect())
     }
 
     pub(crate) fn table_info(&self, r: &TableRef) -> Option<TableInfo> {
@@ -677,9 +679,9 @@ mod tests {
             c.lookup(&table("DB", "PUBLIC", "X"), "LOADER").unwrap_err(),
             LookupError::Table
         );
+        let schema = c.lookup(&t, "LOADER").unwrap();
         for i in 0..15 {
-            let mut row = Row::new();
-            row.insert("A".to_owned(), Value::from(i));
+            let row = Row::from_json(&schema, &serde_json::json!({ "A": i }));
             c.append(&t, vec![row]);
         }
         let rows = c.rows(&t).unwrap();

@@ -106,7 +106,7 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Res
     match encoding.as_str() {
         "" | "identity" => Ok(body),
         "gzip" | "x-gzip" => {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(gzip_size_hint(&body, limit));
             let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
             match flate2::read::GzDecoder::new(body.as_ref())
                 .take(cap)
@@ -125,6 +125,22 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Res
             format!("unsupported Content-Encoding `{other}`; use gzip or none"),
         )),
     }
+}
+
+/// How much room a gzip body's content will take, from the size its trailer declares, so decoding
+/// does not regrow (and copy) the buffer about twenty times for a few megabytes. Only a hint: a trailer
+/// may lie, so it is capped by the limit and by deflate's best ratio (1032:1).
+fn gzip_size_hint(body: &[u8], limit: usize) -> usize {
+    let declared = body
+        .len()
+        .checked_sub(4)
+        .and_then(|at| body.get(at..))
+        .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
+        .map_or(0, u32::from_le_bytes);
+    usize::try_from(declared)
+        .unwrap_or(usize::MAX)
+        .min(limit.saturating_add(1))
+        .min(body.len().saturating_mul(1032))
 }
 
 /// The decoded `key=value` pairs of a query string (`+` is a space, `%XX` a byte; bad UTF-8 is replaced).
@@ -197,6 +213,31 @@ mod tests {
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         let br = decode_body(&headers(Some("br")), Bytes::new(), 100).unwrap_err();
         assert_eq!(br.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn gzip_size_hint_trusts_the_trailer_only_so_far() {
+        let data = vec![b'x'; 5000];
+        let body = gzip(&data);
+        assert_eq!(gzip_size_hint(&body, 1 << 20), 5000);
+        assert_eq!(gzip_size_hint(&body, 100), 101);
+        // A tiny body claiming 4 GiB gets no more than deflate could expand it to.
+        assert_eq!(gzip_size_hint(&[0xff; 4], 1 << 30), 4 * 1032);
+        assert_eq!(gzip_size_hint(&[1, 2, 3], 1 << 30), 0);
+        // A lying trailer costs only the hint: the content decodes all the same.
+        let mut lying = gzip(&data).to_vec();
+        let n = lying.len();
+        lying[n - 4..].copy_from_slice(&7u32.to_le_bytes());
+        let err = decode_body(&headers(Some("gzip")), Bytes::from(lying), 1 << 20).unwrap_err();
+        assert_eq!(
+            err.status,
+            StatusCode::BAD_REQUEST,
+            "the size check still applies"
+        );
+        let mut short = gzip(&data).to_vec();
+        let n = short.len();
+        short[n - 4..].copy_from_slice(&10u32.to_le_bytes());
+        assert!(decode_body(&headers(Some("gzip")), Bytes::from(short), 1 << 20).is_err());
     }
 
     #[test]

@@ -62,7 +62,7 @@ proptest! {
     #[test]
     fn coercion_never_panics(value in json_value()) {
         for ty in TYPES {
-            let _ = ty.coerce(&value);
+            let _ = ty.coerce_value(&value);
         }
     }
 

@@ -29,15 +29,19 @@
 
 mod admin;
 mod catalog;
+mod column_keys;
 mod config;
 pub mod demo;
 mod faults;
+mod field;
 mod http;
 mod ident;
 #[cfg(test)]
 mod input_props;
+mod insert_body;
 pub mod jwt;
 mod keys;
+mod row;
 mod server;
 mod service;
 mod sql;
@@ -47,7 +51,10 @@ mod store;
 #[cfg(test)]
 mod store_props;
 mod types;
+mod utc_stamp;
 mod validate;
+#[cfg(test)]
+mod validate_props;
 
 pub use admin::ADMIN_PREFIX;
 pub use catalog::{ColumnInfo, SqlError, TableInfo};

@@ -13,10 +13,9 @@ use crate::{
     catalog::{LookupError, TableRef, TableSchema},
     faults::{Endpoint, Failure},
     http::{Reject, Resp, empty_response, error_response, json_response, query_pairs, query_value},
-    ident, keys,
+    ident, insert_body, keys,
     state::Core,
     store::{ChannelKey, InsertError},
-    validate,
 };
 
 /// A request matched to an endpoint.
@@ -387,31 +386,17 @@ fn get_channel(core: &Core, id: &str) -> Resp {
     }
 }
 
-#[derive(Deserialize)]
-struct InsertRequest {
-    rows: Vec<Map<String, Value>>,
-    offset: OffsetToken,
-}
-
-/// Offsets are strings on the wire; a number is taken as its text, being what the client meant.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OffsetToken {
-    Text(String),
-    Number(serde_json::Number),
-}
-
 fn insert(core: &Core, id: &str, body: &Bytes) -> Outcome {
     let bytes = body.len();
-    let req: InsertRequest = match serde_json::from_slice(body) {
+    // The schema the channel saw when opened, taken before reading the body so rows are validated as
+    // they are read (outside the lock). A malformed body still answers 400 first, as it always did.
+    let schema = core.lock().store.schema(id);
+    let req = match insert_body::parse(body, schema.as_ref().ok()) {
         Ok(r) => r,
         Err(e) => return Outcome::new(bad_json(&e)).channel(id),
     };
-    let offset = match req.offset {
-        OffsetToken::Text(s) => s,
-        OffsetToken::Number(n) => n.to_string(),
-    };
-    let row_count = req.rows.len();
+    let offset = req.offset;
+    let row_count = req.row_count;
     let outcome = |resp: Resp| Outcome {
         resp,
         channel_id: Some(id.to_owned()),
@@ -426,13 +411,12 @@ fn insert(core: &Core, id: &str, body: &Bytes) -> Outcome {
                     "error": format!("channel {id} is invalid; reopen it")}),
         )
     };
-    // Validate outside the lock against the schema the channel saw when opened.
-    let schema = match core.lock().store.schema(id) {
-        Ok(s) => s,
-        Err(InsertError::Invalid) => return outcome(invalid()),
-        Err(_) => return outcome(not_found(id)),
+    let validated = match (schema, req.rows) {
+        (Ok(_), Some(validated)) => validated,
+        (Err(InsertError::Invalid), _) => return outcome(invalid()),
+        _ => return outcome(not_found(id)),
     };
-    let rows = match validate::validate(&schema, req.rows) {
+    let rows = match validated {
         Ok(rows) => rows,
         Err(rejected) => {
             let errors = serde_json::to_value(&rejected.errors).unwrap_or(Value::Null);

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::{
     catalog::{TableRef, TableSchema},
-    types::Row,
+    row::Row,
 };
 
 /// Retired (invalid or deleted) channel ids remembered, so old ids answer "invalid" rather than
@@ -492,9 +492,14 @@ mod tests {
     }
 
     fn row(i: u64) -> Row {
-        let mut r = Row::new();
-        r.insert("ID".to_owned(), i.into());
-        r
+        let schema = Arc::new(TableSchema {
+            columns: vec![crate::catalog::Column {
+                name: "ID".to_owned(),
+                ty: crate::types::ColumnType::Variant,
+                nullable: true,
+            }],
+        });
+        Row::from_json(&schema, &serde_json::json!({"ID": i}))
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::{
 use proptest::prelude::*;
 
 use crate::{
-    catalog::TableRef,
+    catalog::{Column, TableRef, TableSchema},
+    row::Row,
     store::{ChannelKey, Store, offset_cmp},
-    types::Row,
+    types::ColumnType,
 };
 
 #[derive(Debug, Clone)]
@@ -74,7 +75,7 @@ impl Model {
     fn commit(&mut self, batches: Vec<crate::store::Committed>) -> Result<(), TestCaseError> {
         for batch in batches {
             for row in batch.rows {
-                let row_id = row["ROW"].as_u64().unwrap_or(u64::MAX);
+                let row_id = row.to_json()["ROW"].as_u64().unwrap_or(u64::MAX);
                 prop_assert!(
                     self.pending.remove(&row_id).is_some(),
                     "row {} committed but not pending",
@@ -97,6 +98,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // A small buffer bound, so early commits of full buffers are exercised too.
     let mut store = Store::new("p".to_owned(), 50);
     let mut model = Model::default();
+    let schema = Arc::new(TableSchema {
+        columns: vec![Column {
+            name: "ROW".to_owned(),
+            ty: ColumnType::Variant,
+            nullable: false,
+        }],
+    });
     for op in ops {
         match op {
             Op::Open(name) => {
@@ -113,11 +121,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let first = model.next_row;
                 model.next_row += u64::from(rows);
                 let batch: Vec<Row> = (first..model.next_row)
-                    .map(|r| {
-                        let mut row = Row::new();
-                        row.insert("ROW".to_owned(), r.into());
-                        row
-                    })
+                    .map(|r| Row::from_json(&schema, &serde_json::json!({ "ROW": r })))
                     .collect();
                 let before = store.status(&id);
                 match store.insert(&id, batch, &offset.to_string(), usize::from(rows) * 10, now) {

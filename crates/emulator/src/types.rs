@@ -4,11 +4,15 @@
 //! Values are normalised the way Snowflake stores them (a numeric string in a NUMBER column becomes a
 //! number, a timestamp becomes RFC 3339), so what the inspection API shows is what a query would return.
 
-use serde_json::{Map, Number, Value, json};
+use std::borrow::Cow;
+
+use serde_json::{Number, Value, json};
 use time::{
     Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset,
     format_description::well_known::Rfc3339,
 };
+
+use crate::{field::Field, utc_stamp};
 
 /// Longest VARCHAR (and default length) in characters.
 pub(crate) const MAX_VARCHAR: u32 = 16_777_216;
@@ -251,8 +255,10 @@ impl ColumnType {
         })
     }
 
-    /// Checks that `value` (not null) fits this type and returns it as Snowflake would store it.
-    pub(crate) fn coerce(&self, value: &Value) -> Result<Value, String> {
+    /// Checks that `value` (not null) fits this type and returns it as Snowflake would store it. The
+    /// result borrows from `value` where it is stored as given (a VARCHAR string), so the common case
+    /// copies nothing.
+    pub(crate) fn coerce<'v>(&self, value: &'v Field<'_>) -> Result<Field<'v>, String> {
         match *self {
             Self::Number { precision, scale } => coerce_number(value, precision, scale),
             Self::Float => coerce_float(value),
@@ -260,31 +266,40 @@ impl ColumnType {
             Self::Binary { length } => coerce_binary(value, length),
             Self::Boolean => coerce_boolean(value),
             Self::Date => {
-                parse_datetime_value(value).map(|dt| Value::String(format_date(dt.date())))
+                parse_datetime_value(value).map(|dt| Field::owned(format_date(dt.date())))
             }
             Self::Time { .. } => coerce_time(value),
-            Self::TimestampNtz { .. } => parse_datetime_value(value)
-                .map(|dt| Value::String(format_ntz(dt.date(), dt.time()))),
-            Self::TimestampLtz { .. } => parse_datetime_value(value)
-                .map(|dt| Value::String(format_tz(dt.to_offset(UtcOffset::UTC)))),
-            Self::TimestampTz { .. } => {
-                parse_datetime_value(value).map(|dt| Value::String(format_tz(dt)))
+            Self::TimestampNtz { .. } => {
+                parse_datetime_value(value).map(|dt| Field::owned(format_ntz(dt.date(), dt.time())))
             }
-            Self::Variant => Ok(value.clone()),
+            Self::TimestampLtz { .. } => parse_datetime_value(value)
+                .map(|dt| Field::owned(format_tz(dt.to_offset(UtcOffset::UTC)))),
+            Self::TimestampTz { .. } => {
+                parse_datetime_value(value).map(|dt| Field::owned(format_tz(dt)))
+            }
+            Self::Variant => Ok(value.reborrow()),
             Self::Object => match value {
-                Value::Object(_) => Ok(value.clone()),
-                Value::String(s) => match serde_json::from_str::<Value>(s) {
-                    Ok(v @ Value::Object(_)) => Ok(v),
+                Field::Json(v) if v.is_object() => Ok(value.reborrow()),
+                Field::Str(s) => match serde_json::from_str::<Value>(s) {
+                    Ok(v @ Value::Object(_)) => Ok(Field::Json(Cow::Owned(v))),
                     _ => Err("Not a valid JSON object".to_owned()),
                 },
                 _ => Err("Not a valid JSON object".to_owned()),
             },
             // The ingest SDK wraps a single value into a one-element array.
             Self::Array => match value {
-                Value::Array(_) => Ok(value.clone()),
-                other => Ok(Value::Array(vec![other.clone()])),
+                Field::Json(v) if v.is_array() => Ok(value.reborrow()),
+                other => Ok(Field::Json(Cow::Owned(Value::Array(vec![
+                    other.to_value(),
+                ])))),
             },
         }
+    }
+
+    /// [`Self::coerce`] on and to `serde_json::Value`s, for tests that write values as `json!`.
+    #[cfg(test)]
+    pub(crate) fn coerce_value(&self, value: &Value) -> Result<Value, String> {
+        self.coerce(&Field::from(value)).map(|v| v.to_value())
     }
 }
 
@@ -295,17 +310,6 @@ fn length_arg(arg: Option<u32>, max: u32, name: &str) -> Result<u32, String> {
         Some(n) => Err(format!(
             "length {n} is out of range [1, {max}] for type {name}"
         )),
-    }
-}
-
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 
@@ -326,15 +330,15 @@ fn is_decimal_literal(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-fn coerce_number(value: &Value, precision: u8, scale: u8) -> Result<Value, String> {
-    let (text, number) = match value {
-        Value::Number(n) => (n.to_string(), n.clone()),
-        Value::String(s) => {
+fn coerce_number(value: &Field<'_>, precision: u8, scale: u8) -> Result<Field<'static>, String> {
+    let number = match value {
+        Field::Number(n) => n.clone(),
+        Field::Str(s) => {
             let t = s.trim();
             if !is_decimal_literal(t) {
                 return Err(format!("Numeric value '{s}' is not recognized"));
             }
-            let number = if let Ok(i) = t.parse::<i64>() {
+            if let Ok(i) = t.parse::<i64>() {
                 Number::from(i)
             } else if let Ok(u) = t.parse::<u64>() {
                 Number::from(u)
@@ -343,31 +347,35 @@ fn coerce_number(value: &Value, precision: u8, scale: u8) -> Result<Value, Strin
                     Some(n) => n,
                     None => return Err(format!("Numeric value '{s}' is out of range")),
                 }
-            };
-            (t.to_owned(), number)
+            }
         }
         other => {
             return Err(format!(
                 "Cannot ingest a {} into a NUMBER column",
-                describe(other)
+                other.describe()
             ));
         }
     };
     let max_integer_digits = u32::from(precision - scale);
+    // The value as given, for the message; only built when it is needed.
     let out_of_range = || {
+        let text = match value {
+            Field::Str(s) => s.trim().to_owned(),
+            _ => number.to_string(),
+        };
         format!("Number out of representable range: type NUMBER({precision},{scale}), value {text}")
     };
     if let Some(i) = number.as_i64() {
         if integer_digits(i.unsigned_abs()) > max_integer_digits {
             return Err(out_of_range());
         }
-        return Ok(Value::Number(number));
+        return Ok(Field::Number(number));
     }
     if let Some(u) = number.as_u64() {
         if integer_digits(u) > max_integer_digits {
             return Err(out_of_range());
         }
-        return Ok(Value::Number(number));
+        return Ok(Field::Number(number));
     }
     let f = number.as_f64().unwrap_or(f64::NAN);
     if !f.is_finite() {
@@ -384,10 +392,10 @@ fn coerce_number(value: &Value, precision: u8, scale: u8) -> Result<Value, Strin
         // Exactly representable: store an integer, as Snowflake shows NUMBER(p,0).
         #[allow(clippy::cast_possible_truncation)]
         let as_int = rounded as i64;
-        return Ok(Value::Number(Number::from(as_int)));
+        return Ok(Field::Number(Number::from(as_int)));
     }
     Number::from_f64(rounded)
-        .map(Value::Number)
+        .map(Field::Number)
         .ok_or_else(out_of_range)
 }
 
@@ -400,17 +408,17 @@ fn integer_digits(mut n: u64) -> u32 {
     digits
 }
 
-fn coerce_float(value: &Value) -> Result<Value, String> {
+fn coerce_float(value: &Field<'_>) -> Result<Field<'static>, String> {
     match value {
-        Value::Number(_) => Ok(value.clone()),
-        Value::String(s) => {
+        Field::Number(n) => Ok(Field::Number(n.clone())),
+        Field::Str(s) => {
             let t = s.trim();
             match t.to_ascii_lowercase().as_str() {
-                "nan" => return Ok(Value::String("NaN".to_owned())),
+                "nan" => return Ok(Field::owned("NaN".to_owned())),
                 "inf" | "+inf" | "infinity" | "+infinity" => {
-                    return Ok(Value::String("inf".to_owned()));
+                    return Ok(Field::owned("inf".to_owned()));
                 }
-                "-inf" | "-infinity" => return Ok(Value::String("-inf".to_owned())),
+                "-inf" | "-infinity" => return Ok(Field::owned("-inf".to_owned())),
                 _ => {}
             }
             if !is_decimal_literal(t) {
@@ -419,42 +427,45 @@ fn coerce_float(value: &Value) -> Result<Value, String> {
             t.parse::<f64>()
                 .ok()
                 .and_then(Number::from_f64)
-                .map(Value::Number)
+                .map(Field::Number)
                 .ok_or_else(|| format!("Numeric value '{s}' is out of range"))
         }
         other => Err(format!(
             "Cannot ingest a {} into a FLOAT column",
-            describe(other)
+            other.describe()
         )),
     }
 }
 
-fn coerce_varchar(value: &Value, length: u32) -> Result<Value, String> {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
+fn coerce_varchar<'v>(value: &'v Field<'_>, length: u32) -> Result<Field<'v>, String> {
+    let text: Cow<'v, str> = match value {
+        Field::Str(s) => Cow::Borrowed(s),
+        Field::Number(n) => Cow::Owned(n.to_string()),
+        Field::Bool(b) => Cow::Owned(b.to_string()),
         other => {
             return Err(format!(
                 "Cannot ingest a {} into a VARCHAR column",
-                describe(other)
+                other.describe()
             ));
         }
     };
-    let chars = text.chars().count();
-    if u64::try_from(chars).unwrap_or(u64::MAX) > u64::from(length) {
-        return Err(format!(
-            "String too long: length={chars} characters maxLength={length} characters"
-        ));
+    // A character takes at least a byte, so text no longer in bytes than the limit needs no count.
+    if u64::try_from(text.len()).unwrap_or(u64::MAX) > u64::from(length) {
+        let chars = text.chars().count();
+        if u64::try_from(chars).unwrap_or(u64::MAX) > u64::from(length) {
+            return Err(format!(
+                "String too long: length={chars} characters maxLength={length} characters"
+            ));
+        }
     }
-    Ok(Value::String(text))
+    Ok(Field::Str(text))
 }
 
-fn coerce_binary(value: &Value, length: u32) -> Result<Value, String> {
-    let Value::String(s) = value else {
+fn coerce_binary(value: &Field<'_>, length: u32) -> Result<Field<'static>, String> {
+    let Field::Str(s) = value else {
         return Err(format!(
             "Cannot ingest a {} into a BINARY column",
-            describe(value)
+            value.describe()
         ));
     };
     if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -466,30 +477,30 @@ fn coerce_binary(value: &Value, length: u32) -> Result<Value, String> {
             "Binary too long: length={bytes} maxLength={length}"
         ));
     }
-    Ok(Value::String(s.to_ascii_uppercase()))
+    Ok(Field::owned(s.to_ascii_uppercase()))
 }
 
-fn coerce_boolean(value: &Value) -> Result<Value, String> {
+fn coerce_boolean(value: &Field<'_>) -> Result<Field<'static>, String> {
     match value {
-        Value::Bool(_) => Ok(value.clone()),
-        Value::Number(n) => Ok(Value::Bool(n.as_f64().is_some_and(|f| f != 0.0))),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "t" | "yes" | "y" | "on" | "1" => Ok(Value::Bool(true)),
-            "false" | "f" | "no" | "n" | "off" | "0" => Ok(Value::Bool(false)),
+        Field::Bool(b) => Ok(Field::Bool(*b)),
+        Field::Number(n) => Ok(Field::Bool(n.as_f64().is_some_and(|f| f != 0.0))),
+        Field::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "on" | "1" => Ok(Field::Bool(true)),
+            "false" | "f" | "no" | "n" | "off" | "0" => Ok(Field::Bool(false)),
             _ => Err(format!("Boolean value '{s}' is not recognized")),
         },
         other => Err(format!(
             "Cannot ingest a {} into a BOOLEAN column",
-            describe(other)
+            other.describe()
         )),
     }
 }
 
-fn coerce_time(value: &Value) -> Result<Value, String> {
+fn coerce_time(value: &Field<'_>) -> Result<Field<'static>, String> {
     let bad = || format!("Time value {value} is not recognized");
     let time = match value {
-        Value::String(s) => parse_time(s.trim()).ok_or_else(bad)?,
-        Value::Number(n) => {
+        Field::Str(s) => parse_time(s.trim()).ok_or_else(bad)?,
+        Field::Number(n) => {
             let secs = n.as_u64().filter(|s| *s < 86_400).ok_or_else(bad)?;
             let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
             let (Ok(h), Ok(m), Ok(s)) = (u8::try_from(h), u8::try_from(m), u8::try_from(s)) else {
@@ -499,16 +510,16 @@ fn coerce_time(value: &Value) -> Result<Value, String> {
         }
         _ => return Err(bad()),
     };
-    Ok(Value::String(format_time(time)))
+    Ok(Field::owned(format_time(time)))
 }
 
 /// Parses a date, timestamp or epoch value the way Snowflake's `AUTO` format does, for the forms the
 /// manager and people commonly send: RFC 3339, `YYYY-MM-DD[ T]HH:MM:SS[.fff][Z|±HH[:MM]]`, a bare date,
 /// or epoch seconds / milliseconds / microseconds / nanoseconds (chosen by magnitude, as Snowflake does).
 /// A value without an offset is taken as UTC.
-fn parse_datetime_value(value: &Value) -> Result<OffsetDateTime, String> {
+fn parse_datetime_value(value: &Field<'_>) -> Result<OffsetDateTime, String> {
     match value {
-        Value::String(s) => {
+        Field::Str(s) => {
             let t = s.trim();
             if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
                 return t
@@ -519,13 +530,13 @@ fn parse_datetime_value(value: &Value) -> Result<OffsetDateTime, String> {
             }
             parse_datetime(t).ok_or_else(|| format!("Timestamp '{s}' is not recognized"))
         }
-        Value::Number(n) => n
+        Field::Number(n) => n
             .as_i64()
             .and_then(from_epoch)
             .ok_or_else(|| format!("Timestamp {n} is not recognized")),
         other => Err(format!(
             "Cannot ingest a {} into a date or time column",
-            describe(other)
+            other.describe()
         )),
     }
 }
@@ -543,6 +554,9 @@ fn from_epoch(n: i64) -> Option<OffsetDateTime> {
 }
 
 fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
+    if let Some(dt) = utc_stamp::parse(s) {
+        return Some(dt);
+    }
     if let Ok(dt) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(dt);
     }
@@ -628,12 +642,12 @@ fn format_ntz(d: Date, t: Time) -> String {
 }
 
 fn format_tz(dt: OffsetDateTime) -> String {
+    if let Some(text) = utc_stamp::format(dt) {
+        return text;
+    }
     dt.format(&Rfc3339)
         .unwrap_or_else(|_| format!("{}T{}", format_date(dt.date()), format_time(dt.time())))
 }
-
-/// A normalised row ready to be stored: column name (exactly as in the table) to value.
-pub(crate) type Row = Map<String, Value>;
 
 #[cfg(test)]
 mod tests {
@@ -641,7 +655,7 @@ mod tests {
 
     #[allow(clippy::needless_pass_by_value)] // Table rows read better with values than references.
     fn check(ty: ColumnType, input: Value, expect: Result<Value, ()>) {
-        let got = ty.coerce(&input).map_err(|_| ());
+        let got = ty.coerce_value(&input).map_err(|_| ());
         assert_eq!(got, expect, "{} <- {input}", ty.sql_name());
     }
 
