@@ -28,8 +28,9 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// Bodies above this size are compressed off the async worker (when the runtime has several), so a large
-/// insert does not stall other tasks.
+/// Bodies above this size are compressed on tokio's blocking pool. Compressing inline would hold the calling
+/// task for the whole time, and with it every insert that the caller drives from the same task (a stream of
+/// tables with `buffered`), so their compression would run one after another instead of side by side.
 const BLOCKING_COMPRESS_BYTES: usize = 1 << 20;
 
 /// The client of the Snowpipe Streaming sidecar service.
@@ -164,23 +165,25 @@ impl HttpClient {
         })
     }
 
-    fn insert_body(&self, request: &InsertRequest) -> Result<Body> {
+    async fn insert_body(&self, request: &InsertRequest) -> Result<Body> {
         let Some(level) = self.inner.config.insert_gzip_level else {
             return Self::json_body(Call::Insert, request);
         };
-        let raw_bytes: usize = request.rows.iter().map(|r| r.get().len() + 1).sum();
-        let encode = || gzip_json(request, level, raw_bytes);
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let bytes = if multi_thread && raw_bytes > BLOCKING_COMPRESS_BYTES {
-            tokio::task::block_in_place(encode)
-        } else {
-            encode()
-        }
-        .map_err(|e| Error::InvalidRequest {
+        let invalid = |reason: String| Error::InvalidRequest {
             call: Call::Insert,
-            reason: format!("cannot encode rows: {e}"),
-        })?;
+            reason,
+        };
+        // Serialising is little more than copying the rows; compressing is the work.
+        let json =
+            serde_json::to_vec(request).map_err(|e| invalid(format!("cannot encode rows: {e}")))?;
+        let bytes = if json.len() > BLOCKING_COMPRESS_BYTES {
+            tokio::task::spawn_blocking(move || gzip(&json, level))
+                .await
+                .map_err(|e| invalid(format!("compressing the rows failed: {e}")))?
+        } else {
+            gzip(&json, level)
+        }
+        .map_err(|e| invalid(format!("cannot compress rows: {e}")))?;
         Ok(Body { bytes, gzip: true })
     }
 }
@@ -228,7 +231,7 @@ impl SnowpipeApi for HttpClient {
 
     async fn insert(&self, channel_id: &str, request: &InsertRequest) -> Result<Inserted> {
         let call = Call::Insert;
-        let body = self.insert_body(request)?;
+        let body = self.insert_body(request).await?;
         let body_bytes = body.bytes.len() as u64;
         let path = format!("/channels/{}/insert", encode(channel_id));
         let outgoing = Outgoing::new(call, Method::POST, self.uri(call, &path)?, Some(body));
@@ -288,16 +291,15 @@ fn unexpected(outgoing: &Outgoing, status: StatusCode, answer: &Answer) -> Error
     }
 }
 
-fn gzip_json(request: &InsertRequest, level: u32, raw_bytes: usize) -> std::io::Result<Bytes> {
-    // Serialise first, then compress in one call: serde writes each token separately, and thousands of tiny
-    // writes into the compressor cost more than the copy.
-    let json = serde_json::to_vec(request)?;
+/// Compresses a serialised request in one call: serde writes each token separately, and thousands of tiny
+/// writes into the compressor cost more than serialising first.
+fn gzip(json: &[u8], level: u32) -> std::io::Result<Bytes> {
     // JSON rows shrink to well under a quarter; a fair first guess saves most reallocations.
     let mut encoder = GzEncoder::new(
-        Vec::with_capacity(raw_bytes / 4 + 64),
+        Vec::with_capacity(json.len() / 4 + 64),
         Compression::new(level),
     );
-    encoder.write_all(&json)?;
+    encoder.write_all(json)?;
     Ok(encoder.finish()?.into())
 }
 
