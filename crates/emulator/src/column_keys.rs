@@ -29,12 +29,12 @@ impl<'s> KeyResolver<'s> {
     /// The index of the column `key` names, as [`TableSchema::column_index`] answers it.
     pub(crate) fn resolve(&mut self, key: &str) -> Option<usize> {
         if let Some((k, column)) = self.known.get(self.next)
-            && **k == *key
+            && same(k, key)
         {
             self.next += 1;
             return *column;
         }
-        if let Some(i) = self.known.iter().position(|(k, _)| **k == *key) {
+        if let Some(i) = self.known.iter().position(|(k, _)| same(k, key)) {
             self.next = i + 1;
             return self.known[i].1;
         }
@@ -45,6 +45,12 @@ impl<'s> KeyResolver<'s> {
         }
         column
     }
+}
+
+/// Compares two keys. Keys are short, and a byte loop the compiler inlines beats a `memcmp` call,
+/// which showed up as a few percent of an insert.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ pub(crate) enum Field<'a> {
     Bool(bool),
     Number(Number),
     Str(Cow<'a, str>),
+    /// A string made of a piece of the input and a fixed suffix. Only coercion makes these: a
+    /// timestamp normalised to RFC 3339 in UTC is its input's text cut short plus `Z`, which this
+    /// stores without allocating.
+    Joined(&'a str, &'static str),
     /// An array or an object.
     Json(Cow<'a, Value>),
 }
@@ -35,6 +39,7 @@ impl<'a> Field<'a> {
             Self::Bool(b) => Field::Bool(*b),
             Self::Number(n) => Field::Number(n.clone()),
             Self::Str(s) => Field::Str(Cow::Borrowed(s)),
+            Self::Joined(a, b) => Field::Joined(a, b),
             Self::Json(v) => Field::Json(Cow::Borrowed(v)),
         }
     }
@@ -50,6 +55,7 @@ impl<'a> Field<'a> {
             Self::Bool(b) => Value::Bool(*b),
             Self::Number(n) => Value::Number(n.clone()),
             Self::Str(s) => Value::String(s.clone().into_owned()),
+            Self::Joined(a, b) => Value::String(format!("{a}{b}")),
             Self::Json(v) => v.clone().into_owned(),
         }
     }
@@ -60,7 +66,7 @@ impl<'a> Field<'a> {
             Self::Null => "null",
             Self::Bool(_) => "boolean",
             Self::Number(_) => "number",
-            Self::Str(_) => "string",
+            Self::Str(_) | Self::Joined(..) => "string",
             Self::Json(v) => match **v {
                 Value::Null => "null",
                 Value::Bool(_) => "boolean",
@@ -232,6 +238,10 @@ mod tests {
         assert_eq!(Field::from(&v).to_string(), v.to_string());
         assert_eq!(Field::Str(Cow::Borrowed("a\"b")).to_string(), r#""a\"b""#);
         assert_eq!(Field::from(&json!(7)).reborrow(), Field::Number(7.into()));
+        let joined = Field::Joined("2024-05-12T04:36:00", "Z");
+        assert_eq!(joined.to_value(), json!("2024-05-12T04:36:00Z"));
+        assert_eq!(joined.reborrow(), joined);
+        assert_eq!(joined.describe(), "string");
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! HTTP plumbing shared by the routes: bounded body reading (413 past the limit, compressed or not),
-//! gzip decoding, query strings and JSON answers. Nothing here panics on any input.
+//! content decoding, query strings and JSON answers. Nothing here panics on any input.
 
-use std::io::Read;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde_json::{Value, json};
+
+use crate::{
+    buffers::{self, BufferPool},
+    gzip,
+};
 
 /// Every answer the emulator gives.
 pub(crate) type Resp = Response<Full<Bytes>>;
@@ -97,8 +102,14 @@ where
     }
 }
 
-/// Undoes `Content-Encoding` (gzip or none); the decoded body is bounded by `limit` too.
-pub(crate) fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Reject> {
+/// Undoes `Content-Encoding` (gzip or none); the decoded body is bounded by `limit` too. Decoded
+/// bodies live in buffers borrowed from `pool`.
+pub(crate) fn decode_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+    pool: &Arc<BufferPool>,
+) -> Result<Bytes, Reject> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -106,14 +117,10 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Res
     match encoding.as_str() {
         "" | "identity" => Ok(body),
         "gzip" | "x-gzip" => {
-            let mut out = Vec::with_capacity(gzip_size_hint(&body, limit));
-            let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-            match flate2::read::GzDecoder::new(body.as_ref())
-                .take(cap)
-                .read_to_end(&mut out)
-            {
+            let mut buf = pool.take();
+            match gzip::gunzip(&body, limit, &mut buf) {
                 Ok(n) if n > limit => Err(too_large(limit)),
-                Ok(_) => Ok(Bytes::from(out)),
+                Ok(n) => Ok(buffers::lend(buf, n, pool)),
                 Err(e) => Err(Reject::new(
                     StatusCode::BAD_REQUEST,
                     format!("invalid gzip body: {e}"),
@@ -125,22 +132,6 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Res
             format!("unsupported Content-Encoding `{other}`; use gzip or none"),
         )),
     }
-}
-
-/// How much room a gzip body's content will take, from the size its trailer declares, so decoding
-/// does not regrow (and copy) the buffer about twenty times for a few megabytes. Only a hint: a trailer
-/// may lie, so it is capped by the limit and by deflate's best ratio (1032:1).
-fn gzip_size_hint(body: &[u8], limit: usize) -> usize {
-    let declared = body
-        .len()
-        .checked_sub(4)
-        .and_then(|at| body.get(at..))
-        .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
-        .map_or(0, u32::from_le_bytes);
-    usize::try_from(declared)
-        .unwrap_or(usize::MAX)
-        .min(limit.saturating_add(1))
-        .min(body.len().saturating_mul(1032))
 }
 
 /// The decoded `key=value` pairs of a query string (`+` is a space, `%XX` a byte; bad UTF-8 is replaced).
@@ -185,6 +176,10 @@ mod tests {
         h
     }
 
+    fn pool() -> Arc<BufferPool> {
+        Arc::default()
+    }
+
     fn gzip(data: &[u8]) -> Bytes {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(data).unwrap();
@@ -194,50 +189,67 @@ mod tests {
     #[test]
     fn decodes_gzip_and_refuses_bombs_and_garbage() {
         assert_eq!(
-            decode_body(&headers(Some("gzip")), gzip(b"hello"), 10).unwrap(),
+            decode_body(&headers(Some("gzip")), gzip(b"hello"), 10, &pool()).unwrap(),
             Bytes::from_static(b"hello")
         );
         assert_eq!(
-            decode_body(&headers(None), Bytes::from_static(b"raw"), 10).unwrap(),
+            decode_body(&headers(None), Bytes::from_static(b"raw"), 10, &pool()).unwrap(),
             Bytes::from_static(b"raw")
         );
         let bomb = gzip(&[b'a'; 1000]);
         assert_eq!(
-            decode_body(&headers(Some("gzip")), bomb, 100)
+            decode_body(&headers(Some("gzip")), bomb, 100, &pool())
                 .unwrap_err()
                 .status,
             StatusCode::PAYLOAD_TOO_LARGE
         );
-        let bad =
-            decode_body(&headers(Some("gzip")), Bytes::from_static(b"not gzip"), 100).unwrap_err();
+        let bad = decode_body(
+            &headers(Some("gzip")),
+            Bytes::from_static(b"not gzip"),
+            100,
+            &pool(),
+        )
+        .unwrap_err();
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-        let br = decode_body(&headers(Some("br")), Bytes::new(), 100).unwrap_err();
+        let br = decode_body(&headers(Some("br")), Bytes::new(), 100, &pool()).unwrap_err();
         assert_eq!(br.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 
     #[test]
-    fn gzip_size_hint_trusts_the_trailer_only_so_far() {
-        let data = vec![b'x'; 5000];
-        let body = gzip(&data);
-        assert_eq!(gzip_size_hint(&body, 1 << 20), 5000);
-        assert_eq!(gzip_size_hint(&body, 100), 101);
-        // A tiny body claiming 4 GiB gets no more than deflate could expand it to.
-        assert_eq!(gzip_size_hint(&[0xff; 4], 1 << 30), 4 * 1032);
-        assert_eq!(gzip_size_hint(&[1, 2, 3], 1 << 30), 0);
-        // A lying trailer costs only the hint: the content decodes all the same.
-        let mut lying = gzip(&data).to_vec();
+    fn reused_buffers_decode_exactly_up_to_the_limit() {
+        let pool = pool();
+        let gz = headers(Some("gzip"));
+        let big: Vec<u8> = (0..100_000u32).flat_map(u32::to_le_bytes).collect();
+        let decoded = decode_body(&gz, gzip(&big), 1 << 20, &pool).unwrap();
+        assert_eq!(decoded, big);
+        drop(decoded);
+        // The stale, larger buffer comes back and must not leak into smaller bodies.
+        for (data, limit, ok) in [
+            (&b"short"[..], 100, true),
+            (b"", 100, true),
+            (&big[..1000], 1000, true),
+            (&big[..1001], 1000, false),
+            (&big[..20_000], 19_999, false),
+            (&big[..20_000], 20_000, true),
+        ] {
+            let got = decode_body(&gz, gzip(data), limit, &pool);
+            match got {
+                Ok(body) => {
+                    assert!(ok, "{} bytes under limit {limit}", data.len());
+                    assert_eq!(body, data);
+                }
+                Err(e) => {
+                    assert!(!ok, "{} bytes under limit {limit}", data.len());
+                    assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+                }
+            }
+        }
+        // A lying trailer (too small a size) only costs growing the buffer.
+        let mut lying = gzip(&big).to_vec();
         let n = lying.len();
-        lying[n - 4..].copy_from_slice(&7u32.to_le_bytes());
-        let err = decode_body(&headers(Some("gzip")), Bytes::from(lying), 1 << 20).unwrap_err();
-        assert_eq!(
-            err.status,
-            StatusCode::BAD_REQUEST,
-            "the size check still applies"
-        );
-        let mut short = gzip(&data).to_vec();
-        let n = short.len();
-        short[n - 4..].copy_from_slice(&10u32.to_le_bytes());
-        assert!(decode_body(&headers(Some("gzip")), Bytes::from(short), 1 << 20).is_err());
+        lying[n - 4..].copy_from_slice(&1u32.to_le_bytes());
+        let fresh = decode_body(&gz, Bytes::from(lying), 1 << 20, &Arc::default());
+        assert_eq!(fresh.unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -28,12 +28,14 @@
 //! ```
 
 mod admin;
+mod buffers;
 mod catalog;
 mod column_keys;
 mod config;
 pub mod demo;
 mod faults;
 mod field;
+mod gzip;
 mod http;
 mod ident;
 #[cfg(test)]

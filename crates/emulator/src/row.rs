@@ -92,6 +92,12 @@ impl RowWriter {
             Field::Bool(b) => self.buf.push(if *b { TRUE } else { FALSE }),
             Field::Number(n) => put_number(&mut self.buf, n),
             Field::Str(s) => put_str(&mut self.buf, STRING, s),
+            Field::Joined(a, b) => {
+                self.buf.push(STRING);
+                put_len(&mut self.buf, a.len() + b.len());
+                self.buf.extend_from_slice(a.as_bytes());
+                self.buf.extend_from_slice(b.as_bytes());
+            }
             Field::Json(v) => put_value(&mut self.buf, v),
         }
     }
@@ -280,8 +286,11 @@ mod tests {
         w.push(1, &Field::Str("x".into()));
         w.clear();
         w.push(0, &Field::Str("kept".into()));
-        w.push(1, &Field::Number(7.into()));
-        assert_eq!(w.finish(&s).to_json(), json!({"A": "kept", "B": 7}));
+        w.push(1, &Field::Joined("2024-05-12T04:36:00", "Z"));
+        assert_eq!(
+            w.finish(&s).to_json(),
+            json!({"A": "kept", "B": "2024-05-12T04:36:00Z"})
+        );
         // The writer starts afresh after a row.
         assert_eq!(w.finish(&s).to_json(), json!({}));
     }

@@ -377,7 +377,7 @@ async fn dispatch(core: Arc<Core>, req: Request<Incoming>) -> Result<Resp, Dropp
         fault: None,
     };
     let body = match read_body(&parts.headers, body, core.body_limit).await {
-        Ok(raw) => decode_body(&parts.headers, raw, core.body_limit),
+        Ok(raw) => decode_body(&parts.headers, raw, core.body_limit, &core.buffers),
         Err(resp) => Err(resp),
     };
     let body = match body {

@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use crate::{
+    buffers::BufferPool,
     catalog::{Catalog, SqlContext, SqlError, TableInfo, TableRef},
     config::EmulatorConfig,
     faults::{CallRecord, DropMode, Endpoint, Failure, Faults},
@@ -61,6 +62,8 @@ pub(crate) struct Core {
     pub(crate) account: String,
     pub(crate) users: HashMap<String, UserEntry>,
     pub(crate) body_limit: usize,
+    /// Reused buffers for decompressed bodies.
+    pub(crate) buffers: Arc<BufferPool>,
     pub(crate) call_log_capacity: usize,
     state: Mutex<State>,
     /// Woken on every change waiters may care about (commits, deletes, restarts, invalidations).
@@ -129,6 +132,7 @@ impl Core {
             account: config.account_name(),
             users,
             body_limit: config.body_limit,
+            buffers: Arc::default(),
             call_log_capacity: config.call_log_capacity,
             state: Mutex::new(State {
                 catalog,

@@ -269,14 +269,21 @@ impl ColumnType {
                 parse_datetime_value(value).map(|dt| Field::owned(format_date(dt.date())))
             }
             Self::Time { .. } => coerce_time(value),
-            Self::TimestampNtz { .. } => {
-                parse_datetime_value(value).map(|dt| Field::owned(format_ntz(dt.date(), dt.time())))
-            }
-            Self::TimestampLtz { .. } => parse_datetime_value(value)
-                .map(|dt| Field::owned(format_tz(dt.to_offset(UtcOffset::UTC)))),
-            Self::TimestampTz { .. } => {
-                parse_datetime_value(value).map(|dt| Field::owned(format_tz(dt)))
-            }
+            // Timestamps nearly always come in UTC RFC 3339 already: normalised by cutting the text.
+            Self::TimestampNtz { .. } => match utc_prefix(value) {
+                Some(prefix) => Ok(Field::Str(Cow::Borrowed(prefix))),
+                None => parse_datetime_value(value)
+                    .map(|dt| Field::owned(format_ntz(dt.date(), dt.time()))),
+            },
+            Self::TimestampLtz { .. } => match utc_prefix(value) {
+                Some(prefix) => Ok(Field::Joined(prefix, "Z")),
+                None => parse_datetime_value(value)
+                    .map(|dt| Field::owned(format_tz(dt.to_offset(UtcOffset::UTC)))),
+            },
+            Self::TimestampTz { .. } => match utc_prefix(value) {
+                Some(prefix) => Ok(Field::Joined(prefix, "Z")),
+                None => parse_datetime_value(value).map(|dt| Field::owned(format_tz(dt))),
+            },
             Self::Variant => Ok(value.reborrow()),
             Self::Object => match value {
                 Field::Json(v) if v.is_object() => Ok(value.reborrow()),
@@ -513,6 +520,15 @@ fn coerce_time(value: &Field<'_>) -> Result<Field<'static>, String> {
     Ok(Field::owned(format_time(time)))
 }
 
+/// For a string in UTC RFC 3339 (surrounding spaces aside, as [`parse_datetime_value`] takes it),
+/// the part of it that, with `Z` or without, is the timestamp as Snowflake stores it.
+fn utc_prefix<'v>(value: &'v Field<'_>) -> Option<&'v str> {
+    match value {
+        Field::Str(s) => utc_stamp::canonical_prefix(s.trim()),
+        _ => None,
+    }
+}
+
 /// Parses a date, timestamp or epoch value the way Snowflake's `AUTO` format does, for the forms the
 /// manager and people commonly send: RFC 3339, `YYYY-MM-DD[ T]HH:MM:SS[.fff][Z|±HH[:MM]]`, a bare date,
 /// or epoch seconds / milliseconds / microseconds / nanoseconds (chosen by magnitude, as Snowflake does).
@@ -745,6 +761,30 @@ mod tests {
             Ok(json!("04:36:50.5")),
         );
         check(ColumnType::Time { scale: 9 }, json!("25:00:00"), Err(()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn utc_timestamps_cut_short_as_the_general_path_formats_them(
+            s in " ?[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,10})?[Z+] ?"
+        ) {
+            let value = Field::Str(Cow::Borrowed(&s));
+            let dt = parse_datetime_value(&value);
+            let general = [
+                dt.clone().map(format_tz),
+                dt.clone().map(|dt| format_tz(dt.to_offset(UtcOffset::UTC))),
+                dt.map(|dt| format_ntz(dt.date(), dt.time())),
+            ];
+            let types = [
+                ColumnType::TimestampTz { scale: 9 },
+                ColumnType::TimestampLtz { scale: 9 },
+                ColumnType::TimestampNtz { scale: 9 },
+            ];
+            for (ty, want) in types.into_iter().zip(general) {
+                let got = ty.coerce(&value).map(|v| v.to_value());
+                proptest::prop_assert_eq!(got, want.map(Value::String), "{} {}", ty.sql_name(), s);
+            }
+        }
     }
 
     #[test]

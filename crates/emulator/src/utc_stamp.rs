@@ -50,6 +50,21 @@ pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
     Some(PrimitiveDateTime::new(date, time).assume_utc())
 }
 
+/// What formatting [`parse`]'s answer gives, without formatting: the text of `s` up to its last
+/// non-zero fraction digit (or to the seconds), to which TIMESTAMP_TZ and _LTZ add `Z` and _NTZ
+/// nothing. `None` where [`parse`] declines.
+pub(crate) fn canonical_prefix(s: &str) -> Option<&str> {
+    parse(s)?;
+    // `parse` checked the shape: 19 characters of date and time, an optional fraction, `Z`.
+    let frac = s.get(19..s.len() - 1)?;
+    let kept = frac.trim_end_matches('0');
+    Some(if kept.len() <= 1 {
+        &s[..19]
+    } else {
+        &s[..19 + kept.len()]
+    })
+}
+
 /// The value of a run of ASCII digits (at most 9, so no overflow).
 fn digits(b: &[u8]) -> Option<u32> {
     b.iter().try_fold(0u32, |n, &c| {
@@ -60,43 +75,45 @@ fn digits(b: &[u8]) -> Option<u32> {
 /// Writes `dt` as `dt.format(&Rfc3339)` does when it is in UTC and its year has four digits;
 /// `None` otherwise.
 pub(crate) fn format(dt: OffsetDateTime) -> Option<String> {
-    let year = u32::try_from(dt.year()).ok().filter(|y| *y < 10_000)?;
+    let year = u16::try_from(dt.year()).ok().filter(|y| *y < 10_000)?;
     if !dt.offset().is_utc() {
         return None;
     }
     let mut out = String::with_capacity(30);
-    push_digits(&mut out, year, 4);
+    push_two(&mut out, year / 100);
+    push_two(&mut out, year % 100);
     out.push('-');
-    push_digits(&mut out, u32::from(u8::from(dt.month())), 2);
+    push_two(&mut out, u8::from(dt.month()).into());
     out.push('-');
-    push_digits(&mut out, u32::from(dt.day()), 2);
+    push_two(&mut out, dt.day().into());
     out.push('T');
-    push_digits(&mut out, u32::from(dt.hour()), 2);
+    push_two(&mut out, dt.hour().into());
     out.push(':');
-    push_digits(&mut out, u32::from(dt.minute()), 2);
+    push_two(&mut out, dt.minute().into());
     out.push(':');
-    push_digits(&mut out, u32::from(dt.second()), 2);
+    push_two(&mut out, dt.second().into());
     let mut nanos = dt.nanosecond();
     if nanos != 0 {
-        // The fraction without its trailing zeros.
-        let mut width = 9;
-        while nanos.is_multiple_of(10) {
+        // The fraction's nine digits, without their trailing zeros.
+        let mut digits = [b'0'; 9];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + u8::try_from(nanos % 10).unwrap_or(0);
             nanos /= 10;
-            width -= 1;
         }
+        let kept = digits.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
         out.push('.');
-        push_digits(&mut out, nanos, width);
+        out.extend(digits[..kept].iter().map(|d| char::from(*d)));
     }
     out.push('Z');
     Some(out)
 }
 
-/// Pushes the last `width` decimal digits of `n`, zero-padded.
-fn push_digits(out: &mut String, n: u32, width: u32) {
-    for i in (0..width).rev() {
-        let digit = n / 10u32.pow(i) % 10;
-        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
-    }
+/// Pushes `n` (below 100) as two digits.
+fn push_two(out: &mut String, n: u16) {
+    let [tens, ones] =
+        [n / 10 % 10, n % 10].map(|d| char::from(b'0' + u8::try_from(d).unwrap_or(0)));
+    out.push(tens);
+    out.push(ones);
 }
 
 #[cfg(test)]
@@ -154,7 +171,38 @@ mod tests {
         assert!(early.format(&Rfc3339).is_err());
     }
 
+    #[test]
+    fn canonical_prefixes() {
+        for (s, want) in [
+            ("2024-05-12T04:36:00.000Z", Some("2024-05-12T04:36:00")),
+            ("2024-05-12T04:36:00Z", Some("2024-05-12T04:36:00")),
+            ("2024-05-12T04:36:00.120Z", Some("2024-05-12T04:36:00.12")),
+            (
+                "2024-05-12T04:36:00.000000001Z",
+                Some("2024-05-12T04:36:00.000000001"),
+            ),
+            ("2024-05-12T04:36:00.0Z", Some("2024-05-12T04:36:00")),
+            ("2024-05-12T04:36:00+00:00", None),
+            ("2023-02-29T04:36:00Z", None),
+        ] {
+            assert_eq!(canonical_prefix(s), want, "{s}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn canonical_prefix_is_the_formatted_value(
+            s in "20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z"
+        ) {
+            match (canonical_prefix(&s), parse(&s)) {
+                (Some(prefix), Some(dt)) => {
+                    prop_assert_eq!(format!("{prefix}Z"), dt.format(&Rfc3339).unwrap());
+                }
+                (None, None) => {}
+                (prefix, dt) => prop_assert!(false, "{:?} but {:?}", prefix, dt),
+            }
+        }
+
         #[test]
         fn agrees_with_the_general_parser(
             s in "[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,10})?[Zz+]"
