@@ -5,9 +5,20 @@
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
-/// Reads `YYYY-MM-DDTHH:MM:SS[.f]Z` (1 to 9 fraction digits, valid date, seconds below 60), exactly as
-/// `OffsetDateTime::parse(s, &Rfc3339)` reads it; `None` for any other text.
-pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
+/// The parts of a `YYYY-MM-DDTHH:MM:SS[.f]Z` text, checked to make a valid date and time.
+struct Parts {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nanos: u32,
+}
+
+/// Splits `s` if it has the shape (1 to 9 fraction digits) and names a real date and time (seconds
+/// below 60). Checked by hand: the `time` crate's constructors cost more than the rest of a value.
+fn parts(s: &str) -> Option<Parts> {
     let b = s.as_bytes();
     let (head, frac) = (b.get(..19)?, b.get(19..b.len().checked_sub(1)?)?);
     if b.last() != Some(&b'Z')
@@ -19,13 +30,6 @@ pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
     {
         return None;
     }
-    let year = digits(&head[0..4])?;
-    let (month, day) = (digits(&head[5..7])?, digits(&head[8..10])?);
-    let (hour, minute, second) = (
-        digits(&head[11..13])?,
-        digits(&head[14..16])?,
-        digits(&head[17..19])?,
-    );
     let nanos = match frac {
         [] => 0,
         [b'.', f @ ..] if (1..=9).contains(&f.len()) => {
@@ -34,28 +38,59 @@ pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
         }
         _ => return None,
     };
+    let p = Parts {
+        year: digits(&head[0..4])?,
+        month: digits(&head[5..7])?,
+        day: digits(&head[8..10])?,
+        hour: digits(&head[11..13])?,
+        minute: digits(&head[14..16])?,
+        second: digits(&head[17..19])?,
+        nanos,
+    };
+    let valid = (1..=12).contains(&p.month)
+        && (1..=days_in_month(p.year, p.month)).contains(&p.day)
+        && p.hour < 24
+        && p.minute < 60
+        && p.second < 60;
+    valid.then_some(p)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Reads `YYYY-MM-DDTHH:MM:SS[.f]Z` (1 to 9 fraction digits, valid date, seconds below 60), exactly as
+/// `OffsetDateTime::parse(s, &Rfc3339)` reads it; `None` for any other text.
+pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
+    let p = parts(s)?;
     let date = Date::from_calendar_date(
-        i32::try_from(year).ok()?,
-        Month::try_from(u8::try_from(month).ok()?).ok()?,
-        u8::try_from(day).ok()?,
+        i32::try_from(p.year).ok()?,
+        Month::try_from(u8::try_from(p.month).ok()?).ok()?,
+        u8::try_from(p.day).ok()?,
     )
     .ok()?;
     let time = Time::from_hms_nano(
-        u8::try_from(hour).ok()?,
-        u8::try_from(minute).ok()?,
-        u8::try_from(second).ok()?,
-        nanos,
+        u8::try_from(p.hour).ok()?,
+        u8::try_from(p.minute).ok()?,
+        u8::try_from(p.second).ok()?,
+        p.nanos,
     )
     .ok()?;
     Some(PrimitiveDateTime::new(date, time).assume_utc())
 }
 
-/// What formatting [`parse`]'s answer gives, without formatting: the text of `s` up to its last
-/// non-zero fraction digit (or to the seconds), to which TIMESTAMP_TZ and _LTZ add `Z` and _NTZ
+/// What formatting [`parse`]'s answer gives, without parsing or formatting: the text of `s` up to its
+/// last non-zero fraction digit (or to the seconds), to which TIMESTAMP_TZ and _LTZ add `Z` and _NTZ
 /// nothing. `None` where [`parse`] declines.
 pub(crate) fn canonical_prefix(s: &str) -> Option<&str> {
-    parse(s)?;
-    // `parse` checked the shape: 19 characters of date and time, an optional fraction, `Z`.
+    parts(s)?;
+    // `parts` checked the shape: 19 characters of date and time, an optional fraction, `Z`.
     let frac = s.get(19..s.len() - 1)?;
     let kept = frac.trim_end_matches('0');
     Some(if kept.len() <= 1 {
@@ -189,10 +224,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn dates_and_times_are_checked_as_the_time_crate_checks_them() {
+        for year in [
+            0, 1, 4, 100, 200, 400, 1900, 1999, 2000, 2023, 2024, 2100, 9996, 9999,
+        ] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let text = format!("{year:04}-{month:02}-{day:02}T00:00:00Z");
+                    let by_time = Month::try_from(month)
+                        .ok()
+                        .and_then(|m| Date::from_calendar_date(year, m, day).ok());
+                    assert_eq!(parts(&text).is_some(), by_time.is_some(), "{text}");
+                }
+            }
+        }
+        for (h, m, s) in [
+            (23, 59, 59),
+            (24, 0, 0),
+            (0, 60, 0),
+            (0, 0, 60),
+            (99, 99, 99),
+        ] {
+            let text = format!("2024-01-01T{h:02}:{m:02}:{s:02}Z");
+            let by_time = Time::from_hms(h, m, s).ok();
+            assert_eq!(parts(&text).is_some(), by_time.is_some(), "{text}");
+        }
+    }
+
     proptest! {
         #[test]
         fn canonical_prefix_is_the_formatted_value(
-            s in "20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z"
+            s in "[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{1,9})?Z"
         ) {
             match (canonical_prefix(&s), parse(&s)) {
                 (Some(prefix), Some(dt)) => {
