@@ -50,12 +50,12 @@ pub(crate) type Pairs<'de> = Vec<(Cow<'de, str>, Field<'de>)>;
 pub(crate) struct Validator<'s> {
     schema: &'s Arc<TableSchema>,
     keys: KeyResolver<'s>,
+    /// The rows accepted so far (none once a row is refused: the insert is refused whole).
     writer: RowWriter,
     /// Per column, the pass that last gave it a value, so marks need no clearing between rows.
     given: Vec<u64>,
     pass: u64,
     not_null: Vec<usize>,
-    rows: Vec<Row>,
     errors: Vec<RowError>,
     schema_conflict: bool,
     next_index: usize,
@@ -72,7 +72,6 @@ impl<'s> Validator<'s> {
             not_null: (0..schema.columns.len())
                 .filter(|&i| !schema.columns[i].nullable)
                 .collect(),
-            rows: Vec::new(),
             errors: Vec::new(),
             schema_conflict: false,
             next_index: 0,
@@ -91,9 +90,9 @@ impl<'s> Validator<'s> {
     }
 
     /// The rows normalised, or why the insert is refused.
-    pub(crate) fn finish(self) -> Result<Vec<Row>, Rejected> {
+    pub(crate) fn finish(mut self) -> Result<Vec<Row>, Rejected> {
         if self.errors.is_empty() {
-            Ok(self.rows)
+            Ok(self.writer.finish(self.schema))
         } else {
             Err(Rejected {
                 code: if self.schema_conflict {
@@ -216,7 +215,7 @@ impl<'s> Validator<'s> {
         self.schema_conflict |=
             !(extra.is_empty() && missing.is_empty() && null_for_not_null.is_empty());
         // The insert is refused whole: rows already normalised are of no more use.
-        self.rows = Vec::new();
+        self.writer.discard();
         self.errors.push(RowError {
             row_index,
             message: format!(
@@ -231,7 +230,7 @@ impl<'s> Validator<'s> {
 
     fn accept(&mut self) {
         if self.errors.is_empty() {
-            self.rows.push(self.writer.finish(self.schema));
+            self.writer.end_row();
         }
     }
 }
