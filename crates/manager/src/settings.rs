@@ -18,8 +18,13 @@ pub struct Settings {
     /// How long an import may stay in progress before its channels are checked one by one and the import
     /// failed as stuck.
     pub stuck_threshold: Duration,
-    /// Most tables set up or inserted at once.
+    /// Most tables inserted at once. Each insert holds its request body (up to
+    /// `max_insert_request_bytes`, and its compressed copy) while it is sent, so this bounds the memory an
+    /// upload needs beyond its batch.
     pub table_concurrency: usize,
+    /// Most tables whose channels are being opened (with any DDL) at once. Opening costs waiting on the
+    /// service and the warehouse, not memory, so it runs ahead of the inserts.
+    pub channel_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -31,6 +36,7 @@ impl Default for Settings {
             bulk_status_batch_size: 100,
             stuck_threshold: Duration::from_secs(15 * 60),
             table_concurrency: 4,
+            channel_concurrency: 8,
         }
     }
 }

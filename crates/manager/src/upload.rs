@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use futures_util::{StreamExt as _, stream};
+use futures_util::{StreamExt as _, future, stream};
 use serde_json::value::RawValue;
 use snowpipe_api::{InsertRequest, StatusResponse};
 use snowpipe_channels::{Channel, ChannelError, FailureKind};
@@ -17,6 +17,7 @@ use snowpipe_grouping::{
     rows_array_size,
 };
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::{
@@ -222,23 +223,35 @@ impl Manager {
         };
 
         // A table without discard rows goes in as soon as its channel is ready; the others wait for the one
-        // discards insert, so that a table's discard rows always land before its own rows.
+        // discards insert, so that a table's discard rows always land before its own rows. Channels are
+        // opened ahead of the inserts under a separate, wider limit: opening waits on the service and the
+        // warehouse, and should not wait for another table's insert to finish as well.
         let concurrency = self.settings.table_concurrency.max(1);
-        let steps: Vec<Step> = stream::iter(tables.into_iter().enumerate())
-            .map(|(order, table)| self.prepare(order, table, &statuses, &upload_time))
-            .buffered(concurrency)
-            .map(|prepared| async move {
-                match prepared {
-                    Err(failure) => Step::Failed(failure),
-                    Ok(table) if !table.discards.is_empty() => Step::Held(table),
-                    Ok(mut table) => {
-                        let result = self.insert_table(&mut table).await;
-                        Step::Inserted(table, result)
+        let (opening, inserting) = (
+            Semaphore::new(self.settings.channel_concurrency.max(1)),
+            Semaphore::new(concurrency),
+        );
+        let steps: Vec<Step> =
+            future::join_all(tables.into_iter().enumerate().map(|(order, table)| {
+                let (opening, inserting, statuses, upload_time) =
+                    (&opening, &inserting, &statuses, &upload_time);
+                async move {
+                    let prepared = {
+                        // The semaphores are never closed; without a permit the table would only go unbounded.
+                        let _permit = opening.acquire().await.ok();
+                        self.prepare(order, table, statuses, upload_time).await
+                    };
+                    match prepared {
+                        Err(failure) => Step::Failed(failure),
+                        Ok(table) if !table.discards.is_empty() => Step::Held(table),
+                        Ok(mut table) => {
+                            let _permit = inserting.acquire().await.ok();
+                            let result = self.insert_table(&mut table).await;
+                            Step::Inserted(table, result)
+                        }
                     }
                 }
-            })
-            .buffered(concurrency)
-            .collect()
+            }))
             .await;
         let (mut held, mut inserted) = (Vec::new(), Vec::new());
         for step in steps {

@@ -185,6 +185,8 @@ impl Run {
             bulk_status_batch_size: schedule.bulk_status_batch,
             stuck_threshold: STUCK_THRESHOLD,
             table_concurrency: schedule.table_concurrency,
+            // One knob for both, so a schedule with one table at a time replays exactly.
+            channel_concurrency: schedule.table_concurrency,
             ..Settings::default()
         };
         let manager = connect(&world, &settings, &connection, &clock);
