@@ -58,9 +58,10 @@ pub(crate) async fn run_file(
     let started = Instant::now();
     progress.show(index, file, "uploading");
     let upload = manager.upload(file, &[]).await;
-    let mut outcomes: BTreeMap<i64, Outcome> = BTreeMap::new();
+    // Every outcome a job is given, in order of precedence; the first one for each job stands (see below).
+    let mut outcomes: Vec<(i64, Outcome)> = Vec::new();
     for &job in &upload.aborted_job_ids {
-        outcomes.entry(job).or_insert(Outcome::Aborted);
+        outcomes.push((job, Outcome::Aborted));
     }
     for &job in &upload.failed_job_ids {
         let reason = upload
@@ -68,7 +69,7 @@ pub(crate) async fn run_file(
             .get(&job)
             .cloned()
             .unwrap_or_else(|| upload.failed_reason.clone());
-        outcomes.entry(job).or_insert(Outcome::Failed(reason));
+        outcomes.push((job, Outcome::Failed(reason)));
     }
 
     let mut polls = 0_u32;
@@ -109,7 +110,7 @@ pub(crate) async fn run_file(
     };
     if let Some(stats) = &stats {
         for &job in &stats.metadata.succeeded_keys {
-            outcomes.entry(job).or_insert(Outcome::Succeeded);
+            outcomes.push((job, Outcome::Succeeded));
         }
         for &job in &stats.metadata.failed_keys {
             let reason = stats
@@ -118,19 +119,22 @@ pub(crate) async fn run_file(
                 .get(&job)
                 .cloned()
                 .unwrap_or_else(|| stats.error.clone());
-            outcomes.entry(job).or_insert(Outcome::Failed(reason));
+            outcomes.push((job, Outcome::Failed(reason)));
         }
     }
     // A job upload called importing that stats did not judge (stats could not decode the parameters): its
     // outcome is unknown, so it is retried.
+    let unjudged = format!(
+        "the import's outcome could not be judged: {}",
+        stats.as_ref().map_or("", |s| s.error.as_str())
+    );
     for &job in &upload.importing_job_ids {
-        outcomes.entry(job).or_insert_with(|| {
-            Outcome::Failed(format!(
-                "the import's outcome could not be judged: {}",
-                stats.as_ref().map_or("", |s| s.error.as_str())
-            ))
-        });
+        outcomes.push((job, Outcome::Failed(unjudged.clone())));
     }
+    // A stable sort keeps each job's outcomes in order of precedence; the first one stands. (A sort, not a
+    // map: a batch holds hundreds of thousands of jobs, and this runs once per file.)
+    outcomes.sort_by_key(|(job, _)| *job);
+    outcomes.dedup_by_key(|(job, _)| *job);
 
     let mut output = RunOutput {
         file: file.display().to_string(),

@@ -1,6 +1,8 @@
 //! Collects each job's outcome during an upload, so that every job ends in exactly one list.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
+
+use foldhash::fast::RandomState as FastHash;
 
 use crate::{ImportEntry, ImportParameters, UploadOutput};
 
@@ -54,14 +56,16 @@ impl Outcomes {
         expected: &[i64],
         unaccounted: &str,
     ) -> UploadOutput {
-        let mut seen = BTreeSet::new();
+        // Sets of every job id of the batch: a fast hasher, since the ids are the caller's own numbers.
+        let mut seen = HashSet::with_capacity_and_hasher(expected.len(), FastHash::default());
         let mut reasons = BTreeMap::new();
         let importing: Vec<i64> = self
             .importing
             .into_iter()
             .filter(|id| seen.insert(*id))
             .collect();
-        let mut judged = BTreeSet::new();
+        let mut judged =
+            HashSet::with_capacity_and_hasher(self.importing_tables.len(), FastHash::default());
         let importing_tables: Vec<(i64, String)> = self
             .importing_tables
             .into_iter()
