@@ -45,6 +45,8 @@ enum Outcome {
     Succeeded,
     Failed(String),
     Aborted,
+    /// Importing, but stats did not judge it: failed, with one reason shared by all such jobs.
+    Unjudged,
 }
 
 /// Uploads `file`, polls every `poll_interval` until the import is complete, and judges the jobs.
@@ -124,12 +126,8 @@ pub(crate) async fn run_file(
     }
     // A job upload called importing that stats did not judge (stats could not decode the parameters): its
     // outcome is unknown, so it is retried.
-    let unjudged = format!(
-        "the import's outcome could not be judged: {}",
-        stats.as_ref().map_or("", |s| s.error.as_str())
-    );
     for &job in &upload.importing_job_ids {
-        outcomes.push((job, Outcome::Failed(unjudged.clone())));
+        outcomes.push((job, Outcome::Unjudged));
     }
     // A stable sort keeps each job's outcomes in order of precedence; the first one stands. (A sort, not a
     // map: a batch holds hundreds of thousands of jobs, and this runs once per file.)
@@ -156,6 +154,16 @@ pub(crate) async fn run_file(
             Outcome::Failed(reason) => {
                 output.failed_job_ids.push(job);
                 output.failed_reasons.insert(job, reason);
+            }
+            Outcome::Unjudged => {
+                output.failed_job_ids.push(job);
+                output.failed_reasons.insert(
+                    job,
+                    format!(
+                        "the import's outcome could not be judged: {}",
+                        output.stats.as_ref().map_or("", |s| s.error.as_str())
+                    ),
+                );
             }
         }
     }
