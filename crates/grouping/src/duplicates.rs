@@ -45,7 +45,9 @@ pub struct Duplicates {
 /// ```
 #[must_use]
 pub fn count_duplicates(events: &[Event], committed_offset: Option<i64>) -> Duplicates {
-    let mut seen = HashSet::with_capacity(events.len());
+    // Every event's id is hashed: a fast hasher, as for the columns cache.
+    let mut seen =
+        HashSet::with_capacity_and_hasher(events.len(), foldhash::fast::RandomState::default());
     let mut duplicates = Duplicates::default();
     for event in events {
         if let Some(id) = event.id_text()
