@@ -61,6 +61,12 @@ pub struct SizeSplit {
 #[must_use]
 pub fn split_by_size(events: Vec<Event>, max_request_bytes: usize) -> SizeSplit {
     let mut split = SizeSplit::default();
+    if rows_array_size(events.iter().map(Event::size)) <= max_request_bytes {
+        // The common case, everything fits (and so does each event): keep the events where they are rather
+        // than move each into a new list.
+        split.included = events;
+        return split;
+    }
     let mut running = rows_array_size([]);
     let mut overflowing = false;
     for event in events {
