@@ -65,6 +65,12 @@ impl Chunk {
         start..self.bytes.len()
     }
 
+    /// Empties the chunk, keeping its buffers for the next lines.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.lines.clear();
+    }
+
     /// The bytes held so far.
     pub(crate) fn len(&self) -> usize {
         self.bytes.len()
@@ -127,5 +133,9 @@ mod tests {
             })
             .collect();
         assert_eq!(back, ["1:ab", "3:9000:hh..t", "4:"]);
+        chunk.clear();
+        assert_eq!((chunk.is_empty(), chunk.len()), (true, 0));
+        chunk.push(9, Line::Text(b"z"));
+        assert_eq!(chunk.lines().count(), 1);
     }
 }

@@ -11,6 +11,7 @@ use std::{
     fs::File,
     io::{self, BufRead, BufReader},
     num::NonZeroUsize,
+    ops::ControlFlow,
     path::Path,
     sync::{Arc, mpsc},
     thread,
@@ -157,9 +158,10 @@ impl Batch {
     ) -> Result<Self, ReadError> {
         let (reading, outcome) = if options.threads <= 1 {
             let (mut decoder, mut reading) = (Decoder::new(options), Reading::default());
-            let outcome = for_each_chunk(&mut reader, options, |chunk| {
+            let outcome = for_each_chunk(&mut reader, options, |mut chunk| {
                 reading.take(decoder.decode(&chunk));
-                true
+                chunk.clear();
+                ControlFlow::Continue(Some(chunk))
             });
             (reading, outcome)
         } else {
@@ -169,11 +171,12 @@ impl Batch {
     }
 }
 
-/// Splits lines into chunks on this thread and hands them to `f`; stops early when `f` answers false.
+/// Splits lines into chunks on this thread and hands them to `f`, which answers whether to go on and may
+/// hand back an emptied chunk to fill next (reusing chunks spares the page faults of fresh buffers).
 fn for_each_chunk<R: BufRead>(
     reader: &mut R,
     options: &ReadOptions,
-    mut f: impl FnMut(Chunk) -> bool,
+    mut f: impl FnMut(Chunk) -> ControlFlow<(), Option<Chunk>>,
 ) -> Result<(), (u64, io::Error)> {
     let mut chunk = Chunk::with_capacity(options.chunk_bytes);
     let mut open = true;
@@ -183,12 +186,17 @@ fn for_each_chunk<R: BufRead>(
         }
         chunk.push(number, line);
         if chunk.len() >= options.chunk_bytes {
-            let full = std::mem::replace(&mut chunk, Chunk::with_capacity(options.chunk_bytes));
-            open = f(full);
+            let full = std::mem::take(&mut chunk);
+            match f(full) {
+                ControlFlow::Continue(spare) => {
+                    chunk = spare.unwrap_or_else(|| Chunk::with_capacity(options.chunk_bytes));
+                }
+                ControlFlow::Break(()) => open = false,
+            }
         }
     });
     if open && !chunk.is_empty() {
-        f(chunk);
+        let _ = f(chunk);
     }
     outcome
 }
@@ -206,15 +214,21 @@ fn read_in_parallel<R: BufRead>(
     thread::scope(|scope| {
         let mut to_decoders = Vec::with_capacity(threads);
         let mut from_decoders = Vec::with_capacity(threads);
+        // Decoded chunks come back emptied, to be filled again.
+        let (spare_tx, spare_rx) = mpsc::channel::<Chunk>();
         for _ in 0..threads {
             let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(1);
             let (decoded_tx, decoded_rx) = mpsc::sync_channel::<Decoded>(2);
+            let spare_tx = spare_tx.clone();
             scope.spawn(move || {
                 let mut decoder = Decoder::new(options);
-                for chunk in chunk_rx {
+                for mut chunk in chunk_rx {
                     if decoded_tx.send(decoder.decode(&chunk)).is_err() {
                         break;
                     }
+                    chunk.clear();
+                    // The reader may have finished and gone: then the chunk is simply freed.
+                    let _ = spare_tx.send(chunk);
                 }
             });
             to_decoders.push(chunk_tx);
@@ -233,10 +247,12 @@ fn read_in_parallel<R: BufRead>(
         });
         let mut next = 0;
         let outcome = for_each_chunk(reader, options, |chunk| {
-            let sent = to_decoders[next].send(chunk).is_ok();
-            next = (next + 1) % threads;
             // Only a decoder that panicked hangs up early; the scope then re-raises its panic.
-            sent
+            if to_decoders[next].send(chunk).is_err() {
+                return ControlFlow::Break(());
+            }
+            next = (next + 1) % threads;
+            ControlFlow::Continue(spare_rx.try_recv().ok())
         });
         drop(to_decoders);
         let reading = grouping
