@@ -76,6 +76,11 @@ impl Chunk {
         self.bytes.len()
     }
 
+    /// How many lines have been pushed.
+    pub(crate) fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
     /// Whether no line has been pushed.
     pub(crate) fn is_empty(&self) -> bool {
         self.lines.is_empty()
@@ -120,7 +125,7 @@ mod tests {
             },
         );
         chunk.push(4, Line::Text(b""));
-        assert_eq!(chunk.len(), 5);
+        assert_eq!((chunk.len(), chunk.line_count()), (5, 3));
         let back: Vec<String> = chunk
             .lines()
             .map(|(n, line)| match line {

@@ -321,9 +321,10 @@ impl<'o> Decoder<'o> {
     }
 
     fn decode(&mut self, chunk: &Chunk) -> Decoded {
+        let lines = chunk.line_count();
         let mut decoded = Decoded {
-            events: Vec::new(),
-            job_ids: Vec::new(),
+            events: Vec::with_capacity(lines),
+            job_ids: Vec::with_capacity(lines),
             problem: None,
         };
         for (number, line) in chunk.lines() {
