@@ -57,7 +57,7 @@ pub fn coerce(event: &Event, table_schema: &Schema, upload_time: &UploadTime) ->
 /// let table: Schema = [("ID", String), ("RECEIVED_AT", Datetime), ("N", Int), ("OK", Boolean)].into_iter().collect();
 /// let columns: Schema = [("ID", String), ("RECEIVED_AT", Datetime), ("N", Float), ("OK", String)].into_iter().collect();
 /// let data = RawValue::from_string(r#"{"ID":"a1","RECEIVED_AT":"2023-05-12T04:36:50.199Z","N":2.7,"OK":"yes"}"#.into()).unwrap();
-/// let event = Event::new(1001, "TRACKS", columns, data, &time).unwrap();
+/// let event = Event::new(1001, "TRACKS", columns, &data, &time).unwrap();
 ///
 /// let mut coercer = Coercer::new(&table, &time);
 /// let coercion = coercer.coerce(&event);

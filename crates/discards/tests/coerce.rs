@@ -18,7 +18,7 @@ fn event(columns: &[(&str, WarehouseType)], data: &str) -> Event {
         42,
         "TRACKS",
         schema(columns),
-        RawValue::from_string(data.to_owned()).unwrap(),
+        &RawValue::from_string(data.to_owned()).unwrap(),
         &time(),
     )
     .unwrap()

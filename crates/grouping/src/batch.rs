@@ -103,7 +103,7 @@ impl Batch {
     ///
     /// let time = UploadTime::new(datetime!(2024-01-02 03:04:05 UTC));
     /// let event = |job, table: &str| {
-    ///     Event::new(job, table, Schema::new(), RawValue::from_string("{}".to_owned()).unwrap(), &time).unwrap()
+    ///     Event::new(job, table, Schema::new(), &RawValue::from_string("{}".to_owned()).unwrap(), &time).unwrap()
     /// };
     /// let batch = Batch::from_events([event(5, "B"), event(3, "A"), event(1, "B")]);
     /// let order: Vec<_> = batch.tables().iter().map(|t| (t.name(), t.offset(), t.job_ids())).collect();

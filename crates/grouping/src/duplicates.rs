@@ -38,7 +38,7 @@ pub struct Duplicates {
 /// let time = UploadTime::new(datetime!(2024-01-02 03:04:05 UTC));
 /// let event = |job, id: &str| {
 ///     let data = RawValue::from_string(format!(r#"{{"ID":"{id}"}}"#)).unwrap();
-///     Event::new(job, "T", Schema::new(), data, &time).unwrap()
+///     Event::new(job, "T", Schema::new(), &data, &time).unwrap()
 /// };
 /// let events = [event(-1, "a"), event(5, "b"), event(6, "a"), event(7, "c")];
 /// assert_eq!(count_duplicates(&events, Some(6)), Duplicates { repeated_ids: 1, committed: 2 });
@@ -76,7 +76,7 @@ mod tests {
             job,
             "T",
             Schema::new(),
-            RawValue::from_string(data.to_owned()).unwrap(),
+            &RawValue::from_string(data.to_owned()).unwrap(),
             &time,
         )
         .unwrap()

@@ -4,7 +4,10 @@ use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
 
 use serde_json::value::RawValue;
 
-use crate::{Schema, UploadTime, raw::fields_of_str};
+use crate::{
+    Schema, UploadTime,
+    row::{Entries, Row},
+};
 
 /// The column the upload time goes into.
 pub const UUID_TS: &str = "UUID_TS";
@@ -15,9 +18,9 @@ pub const RECEIVED_AT: &str = "RECEIVED_AT";
 
 /// One event: job id, table, the event's own `columns`, and its `data` row as raw JSON.
 ///
-/// `data` is kept as the bytes read (a [`RawValue`]) and only touched when the event's columns have
-/// `UUID_TS`; then `data.UUID_TS` holds the upload time. [`Event::into_data`] moves the row out for an insert
-/// request.
+/// `data` is the row as it goes into an insert request: the object read, written compactly (whitespace between
+/// its top-level tokens dropped; keys, values and their order as read), and, when the event's columns have
+/// `UUID_TS`, with `data.UUID_TS` set to the upload time. [`Event::into_data`] moves the row out.
 ///
 /// ```
 /// use serde_json::value::RawValue;
@@ -27,7 +30,7 @@ pub const RECEIVED_AT: &str = "RECEIVED_AT";
 /// let time = UploadTime::new(datetime!(2024-01-02 03:04:05.678 UTC));
 /// let columns: Schema = [("ID", WarehouseType::String), ("UUID_TS", WarehouseType::Datetime)].into_iter().collect();
 /// let data = RawValue::from_string(r#"{"ID":"a1"}"#.to_owned()).unwrap();
-/// let event = Event::new(7, "TRACKS", columns, data, &time).unwrap();
+/// let event = Event::new(7, "TRACKS", columns, &data, &time).unwrap();
 /// assert_eq!(event.data().get(), r#"{"ID":"a1","UUID_TS":"2024-01-02T03:04:05.678Z"}"#);
 /// assert_eq!(event.size(), event.data().get().len());
 /// assert_eq!(event.id(), Some(r#""a1""#));
@@ -68,7 +71,7 @@ impl Event {
         job_id: i64,
         table: &str,
         columns: Schema,
-        data: Box<RawValue>,
+        data: &RawValue,
         upload_time: &UploadTime,
     ) -> Result<Self, EventError> {
         if table.is_empty() {
@@ -79,43 +82,38 @@ impl Event {
                 found: crate::excerpt::excerpt(data.get()),
             });
         }
-        Ok(Self::assemble(
+        // A `RawValue` is valid JSON, and it starts with `{`: an object, so this parse cannot fail.
+        let entries: Entries<'_> =
+            serde_json::from_str(data.get()).map_err(|_| EventError::DataNotAnObject {
+                found: crate::excerpt::excerpt(data.get()),
+            })?;
+        Ok(Self::from_entries(
             job_id,
             table.into(),
             Arc::new(columns),
-            Cow::Owned(data),
+            &entries,
             upload_time,
         ))
     }
 
-    /// Builds an event from a `data` object already known to be valid JSON.
-    pub(crate) fn assemble(
+    /// Builds an event from the entries of its `data` object, as a line's one parse found them.
+    pub(crate) fn from_entries(
         job_id: i64,
         table: Arc<str>,
         columns: Arc<Schema>,
-        data: Cow<'_, RawValue>,
+        entries: &Entries<'_>,
         upload_time: &UploadTime,
     ) -> Self {
-        let mut found = Found::scan(data.get());
-        let data = if columns.contains(UUID_TS) {
-            let spliced = splice_uuid_ts(data.get(), &found, upload_time);
-            if !found.uuid_ts.is_empty() {
-                // Replacing shifted whatever followed; rows rarely carry UUID_TS already, so scan again.
-                found = Found::scan(&spliced);
-            }
-            RawValue::from_string(spliced)
-                .expect("a JSON object with one value replaced by a JSON string is valid JSON")
-        } else {
-            data.into_owned()
-        };
+        let uuid_ts = columns.contains(UUID_TS).then_some(upload_time);
+        let row = Row::build(entries, uuid_ts);
         Self {
             job_id,
             table,
             columns,
-            data,
-            id: found.id,
-            received_at: found.received_at,
-            has_array: found.has_array,
+            data: row.data,
+            id: row.id,
+            received_at: row.received_at,
+            has_array: row.has_array,
         }
     }
 
@@ -218,65 +216,6 @@ fn json_text(raw: &str) -> Cow<'_, str> {
     Cow::Borrowed(raw)
 }
 
-/// What one pass over `data`'s top-level fields finds.
-struct Found {
-    id: Option<Range<usize>>,
-    received_at: Option<Range<usize>>,
-    uuid_ts: Vec<Range<usize>>,
-    has_array: bool,
-}
-
-impl Found {
-    fn scan(data: &str) -> Self {
-        let mut found = Self {
-            id: None,
-            received_at: None,
-            uuid_ts: Vec::new(),
-            has_array: false,
-        };
-        for field in fields_of_str(data) {
-            found.has_array |= field.value.starts_with('[');
-            if field.is(ID) {
-                found.id = Some(field.value_span);
-            } else if field.is(RECEIVED_AT) {
-                found.received_at = Some(field.value_span);
-            } else if field.is(UUID_TS) {
-                found.uuid_ts.push(field.value_span);
-            }
-        }
-        found
-    }
-}
-
-/// `data` with every `UUID_TS` value replaced by the upload time, or the field appended when absent; the
-/// rest of the text is copied unchanged.
-fn splice_uuid_ts(data: &str, found: &Found, upload_time: &UploadTime) -> String {
-    let time = upload_time.as_json();
-    let mut out = String::with_capacity(data.len() + UUID_TS.len() + time.len() + 4);
-    if found.uuid_ts.is_empty() {
-        let close = data.rfind('}').unwrap_or(data.len());
-        let body = &data[..close];
-        out.push_str(body);
-        if body.trim_end() != "{" {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(UUID_TS);
-        out.push_str("\":");
-        out.push_str(time);
-        out.push_str(&data[close..]);
-    } else {
-        let mut copied = 0;
-        for span in &found.uuid_ts {
-            out.push_str(&data[copied..span.start]);
-            out.push_str(time);
-            copied = span.end;
-        }
-        out.push_str(&data[copied..]);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::value::RawValue;
@@ -298,7 +237,7 @@ mod tests {
             1,
             "T",
             columns,
-            RawValue::from_string(data.to_owned()).unwrap(),
+            &RawValue::from_string(data.to_owned()).unwrap(),
             &time(),
         )
         .unwrap()
@@ -312,11 +251,11 @@ mod tests {
         );
         assert_eq!(
             event(&["UUID_TS"], "{ }").data().get(),
-            r#"{ "UUID_TS":"2024-01-02T03:04:05.678Z"}"#
+            r#"{"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
         );
         assert_eq!(
             event(&["UUID_TS"], r#"{"A": 1 }"#).data().get(),
-            r#"{"A": 1 ,"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
+            r#"{"A":1,"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
         );
     }
 
@@ -328,19 +267,17 @@ mod tests {
         );
         assert_eq!(
             e.data().get(),
-            r#"{"UUID_TS": "2024-01-02T03:04:05.678Z", "ID": "x", "RECEIVED_AT": "r"}"#
+            r#"{"UUID_TS":"2024-01-02T03:04:05.678Z","ID":"x","RECEIVED_AT":"r"}"#
         );
-        // The spans were found again after the splice moved them.
         assert_eq!(e.id(), Some(r#""x""#));
         assert_eq!(e.received_at(), Some(r#""r""#));
         assert_eq!(e.size(), e.data().get().len());
     }
 
     #[test]
-    fn rows_without_uuid_ts_in_columns_are_kept_byte_for_byte() {
-        let data = r#"{ "UUID_TS" : "keep",  "ID":1 }"#;
-        let e = event(&["ID"], data);
-        assert_eq!(e.data().get(), data);
+    fn rows_without_uuid_ts_in_columns_keep_every_value_as_read() {
+        let e = event(&["ID"], r#"{ "UUID_TS" : "keep",  "ID":1, "N": [ 1,2 ] }"#);
+        assert_eq!(e.data().get(), r#"{"UUID_TS":"keep","ID":1,"N":[ 1,2 ]}"#);
         assert_eq!(e.id(), Some("1"));
         assert_eq!(e.id_text().as_deref(), Some("1"));
     }
@@ -367,14 +304,14 @@ mod tests {
     #[test]
     fn non_objects_and_empty_tables_are_refused() {
         let data = RawValue::from_string("[1]".to_owned()).unwrap();
-        let err = Event::new(1, "T", Schema::new(), data.clone(), &time()).unwrap_err();
+        let err = Event::new(1, "T", Schema::new(), &data, &time()).unwrap_err();
         assert_eq!(
             err,
             EventError::DataNotAnObject {
                 found: "[1]".to_owned()
             }
         );
-        let err = Event::new(1, "", Schema::new(), data, &time()).unwrap_err();
+        let err = Event::new(1, "", Schema::new(), &data, &time()).unwrap_err();
         assert_eq!(err, EventError::EmptyTable);
     }
 }

@@ -32,6 +32,7 @@ mod event;
 mod excerpt;
 pub mod raw;
 mod read;
+mod row;
 mod schema;
 mod split;
 #[cfg(feature = "test-util")]

@@ -50,7 +50,7 @@ pub struct SizeSplit {
 ///
 /// let time = UploadTime::new(datetime!(2024-01-02 03:04:05 UTC));
 /// let event = |job, data: &str| {
-///     Event::new(job, "T", Schema::new(), RawValue::from_string(data.to_owned()).unwrap(), &time).unwrap()
+///     Event::new(job, "T", Schema::new(), &RawValue::from_string(data.to_owned()).unwrap(), &time).unwrap()
 /// };
 /// // Rows of 8, 9 and 8 bytes: `[r1]` is 10 bytes, `[r1,r2]` 20.
 /// let events = vec![event(1, r#"{"a":10}"#), event(2, r#"{"a":100}"#), event(3, r#"{"a":10}"#)];

@@ -6,14 +6,16 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{Value, value::RawValue};
 
-use crate::{LineProblem, Schema, WarehouseType, excerpt::excerpt, excerpt::excerpt_at};
+use crate::{
+    LineProblem, Schema, WarehouseType, excerpt::excerpt, excerpt::excerpt_at, row::Entries,
+};
 
 /// The parts of a good line, borrowed from it.
 pub(crate) struct Parts<'a> {
     pub(crate) job_id: i64,
     pub(crate) table: Cow<'a, str>,
     pub(crate) columns: Option<&'a RawValue>,
-    pub(crate) data: &'a RawValue,
+    pub(crate) data: Entries<'a>,
 }
 
 #[derive(Deserialize)]
@@ -28,7 +30,7 @@ struct MessageDoc<'a> {
     #[serde(borrow)]
     metadata: MessageMetaDoc<'a>,
     #[serde(borrow)]
-    data: &'a RawValue,
+    data: Entries<'a>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +61,6 @@ pub(crate) fn decode(line: &[u8]) -> Result<Parts<'_>, LineProblem> {
         .ok()
         .filter(|doc| {
             !doc.message.metadata.table.is_empty()
-                && doc.message.data.get().starts_with('{')
                 && doc
                     .message
                     .metadata
@@ -79,14 +80,13 @@ pub(crate) fn decode(line: &[u8]) -> Result<Parts<'_>, LineProblem> {
 
 /// The schema in a `columns` object.
 pub(crate) fn parse_columns(raw: &RawValue) -> Result<Schema, LineProblem> {
-    let entries: Vec<(Cow<'_, str>, &RawValue)> =
-        serde_json::from_str::<OrderedEntries<'_>>(raw.get())
-            .map_err(|e| LineProblem::WrongType {
-                field: "message.metadata.columns".to_owned(),
-                expected: "an object of column names to type names",
-                found: e.to_string(),
-            })?
-            .0;
+    let entries: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_str::<Entries<'_>>(raw.get())
+        .map_err(|e| LineProblem::WrongType {
+            field: "message.metadata.columns".to_owned(),
+            expected: "an object of column names to type names",
+            found: e.to_string(),
+        })?
+        .0;
     let mut schema = Schema::new();
     for (column, ty) in entries {
         let Ok(name) = serde_json::from_str::<Cow<'_, str>>(ty.get()) else {
@@ -105,32 +105,6 @@ pub(crate) fn parse_columns(raw: &RawValue) -> Result<Schema, LineProblem> {
         schema.insert_if_absent(&column, ty);
     }
     Ok(schema)
-}
-
-/// A JSON object's entries in order, values left raw.
-struct OrderedEntries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for OrderedEntries<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = OrderedEntries<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(OrderedEntries(entries))
-            }
-        }
-        deserializer.deserialize_map(V(std::marker::PhantomData))
-    }
 }
 
 /// Names the first thing wrong with a line the fast parse refused. Only bad lines come here, so it may
@@ -296,7 +270,11 @@ mod tests {
         let parts = decode(GOOD.as_bytes()).unwrap_or_else(|p| panic!("{p}"));
         assert_eq!(parts.job_id, 1001);
         assert_eq!(parts.table, "TRACKS");
-        assert_eq!(parts.data.get(), r#"{"ID":"a1"}"#);
+        assert_eq!(parts.data.0.len(), 1);
+        assert_eq!(
+            (parts.data.0[0].0.as_ref(), parts.data.0[0].1.get()),
+            ("ID", r#""a1""#)
+        );
         let schema = parse_columns(parts.columns.unwrap()).unwrap();
         assert_eq!(
             schema.iter().collect::<Vec<_>>(),

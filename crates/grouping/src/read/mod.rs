@@ -6,7 +6,6 @@ mod decode;
 mod lines;
 
 use std::{
-    borrow::Cow,
     collections::{HashMap, HashSet},
     fs::File,
     io::{self, BufRead, BufReader},
@@ -17,11 +16,8 @@ use std::{
     thread,
 };
 
-use serde_json::value::RawValue;
-
 use crate::{
     Batch, Event, LineProblem, ReadError, ReadErrorKind, Schema, UploadTime, batch::Grouper,
-    event::EventError,
 };
 use chunk::{CHUNK_BYTES, Chunk};
 use lines::{Line, for_each_line};
@@ -274,21 +270,13 @@ impl Event {
             Some(raw) => decode::parse_columns(raw)?,
             None => Schema::new(),
         };
-        Self::new(
+        Ok(Self::from_entries(
             parts.job_id,
-            &parts.table,
-            columns,
-            parts.data.to_owned(),
+            parts.table.as_ref().into(),
+            Arc::new(columns),
+            &parts.data,
             upload_time,
-        )
-        .map_err(|e| match e {
-            EventError::EmptyTable => LineProblem::EmptyTable,
-            EventError::DataNotAnObject { found } => LineProblem::WrongType {
-                field: "message.data".to_owned(),
-                expected: "an object",
-                found,
-            },
-        })
+        ))
     }
 }
 
@@ -381,11 +369,11 @@ impl<'o> Decoder<'o> {
                 name
             }
         };
-        Ok(Event::assemble(
+        Ok(Event::from_entries(
             parts.job_id,
             table,
             columns,
-            Cow::Borrowed::<RawValue>(parts.data),
+            &parts.data,
             &self.options.upload_time,
         ))
     }

@@ -22,7 +22,7 @@ pub fn sized(job_id: i64, table: &str, size: usize) -> Event {
         job_id,
         table,
         Schema::new(),
-        RawValue::from_string(data).unwrap(),
+        &RawValue::from_string(data).unwrap(),
         &time(),
     )
     .unwrap();
