@@ -1,6 +1,9 @@
 //! Collects each job's outcome during an upload, so that every job ends in exactly one list.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+};
 
 use foldhash::fast::RandomState as FastHash;
 
@@ -16,7 +19,7 @@ pub(crate) enum Verdict {
 #[derive(Debug, Default)]
 pub(crate) struct Outcomes {
     importing: Vec<i64>,
-    importing_tables: Vec<(i64, String)>,
+    importing_tables: Vec<(i64, Arc<str>)>,
     failed: Vec<(i64, String)>,
     aborted: Vec<(i64, String)>,
     entries: Vec<ImportEntry>,
@@ -24,9 +27,11 @@ pub(crate) struct Outcomes {
 
 impl Outcomes {
     pub(crate) fn importing(&mut self, job_ids: impl IntoIterator<Item = i64>, entry: ImportEntry) {
+        // One shared name for the table's jobs, not a copy each: a batch holds hundreds of thousands.
+        let table: Arc<str> = entry.table.as_str().into();
         for job_id in job_ids {
             self.importing.push(job_id);
-            self.importing_tables.push((job_id, entry.table.clone()));
+            self.importing_tables.push((job_id, table.clone()));
         }
         self.entries.push(entry);
     }
@@ -66,29 +71,36 @@ impl Outcomes {
             .collect();
         let mut judged =
             HashSet::with_capacity_and_hasher(self.importing_tables.len(), FastHash::default());
-        let importing_tables: Vec<(i64, String)> = self
+        let importing_tables: Vec<(i64, Arc<str>)> = self
             .importing_tables
             .into_iter()
             .filter(|(id, _)| judged.insert(*id))
             .collect();
-        let mut keep = |list: Vec<(i64, String)>| -> (Vec<i64>, String) {
+        // Reasons are borrowed until a job is kept: most of `expected` was decided already, and copying the
+        // unaccounted reason for each of them would cost an allocation per job of the batch.
+        let mut keep = |list: &mut dyn Iterator<Item = (i64, &str)>| -> (Vec<i64>, String) {
             let mut ids = Vec::new();
-            let mut distinct: Vec<String> = Vec::new();
+            let mut distinct: Vec<&str> = Vec::new();
             for (id, reason) in list {
                 if seen.insert(id) {
                     ids.push(id);
                     if !distinct.contains(&reason) {
-                        distinct.push(reason.clone());
+                        distinct.push(reason);
                     }
-                    reasons.insert(id, reason);
+                    reasons.insert(id, reason.to_owned());
                 }
             }
             (ids, distinct.join("; "))
         };
-        let (aborted, abort_reason) = keep(self.aborted);
-        let mut failed_list = self.failed;
-        failed_list.extend(expected.iter().map(|id| (*id, unaccounted.to_owned())));
-        let (failed, failed_reason) = keep(failed_list);
+        let (aborted, abort_reason) =
+            keep(&mut self.aborted.iter().map(|(id, r)| (*id, r.as_str())));
+        let (failed, failed_reason) = keep(
+            &mut self
+                .failed
+                .iter()
+                .map(|(id, r)| (*id, r.as_str()))
+                .chain(expected.iter().map(|id| (*id, unaccounted))),
+        );
         UploadOutput {
             destination_id: destination_id.to_owned(),
             importing_count: importing.len(),

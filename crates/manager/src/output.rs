@@ -1,6 +1,6 @@
 //! What upload, poll and upload stats answer, in the JSON shapes a batch router reads.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -36,7 +36,7 @@ pub struct UploadOutput {
     pub reasons: BTreeMap<i64, String>,
     /// Each importing job with its table, as upload stats takes them (not part of the router's JSON).
     #[serde(skip)]
-    pub importing_tables: Vec<(i64, String)>,
+    pub importing_tables: Vec<(i64, Arc<str>)>,
 }
 
 /// Poll's answer.

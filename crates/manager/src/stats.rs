@@ -13,14 +13,17 @@ impl Manager {
     pub fn upload_stats(
         &self,
         failed_job_parameters: &Value,
-        jobs: &[(i64, String)],
+        jobs: &[(i64, impl AsRef<str>)],
     ) -> UploadStatsOutput {
         upload_stats(failed_job_parameters, jobs)
     }
 }
 
 /// [`Manager::upload_stats`] without a manager: it needs no state.
-pub fn upload_stats(failed_job_parameters: &Value, jobs: &[(i64, String)]) -> UploadStatsOutput {
+pub fn upload_stats(
+    failed_job_parameters: &Value,
+    jobs: &[(i64, impl AsRef<str>)],
+) -> UploadStatsOutput {
     let entries = match decode_entries(failed_job_parameters, "the failed job parameters") {
         Ok(entries) => entries,
         Err(error) => {
@@ -40,7 +43,8 @@ pub fn upload_stats(failed_job_parameters: &Value, jobs: &[(i64, String)]) -> Up
     }
     let mut metadata = StatsMetadata::default();
     for (job_id, table) in jobs {
-        let verdict = match by_table.get(table.as_str()) {
+        let table = table.as_ref();
+        let verdict = match by_table.get(table) {
             None => Some(format!(
                 "no import entry for table {table}: the job's outcome is unknown, retry it"
             )),
@@ -104,7 +108,7 @@ mod tests {
 
     #[test]
     fn undecodable_parameters_answer_400() {
-        let out = upload_stats(&json!({"nope": 1}), &[]);
+        let out = upload_stats(&json!({"nope": 1}), &[] as &[(i64, &str)]);
         assert_eq!(out.status_code, 400);
         assert!(out.error.contains("importId"), "{}", out.error);
     }
