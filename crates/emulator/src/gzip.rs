@@ -15,8 +15,9 @@ pub(crate) fn gunzip(body: &[u8], limit: usize, buf: &mut Vec<u8>) -> std::io::R
 }
 
 /// The usual body in one go: one gzip member with a bare header and a trailer that states its size
-/// truly. Inflating into a buffer that holds all of the output lets miniz_oxide write there directly
-/// instead of through its 32 KiB window (and a copy out of it), about a sixth faster. `None` for
+/// truly. Inflating into a buffer that holds all of the output lets the inflater write there directly
+/// instead of through its 32 KiB window (and a copy out of it). zlib-rs inflates about twice as fast as
+/// flate2's default miniz_oxide, and inflating is a quarter of what an insert costs here. `None` for
 /// anything else, which the streaming decoder then reads with its own errors and limits; what this
 /// accepts, that decoder decodes to the same bytes.
 fn gunzip_whole(body: &[u8], limit: usize, buf: &mut Vec<u8>) -> Option<usize> {
@@ -30,16 +31,16 @@ fn gunzip_whole(body: &[u8], limit: usize, buf: &mut Vec<u8>) -> Option<usize> {
         buf.resize(size, 0);
     }
     let out = buf.get_mut(..size)?;
-    let mut inflate = flate2::Decompress::new(false);
+    let mut inflate = zlib_rs::Inflate::new(false, 15);
     let status = inflate
-        .decompress(deflated, out, flate2::FlushDecompress::Finish)
+        .decompress(deflated, out, zlib_rs::InflateFlush::Finish)
         .ok()?;
     let n = usize::try_from(inflate.total_out()).ok()?;
     let used = usize::try_from(inflate.total_in()).ok()?;
     let trailer = deflated.get(used..used.checked_add(8)?)?;
     let mut crc = flate2::Crc::new();
     crc.update(out.get(..n)?);
-    let whole = status == flate2::Status::StreamEnd
+    let whole = status == zlib_rs::Status::StreamEnd
         && n == size
         && trailer[..4] == crc.sum().to_le_bytes()
         && trailer[4..] == crc.amount().to_le_bytes();
