@@ -6,6 +6,8 @@ use std::{
     sync::Arc,
 };
 
+use foldhash::fast::RandomState as FastHash;
+
 use crate::{Event, Schema};
 
 /// The events of one table, in input order, with the table's schema and offset.
@@ -157,17 +159,20 @@ impl Batch {
 }
 
 /// Builds a [`Batch`] one event at a time.
+///
+/// Both maps are looked up once per event, so they hash with foldhash rather than SipHash: their keys are
+/// table names and addresses, and a collision costs a comparison, not correctness.
 #[derive(Default)]
 pub(crate) struct Grouper {
     tables: Vec<Building>,
-    index: HashMap<Arc<str>, usize>,
+    index: HashMap<Arc<str>, usize, FastHash>,
 }
 
 struct Building {
     name: Arc<str>,
     schema: Schema,
     // Events of one file mostly share a handful of column sets; merge each set once.
-    merged: HashSet<usize>,
+    merged: HashSet<usize, FastHash>,
     offset: i64,
     events: Vec<Event>,
 }
@@ -183,7 +188,7 @@ impl Grouper {
                 self.tables.push(Building {
                     name: name.clone(),
                     schema: Schema::new(),
-                    merged: HashSet::new(),
+                    merged: HashSet::default(),
                     offset: i64::MIN,
                     events: Vec::new(),
                 });
