@@ -40,10 +40,13 @@ pub(crate) struct RunOutput {
     pub(crate) duration_ms: u64,
 }
 
-/// A job's final outcome.
+/// A job's final outcome. Small (a failed job's reason is an index into a side list), because a batch has
+/// hundreds of thousands of jobs and the list of outcomes is sorted.
+#[derive(Clone, Copy)]
 enum Outcome {
     Succeeded,
-    Failed(String),
+    /// Failed, with the reason at this index of the reasons list.
+    Failed(u32),
     Aborted,
     /// Importing, but stats did not judge it: failed, with one reason shared by all such jobs.
     Unjudged,
@@ -62,6 +65,11 @@ pub(crate) async fn run_file(
     let upload = manager.upload(file, &[]).await;
     // Every outcome a job is given, in order of precedence; the first one for each job stands (see below).
     let mut outcomes: Vec<(i64, Outcome)> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    let mut failed = |reason: String| {
+        reasons.push(reason);
+        Outcome::Failed(u32::try_from(reasons.len() - 1).unwrap_or(u32::MAX))
+    };
     for &job in &upload.aborted_job_ids {
         outcomes.push((job, Outcome::Aborted));
     }
@@ -71,7 +79,7 @@ pub(crate) async fn run_file(
             .get(&job)
             .cloned()
             .unwrap_or_else(|| upload.failed_reason.clone());
-        outcomes.push((job, Outcome::Failed(reason)));
+        outcomes.push((job, failed(reason)));
     }
 
     let mut polls = 0_u32;
@@ -111,6 +119,11 @@ pub(crate) async fn run_file(
         }
     };
     if let Some(stats) = &stats {
+        outcomes.reserve(
+            stats.metadata.succeeded_keys.len()
+                + stats.metadata.failed_keys.len()
+                + upload.importing_job_ids.len(),
+        );
         for &job in &stats.metadata.succeeded_keys {
             outcomes.push((job, Outcome::Succeeded));
         }
@@ -121,7 +134,7 @@ pub(crate) async fn run_file(
                 .get(&job)
                 .cloned()
                 .unwrap_or_else(|| stats.error.clone());
-            outcomes.push((job, Outcome::Failed(reason)));
+            outcomes.push((job, failed(reason)));
         }
     }
     // A job upload called importing that stats did not judge (stats could not decode the parameters): its
@@ -153,6 +166,12 @@ pub(crate) async fn run_file(
             Outcome::Aborted => output.aborted_job_ids.push(job),
             Outcome::Failed(reason) => {
                 output.failed_job_ids.push(job);
+                // Each index was given to one outcome only, so the reason can be moved out.
+                let reason = usize::try_from(reason)
+                    .ok()
+                    .and_then(|i| reasons.get_mut(i))
+                    .map(std::mem::take)
+                    .unwrap_or_default();
                 output.failed_reasons.insert(job, reason);
             }
             Outcome::Unjudged => {
