@@ -154,8 +154,10 @@ impl Batch {
     ) -> Result<Self, ReadError> {
         let (reading, outcome) = if options.threads <= 1 {
             let (mut decoder, mut reading) = (Decoder::new(options), Reading::default());
+            let mut decoded = Decoded::default();
             let outcome = for_each_chunk(&mut reader, options, |mut chunk| {
-                reading.take(decoder.decode(&chunk));
+                decoder.decode(&chunk, &mut decoded);
+                reading.take(&mut decoded);
                 chunk.clear();
                 ControlFlow::Continue(Some(chunk))
             });
@@ -212,14 +214,19 @@ fn read_in_parallel<R: BufRead>(
         let mut from_decoders = Vec::with_capacity(threads);
         // Decoded chunks come back emptied, to be filled again.
         let (spare_tx, spare_rx) = mpsc::channel::<Chunk>();
+        // And the grouping thread hands each decoder back its emptied results, for the same reason.
+        let mut recycled_to = Vec::with_capacity(threads);
         for _ in 0..threads {
             let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(1);
             let (decoded_tx, decoded_rx) = mpsc::sync_channel::<Decoded>(2);
+            let (recycled_tx, recycled_rx) = mpsc::channel::<Decoded>();
             let spare_tx = spare_tx.clone();
             scope.spawn(move || {
                 let mut decoder = Decoder::new(options);
                 for mut chunk in chunk_rx {
-                    if decoded_tx.send(decoder.decode(&chunk)).is_err() {
+                    let mut decoded = recycled_rx.try_recv().unwrap_or_default();
+                    decoder.decode(&chunk, &mut decoded);
+                    if decoded_tx.send(decoded).is_err() {
                         break;
                     }
                     chunk.clear();
@@ -229,13 +236,18 @@ fn read_in_parallel<R: BufRead>(
             });
             to_decoders.push(chunk_tx);
             from_decoders.push(decoded_rx);
+            recycled_to.push(recycled_tx);
         }
         let grouping = scope.spawn(move || {
             let mut reading = Reading::default();
             // A decoder that has hung up had no further chunk, and neither had any after it.
             for next in (0..threads).cycle() {
                 match from_decoders[next].recv() {
-                    Ok(decoded) => reading.take(decoded),
+                    Ok(mut decoded) => {
+                        reading.take(&mut decoded);
+                        // A decoder that has finished no longer takes them back: then they are freed.
+                        let _ = recycled_to[next].send(decoded);
+                    }
                     Err(mpsc::RecvError) => break,
                 }
             }
@@ -292,6 +304,7 @@ struct Decoder<'o> {
 }
 
 /// What a chunk decoded to: its events up to its first bad line, and the job id of every line.
+#[derive(Default)]
 struct Decoded {
     events: Vec<Event>,
     job_ids: Vec<i64>,
@@ -308,13 +321,14 @@ impl<'o> Decoder<'o> {
         }
     }
 
-    fn decode(&mut self, chunk: &Chunk) -> Decoded {
+    /// Decodes `chunk` into `decoded`, which is emptied first (its buffers are reused).
+    fn decode(&mut self, chunk: &Chunk, decoded: &mut Decoded) {
         let lines = chunk.line_count();
-        let mut decoded = Decoded {
-            events: Vec::with_capacity(lines),
-            job_ids: Vec::with_capacity(lines),
-            problem: None,
-        };
+        decoded.events.clear();
+        decoded.events.reserve(lines);
+        decoded.job_ids.clear();
+        decoded.job_ids.reserve(lines);
+        decoded.problem = None;
         for (number, line) in chunk.lines() {
             match line {
                 Line::Text(text) if text.trim_ascii().is_empty() => {}
@@ -344,7 +358,6 @@ impl<'o> Decoder<'o> {
                 }
             }
         }
-        decoded
     }
 
     fn event(&mut self, line: &[u8]) -> Result<Event, LineProblem> {
@@ -389,19 +402,20 @@ struct Reading {
 }
 
 impl Reading {
-    fn take(&mut self, decoded: Decoded) {
-        self.job_ids.extend(decoded.job_ids);
+    /// Takes what `decoded` holds, leaving its buffers empty.
+    fn take(&mut self, decoded: &mut Decoded) {
+        self.job_ids.append(&mut decoded.job_ids);
         if self.first_problem.is_some() {
             return;
         }
-        match decoded.problem {
+        match decoded.problem.take() {
             Some(problem) => {
                 self.first_problem = Some(problem);
                 // Only job ids matter from here on; free the events now rather than at the end.
                 self.grouper = Grouper::default();
             }
             None => {
-                for event in decoded.events {
+                for event in decoded.events.drain(..) {
                     self.grouper.push(event);
                 }
             }
