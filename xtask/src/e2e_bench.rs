@@ -1,5 +1,5 @@
 //! `cargo xtask bench e2e`: the whole product on a 100 MB batch, against the release emulator in its own
-//! process, timed against the floor of reading the file and gzip-compressing its rows; three rounds of both,
+//! process, timed against the floor of reading the file and gzip-compressing its rows; five rounds of both,
 //! medians reported.
 //!
 //! The manager runs as the release `snowpipe-streaming run` in its own process too, so its peak RSS is its
@@ -20,7 +20,7 @@ use flate2::{Compression, write::GzEncoder};
 const EVENTS: usize = 200_000;
 const TABLES: usize = 20;
 /// Rounds of floor + run; the figures reported are the medians.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// Runs the benchmark and writes `target/bench/e2e.json`.
 pub(crate) fn run(root: &Path) -> Result<()> {
