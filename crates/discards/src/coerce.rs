@@ -3,8 +3,9 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use bytes::Bytes;
 use serde_json::{Value, value::RawValue};
-use snowpipe_grouping::{Event, Schema, UploadTime, WarehouseType, raw::fields};
+use snowpipe_grouping::{Event, Schema, UploadTime, WarehouseType, raw::fields_of_str};
 
 use crate::{
     DiscardRow,
@@ -131,11 +132,11 @@ impl<'a> Coercer<'a> {
         if plan.mismatched.is_empty() && !event.has_array_value() {
             return Coercion::default();
         }
-        let data = event.data().get();
+        let data = event.data();
         let mut out = String::new();
         let mut copied = 0;
         let mut discards = Vec::new();
-        for field in fields(event.data()) {
+        for field in fields_of_str(data) {
             let name = field.name();
             let conversion = match plan.find(&name) {
                 Some(m) => convert(field.value, m.event_type, m.table_type),
@@ -174,12 +175,15 @@ impl<'a> Coercer<'a> {
         }
     }
 
-    /// Coerces one event and returns the row to insert (the event's own row when unchanged) with its
-    /// discard rows.
+    /// Coerces one event and returns the row to insert (the event's own row when unchanged, the text of a
+    /// JSON object either way) with its discard rows.
     #[must_use]
-    pub fn coerce_into(&mut self, event: Event) -> (Box<RawValue>, Vec<DiscardRow>) {
+    pub fn coerce_into(&mut self, event: Event) -> (Bytes, Vec<DiscardRow>) {
         let coercion = self.coerce(&event);
-        let row = coercion.converted.unwrap_or_else(|| event.into_data());
+        let row = match coercion.converted {
+            Some(converted) => Bytes::from(Box::<str>::from(converted).into_string()),
+            None => event.into_data(),
+        };
         (row, coercion.discards)
     }
 

@@ -2,11 +2,12 @@
 
 use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
 
+use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::{
     Schema, UploadTime,
-    row::{Entries, Row},
+    row::{Entries, write_row},
 };
 
 /// The column the upload time goes into.
@@ -20,7 +21,8 @@ pub const RECEIVED_AT: &str = "RECEIVED_AT";
 ///
 /// `data` is the row as it goes into an insert request: the object read, written compactly (whitespace between
 /// its top-level tokens dropped; keys, values and their order as read), and, when the event's columns have
-/// `UUID_TS`, with `data.UUID_TS` set to the upload time. [`Event::into_data`] moves the row out.
+/// `UUID_TS`, with `data.UUID_TS` set to the upload time. Rows read from a file share a few large buffers
+/// ([`Bytes`] slices of them); [`Event::into_data`] moves the row out for an insert request.
 ///
 /// ```
 /// use serde_json::value::RawValue;
@@ -31,8 +33,8 @@ pub const RECEIVED_AT: &str = "RECEIVED_AT";
 /// let columns: Schema = [("ID", WarehouseType::String), ("UUID_TS", WarehouseType::Datetime)].into_iter().collect();
 /// let data = RawValue::from_string(r#"{"ID":"a1"}"#.to_owned()).unwrap();
 /// let event = Event::new(7, "TRACKS", columns, &data, &time).unwrap();
-/// assert_eq!(event.data().get(), r#"{"ID":"a1","UUID_TS":"2024-01-02T03:04:05.678Z"}"#);
-/// assert_eq!(event.size(), event.data().get().len());
+/// assert_eq!(event.data(), r#"{"ID":"a1","UUID_TS":"2024-01-02T03:04:05.678Z"}"#);
+/// assert_eq!(event.size(), event.data().len());
 /// assert_eq!(event.id(), Some(r#""a1""#));
 /// ```
 #[derive(Clone)]
@@ -40,7 +42,10 @@ pub struct Event {
     job_id: i64,
     table: Arc<str>,
     columns: Arc<Schema>,
-    data: Box<RawValue>,
+    // Always the text of a JSON object: written by `row::write_row`, from UTF-8 text only.
+    data: Bytes,
+    // Where the row was written in its buffer, until `attach` cuts it out.
+    span: Range<usize>,
     // Byte ranges of the values in `data`, found once so the rules need not parse the row again.
     id: Option<Range<usize>>,
     received_at: Option<Range<usize>>,
@@ -87,17 +92,23 @@ impl Event {
             serde_json::from_str(data.get()).map_err(|_| EventError::DataNotAnObject {
                 found: crate::excerpt::excerpt(data.get()),
             })?;
-        Ok(Self::from_entries(
+        let mut row = Vec::with_capacity(data.get().len() + 64);
+        let mut event = Self::from_entries(
+            &mut row,
             job_id,
             table.into(),
             Arc::new(columns),
             &entries,
             upload_time,
-        ))
+        );
+        event.attach(&Bytes::from(row));
+        Ok(event)
     }
 
-    /// Builds an event from the entries of its `data` object, as a line's one parse found them.
+    /// Builds an event from the entries of its `data` object, as a line's one parse found them, writing its
+    /// row at the end of `rows`. The event has no data until [`Event::attach`] hands it the finished buffer.
     pub(crate) fn from_entries(
+        rows: &mut Vec<u8>,
         job_id: i64,
         table: Arc<str>,
         columns: Arc<Schema>,
@@ -105,16 +116,22 @@ impl Event {
         upload_time: &UploadTime,
     ) -> Self {
         let uuid_ts = columns.contains(UUID_TS).then_some(upload_time);
-        let row = Row::build(entries, uuid_ts);
+        let written = write_row(rows, entries, uuid_ts);
         Self {
             job_id,
             table,
             columns,
-            data: row.data,
-            id: row.id,
-            received_at: row.received_at,
-            has_array: row.has_array,
+            data: Bytes::new(),
+            span: written.span,
+            id: written.id,
+            received_at: written.received_at,
+            has_array: written.has_array,
         }
+    }
+
+    /// Gives the event its row: its span of `rows`, the buffer [`Event::from_entries`] wrote into.
+    pub(crate) fn attach(&mut self, rows: &Bytes) {
+        self.data = rows.slice(self.span.clone());
     }
 
     /// The job id (`metadata.job_id`).
@@ -148,28 +165,28 @@ impl Event {
         &self.columns
     }
 
-    /// The row (`message.data`), with `UUID_TS` set when the columns have it.
+    /// The row (`message.data`) as JSON text, with `UUID_TS` set when the columns have it.
     #[must_use]
-    pub fn data(&self) -> &RawValue {
-        &self.data
+    pub fn data(&self) -> &str {
+        text(&self.data)
     }
 
-    /// Moves the row out, for an insert request.
+    /// Moves the row out, for an insert request: the text of a JSON object.
     #[must_use]
-    pub fn into_data(self) -> Box<RawValue> {
+    pub fn into_data(self) -> Bytes {
         self.data
     }
 
     /// The row's size in bytes as it goes into an insert request (with `UUID_TS` counted).
     #[must_use]
     pub fn size(&self) -> usize {
-        self.data.get().len()
+        self.data.len()
     }
 
     /// The raw JSON text of `data.ID` (the last one if repeated), if present.
     #[must_use]
     pub fn id(&self) -> Option<&str> {
-        self.id.clone().map(|r| &self.data.get()[r])
+        self.id.clone().map(|r| text(&self.data[r]))
     }
 
     /// `data.ID` as text for comparing ids: a string's decoded contents, any other value's raw JSON text.
@@ -181,7 +198,7 @@ impl Event {
     /// The raw JSON text of `data.RECEIVED_AT` (the last one if repeated), if present.
     #[must_use]
     pub fn received_at(&self) -> Option<&str> {
-        self.received_at.clone().map(|r| &self.data.get()[r])
+        self.received_at.clone().map(|r| text(&self.data[r]))
     }
 
     /// Whether some top-level value of `data` is an array (arrays are sent as JSON text, so such rows may
@@ -198,9 +215,15 @@ impl fmt::Debug for Event {
             .field("job_id", &self.job_id)
             .field("table", &self.table)
             .field("columns", &self.columns)
-            .field("data", &self.data.get())
+            .field("data", &self.data())
             .finish()
     }
+}
+
+/// Row bytes as text: rows and the spans in them are only ever cut from UTF-8 text at JSON token boundaries.
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes)
+        .expect("rows are written from UTF-8 text, and cut at token boundaries")
 }
 
 /// A string literal's decoded contents, or any other value's raw text.
@@ -246,15 +269,15 @@ mod tests {
     #[test]
     fn uuid_ts_is_appended_when_absent() {
         assert_eq!(
-            event(&["UUID_TS"], "{}").data().get(),
+            event(&["UUID_TS"], "{}").data(),
             r#"{"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
         );
         assert_eq!(
-            event(&["UUID_TS"], "{ }").data().get(),
+            event(&["UUID_TS"], "{ }").data(),
             r#"{"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
         );
         assert_eq!(
-            event(&["UUID_TS"], r#"{"A": 1 }"#).data().get(),
+            event(&["UUID_TS"], r#"{"A": 1 }"#).data(),
             r#"{"A":1,"UUID_TS":"2024-01-02T03:04:05.678Z"}"#
         );
     }
@@ -266,18 +289,18 @@ mod tests {
             r#"{"UUID_TS": {"old": [1]}, "ID": "x", "RECEIVED_AT": "r"}"#,
         );
         assert_eq!(
-            e.data().get(),
+            e.data(),
             r#"{"UUID_TS":"2024-01-02T03:04:05.678Z","ID":"x","RECEIVED_AT":"r"}"#
         );
         assert_eq!(e.id(), Some(r#""x""#));
         assert_eq!(e.received_at(), Some(r#""r""#));
-        assert_eq!(e.size(), e.data().get().len());
+        assert_eq!(e.size(), e.data().len());
     }
 
     #[test]
     fn rows_without_uuid_ts_in_columns_keep_every_value_as_read() {
         let e = event(&["ID"], r#"{ "UUID_TS" : "keep",  "ID":1, "N": [ 1,2 ] }"#);
-        assert_eq!(e.data().get(), r#"{"UUID_TS":"keep","ID":1,"N":[ 1,2 ]}"#);
+        assert_eq!(e.data(), r#"{"UUID_TS":"keep","ID":1,"N":[ 1,2 ]}"#);
         assert_eq!(e.id(), Some("1"));
         assert_eq!(e.id_text().as_deref(), Some("1"));
     }

@@ -17,7 +17,7 @@
 //! let partition = batch.partition(DEFAULT_MAX_INSERT_BYTES);
 //! let tables: Vec<_> = partition.included.iter().map(|t| (t.name(), t.offset())).collect();
 //! assert_eq!(tables, [("PAGES", 1000), ("TRACKS", 1001)]);
-//! let row = partition.included[1].events()[0].data().get();
+//! let row = partition.included[1].events()[0].data();
 //! assert_eq!(row, r#"{"ID":"a1","UUID_TS":"2024-01-02T03:04:05.678Z"}"#);
 //! ```
 

@@ -59,8 +59,10 @@ pub fn fields(object: &RawValue) -> Fields<'_> {
     fields_of_str(object.get())
 }
 
-/// [`fields`] over text the caller knows to be valid JSON.
-pub(crate) fn fields_of_str(text: &str) -> Fields<'_> {
+/// [`fields`] over text the caller knows to be valid JSON, such as an [`Event`](crate::Event)'s `data`; on
+/// anything else it stops early, never panics.
+#[must_use]
+pub fn fields_of_str(text: &str) -> Fields<'_> {
     let bytes = text.as_bytes();
     let start = skip_ws(bytes, 0);
     let pos = match bytes.get(start) {

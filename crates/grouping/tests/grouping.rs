@@ -93,14 +93,11 @@ fn uuid_ts_is_set_only_where_the_columns_have_it_and_counts_in_the_size() {
     ]);
     let events = batch.tables()[0].events();
     assert_eq!(
-        events[0].data().get(),
+        events[0].data(),
         r#"{"ID":"a","UUID_TS":"2024-01-02T03:04:05.678Z"}"#
     );
     assert_eq!(events[0].size(), 47);
-    assert_eq!(
-        events[1].data().get(),
-        r#"{"ID":"b","UUID_TS":"1999-01-01"}"#
-    );
+    assert_eq!(events[1].data(), r#"{"ID":"b","UUID_TS":"1999-01-01"}"#);
 }
 
 #[test]
@@ -120,7 +117,7 @@ fn data_values_are_forwarded_byte_for_byte() {
     let data = r#"{ "ID" : "a\u00e9" ,"N":1.50e1, "O":{"x": [ 1 ,2 ]} }"#;
     let batch = read(&[line(1, "T", r#"{"ID":"string"}"#, data)]);
     assert_eq!(
-        batch.tables()[0].events()[0].data().get(),
+        batch.tables()[0].events()[0].data(),
         r#"{"ID":"a\u00e9","N":1.50e1,"O":{"x": [ 1 ,2 ]}}"#
     );
 }

@@ -8,8 +8,7 @@ use std::{
 };
 
 use futures_util::{StreamExt as _, future, stream};
-use serde_json::value::RawValue;
-use snowpipe_api::{InsertRequest, StatusResponse};
+use snowpipe_api::{InsertRequest, Row, StatusResponse};
 use snowpipe_channels::{Channel, ChannelError, FailureKind};
 use snowpipe_discards::{Coercer, DISCARDS_TABLE, discards_schema};
 use snowpipe_grouping::{
@@ -37,8 +36,8 @@ struct Prepared {
     min_job_id: i64,
     job_ids: Vec<i64>,
     channel: Arc<Channel>,
-    rows: Vec<Box<RawValue>>,
-    discards: Vec<Box<RawValue>>,
+    rows: Vec<Row>,
+    discards: Vec<Row>,
     /// The channel's latest inserted offset before this upload, to tell whether an insert whose answer
     /// was lost went in.
     latest_before: Option<String>,
@@ -373,8 +372,9 @@ impl Manager {
         let mut discards = Vec::new();
         for event in table.into_events() {
             let (row, discarded) = coercer.coerce_into(event);
-            rows.push(row);
-            discards.extend(discarded.iter().map(|d| d.to_row()));
+            // Grouping and coercion write rows as JSON objects; nothing parses them again on the way out.
+            rows.push(Row::from_serialized(row));
+            discards.extend(discarded.iter().map(|d| Row::from(d.to_row())));
         }
         Ok(Prepared {
             order,
@@ -420,7 +420,7 @@ impl Manager {
         let Some(offset) = with_discards.iter().map(|&i| ready[i].offset).max() else {
             return (ready, None);
         };
-        let rows: Vec<Box<RawValue>> = with_discards
+        let rows: Vec<Row> = with_discards
             .iter()
             .flat_map(|&i| std::mem::take(&mut ready[i].discards))
             .collect();
@@ -474,7 +474,7 @@ impl Manager {
         &self,
         table: &str,
         mut channel: Arc<Channel>,
-        rows: Vec<Box<RawValue>>,
+        rows: Vec<Row>,
         offset: i64,
         mut latest_before: Option<String>,
     ) -> Result<Arc<Channel>, String> {
@@ -576,12 +576,12 @@ impl Manager {
 }
 
 /// Splits rows into requests whose rows array stays within `max` bytes (a row larger than `max` goes alone).
-fn chunk_by_size(rows: Vec<Box<RawValue>>, max: usize) -> Vec<Vec<Box<RawValue>>> {
+fn chunk_by_size(rows: Vec<Row>, max: usize) -> Vec<Vec<Row>> {
     let mut chunks = Vec::new();
-    let mut current: Vec<Box<RawValue>> = Vec::new();
+    let mut current: Vec<Row> = Vec::new();
     let mut size = rows_array_size([]);
     for row in rows {
-        let len = row.get().len();
+        let len = row.len();
         if !current.is_empty() && size + 1 + len > max {
             chunks.push(std::mem::take(&mut current));
             size = rows_array_size([]);

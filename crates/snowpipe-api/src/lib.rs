@@ -18,9 +18,8 @@
 //! # Example
 //!
 //! ```no_run
-//! use serde_json::value::RawValue;
 //! use snowpipe_api::{
-//!     Account, CreateChannelRequest, HttpClient, HttpConfig, InsertRequest, Instrumented, Secret,
+//!     Account, CreateChannelRequest, HttpClient, HttpConfig, InsertRequest, Instrumented, Row, Secret,
 //!     SnowpipeApi, TableRef,
 //! };
 //!
@@ -49,7 +48,7 @@
 //!     eprintln!("cannot open the channel: {} {}", channel.code, channel.error);
 //!     return Ok(());
 //! }
-//! let rows = vec![RawValue::from_string(r#"{"ID":"a1","EVENT":"signed_up"}"#.to_owned())?];
+//! let rows = vec![Row::parse(r#"{"ID":"a1","EVENT":"signed_up"}"#)?];
 //! let inserted = api.insert(&channel.channel_id, &InsertRequest { rows, offset: "1001".into() }).await?;
 //! println!("sent {} bytes, success: {}", inserted.body_bytes, inserted.response.success);
 //! let status = api.channel_status(&channel.channel_id).await?;
@@ -73,7 +72,7 @@ pub use http::{ConfigError, HttpClient, HttpConfig};
 pub use instrumented::{Instrumented, REQUEST_BODY_SIZE, RESPONSE_TIME};
 pub use model::{
     Account, BulkStatusResponse, ChannelErrorCode, ChannelResponse, ColumnInfo,
-    CreateChannelRequest, InsertRequest, InsertResponse, RowError, StatusResponse, TableRef,
+    CreateChannelRequest, InsertRequest, InsertResponse, Row, RowError, StatusResponse, TableRef,
     WarehouseType,
 };
 pub use retry::RetryConfig;

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::value::RawValue;
 use snowpipe_api::{
     Account, BulkStatusResponse, ChannelResponse, ColumnInfo, CreateChannelRequest, InsertRequest,
-    InsertResponse, RowError, Secret, StatusResponse, TableRef, WarehouseType,
+    InsertResponse, Row, RowError, Secret, StatusResponse, TableRef, WarehouseType,
 };
 
 fn text() -> impl Strategy<Value = String> {
@@ -193,7 +193,7 @@ proptest! {
     #[test]
     fn inserts_round_trip(rows in proptest::collection::vec(row(), 0..6), offset in text(),
                           success in any::<bool>(), code in text(), messages in proptest::collection::vec(text(), 0..3)) {
-        let request = InsertRequest { rows, offset };
+        let request = InsertRequest { rows: rows.into_iter().map(Row::from).collect(), offset };
         prop_assert_eq!(round_trip(&request), request);
         let errors: Vec<RowError> = messages.into_iter().enumerate().map(|(i, message)| RowError {
             row_index: i64::try_from(i).unwrap(),

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use snowpipe_api::{
-    Account, ChannelErrorCode, CreateChannelRequest, HttpClient, HttpConfig, InsertRequest, Secret,
-    SnowpipeApi, TableRef, WarehouseType,
+    Account, ChannelErrorCode, CreateChannelRequest, HttpClient, HttpConfig, InsertRequest, Row,
+    Secret, SnowpipeApi, TableRef, WarehouseType,
 };
 use snowpipe_emulator::{Emulator, demo};
 
@@ -53,9 +52,9 @@ fn request(table: &str) -> CreateChannelRequest {
     }
 }
 
-fn rows(json: &[&str]) -> Vec<Box<RawValue>> {
+fn rows(json: &[&str]) -> Vec<Row> {
     json.iter()
-        .map(|r| RawValue::from_string((*r).to_owned()).unwrap())
+        .map(|r| Row::parse((*r).to_owned()).unwrap())
         .collect()
 }
 

@@ -16,6 +16,8 @@ use std::{
     thread,
 };
 
+use bytes::Bytes;
+
 use crate::{
     Batch, Event, LineProblem, ReadError, ReadErrorKind, Schema, UploadTime, batch::Grouper,
 };
@@ -282,13 +284,17 @@ impl Event {
             Some(raw) => decode::parse_columns(raw)?,
             None => Schema::new(),
         };
-        Ok(Self::from_entries(
+        let mut row = Vec::with_capacity(line.len());
+        let mut event = Self::from_entries(
+            &mut row,
             parts.job_id,
             parts.table.as_ref().into(),
             Arc::new(columns),
             &parts.data,
             upload_time,
-        ))
+        );
+        event.attach(&Bytes::from(row));
+        Ok(event)
     }
 }
 
@@ -329,6 +335,9 @@ impl<'o> Decoder<'o> {
         decoded.job_ids.clear();
         decoded.job_ids.reserve(lines);
         decoded.problem = None;
+        // The chunk's rows go into one buffer, shared by its events once it is complete: rows are shorter
+        // than their lines, so the chunk's size is room enough.
+        let mut rows = Vec::with_capacity(chunk.len());
         for (number, line) in chunk.lines() {
             match line {
                 Line::Text(text) if text.trim_ascii().is_empty() => {}
@@ -336,7 +345,7 @@ impl<'o> Decoder<'o> {
                 Line::Text(text) if decoded.problem.is_some() => {
                     decoded.job_ids.extend(decode::recover_job_id(&[text]));
                 }
-                Line::Text(text) => match self.event(text) {
+                Line::Text(text) => match self.event(text, &mut rows) {
                     Ok(event) => {
                         decoded.job_ids.push(event.job_id());
                         decoded.events.push(event);
@@ -358,9 +367,15 @@ impl<'o> Decoder<'o> {
                 }
             }
         }
+        rows.shrink_to_fit();
+        let rows = Bytes::from(rows);
+        for event in &mut decoded.events {
+            event.attach(&rows);
+        }
     }
 
-    fn event(&mut self, line: &[u8]) -> Result<Event, LineProblem> {
+    /// Decodes one line, writing its row at the end of `rows`.
+    fn event(&mut self, line: &[u8], rows: &mut Vec<u8>) -> Result<Event, LineProblem> {
         let parts = decode::decode(line)?;
         let columns = match parts.columns {
             None => self.no_columns.clone(),
@@ -383,6 +398,7 @@ impl<'o> Decoder<'o> {
             }
         };
         Ok(Event::from_entries(
+            rows,
             parts.job_id,
             table,
             columns,
@@ -480,7 +496,7 @@ mod tests {
                     let events = t
                         .events()
                         .iter()
-                        .map(|e| (e.job_id(), e.data().get().to_owned()))
+                        .map(|e| (e.job_id(), e.data().to_owned()))
                         .collect();
                     (
                         t.name().to_owned(),

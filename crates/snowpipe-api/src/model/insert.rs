@@ -1,31 +1,44 @@
 //! Inserting rows: the insert request and the service's per-row answer.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
-use super::nullable::or_default;
+use super::{nullable::or_default, row::Row};
 
 /// Rows to append to a channel, with the offset token that marks them.
 ///
-/// Rows are raw JSON objects: the caller hands over the bytes it read, which are sent as they are, with no
-/// parsing or re-serialising on the way.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Rows are JSON objects' text ([`Row`]): the caller hands over bytes it serialised, which are sent as they
+/// are, with no parsing or re-serialising on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InsertRequest {
     /// The rows, each a JSON object of column name to value.
-    pub rows: Vec<Box<RawValue>>,
+    pub rows: Vec<Row>,
     /// The offset token; once the channel's committed offset reaches it, these rows are in the table.
     pub offset: String,
 }
 
-impl PartialEq for InsertRequest {
-    fn eq(&self, other: &Self) -> bool {
-        self.offset == other.offset
-            && self.rows.len() == other.rows.len()
-            && self
-                .rows
-                .iter()
-                .zip(&other.rows)
-                .all(|(a, b)| a.get() == b.get())
+impl InsertRequest {
+    /// Writes the request as JSON, exactly as serde would (`{"rows":[...],"offset":"..."}`), copying each
+    /// row's bytes rather than parsing them.
+    ///
+    /// # Errors
+    /// What `out` returns.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"{\"rows\":[")?;
+        for (i, row) in self.rows.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(row.as_bytes())?;
+        }
+        out.write_all(b"],\"offset\":")?;
+        serde_json::to_writer(&mut *out, &self.offset)?;
+        out.write_all(b"}")
+    }
+
+    /// The size of [`InsertRequest::write_json`]'s output, give or take the offset's escapes.
+    #[must_use]
+    pub fn json_len_hint(&self) -> usize {
+        self.rows.iter().map(|r| r.len() + 1).sum::<usize>() + self.offset.len() + 24
     }
 }
 

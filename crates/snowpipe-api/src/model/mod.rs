@@ -6,10 +6,12 @@
 mod channel;
 mod insert;
 mod nullable;
+mod row;
 mod schema;
 mod status;
 
 pub use channel::{Account, ChannelErrorCode, ChannelResponse, CreateChannelRequest, TableRef};
 pub use insert::{InsertRequest, InsertResponse, RowError};
+pub use row::Row;
 pub use schema::{ColumnInfo, WarehouseType};
 pub use status::{BulkStatusResponse, StatusResponse};

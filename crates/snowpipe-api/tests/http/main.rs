@@ -8,11 +8,11 @@ use std::{
     time::Duration,
 };
 
-use serde_json::{json, value::RawValue};
+use serde_json::json;
 use server::{Reply, Server};
 use snowpipe_api::{
     Account, Call, ChannelErrorCode, CreateChannelRequest, Delivery, Error, HttpClient, HttpConfig,
-    InsertRequest, Instrumented, RetryConfig, Secret, SnowpipeApi, TableRef, WarehouseType,
+    InsertRequest, Instrumented, RetryConfig, Row, Secret, SnowpipeApi, TableRef, WarehouseType,
     retry::Sleep,
 };
 
@@ -87,9 +87,9 @@ fn create_request() -> CreateChannelRequest {
     }
 }
 
-fn rows(n: usize) -> Vec<Box<RawValue>> {
+fn rows(n: usize) -> Vec<Row> {
     (0..n)
-        .map(|i| RawValue::from_string(format!(r#"{{"ID":"id-{i}","N":{i}}}"#)).unwrap())
+        .map(|i| Row::parse(format!(r#"{{"ID":"id-{i}","N":{i}}}"#)).unwrap())
         .collect()
 }
 
