@@ -50,7 +50,7 @@ pub fn count_duplicates(events: &[Event], committed_offset: Option<i64>) -> Dupl
         HashSet::with_capacity_and_hasher(events.len(), foldhash::fast::RandomState::default());
     let mut duplicates = Duplicates::default();
     for event in events {
-        if let Some(id) = event.id_text()
+        if let Some(id) = event.id_key()
             && !seen.insert(id)
         {
             duplicates.repeated_ids += 1;

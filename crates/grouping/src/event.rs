@@ -195,6 +195,18 @@ impl Event {
         self.id().map(json_text)
     }
 
+    /// [`Event::id_text`]'s bytes, for counting duplicates over a whole batch: the same comparison without
+    /// checking, once per event, that the row's bytes are text (they are).
+    pub(crate) fn id_key(&self) -> Option<Cow<'_, [u8]>> {
+        let raw = &self.data[self.id.clone()?];
+        Some(match raw {
+            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Cow::Borrowed(inner),
+            [b'"', ..] => serde_json::from_slice::<String>(raw)
+                .map_or(Cow::Borrowed(raw), |s| Cow::Owned(s.into_bytes())),
+            _ => Cow::Borrowed(raw),
+        })
+    }
+
     /// The raw JSON text of `data.RECEIVED_AT` (the last one if repeated), if present.
     #[must_use]
     pub fn received_at(&self) -> Option<&str> {
@@ -303,6 +315,25 @@ mod tests {
         assert_eq!(e.data(), r#"{"UUID_TS":"keep","ID":1,"N":[ 1,2 ]}"#);
         assert_eq!(e.id(), Some("1"));
         assert_eq!(e.id_text().as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn id_key_is_id_text_as_bytes() {
+        for data in [
+            r#"{"ID":"a\u0031"}"#,
+            r#"{"ID":"a1"}"#,
+            r#"{"ID":""}"#,
+            r#"{"ID":12}"#,
+            r#"{"ID":{"x":[1]}}"#,
+            r#"{"X":"a1"}"#,
+        ] {
+            let e = event(&[], data);
+            assert_eq!(
+                e.id_key().as_deref(),
+                e.id_text().as_deref().map(str::as_bytes),
+                "{data}"
+            );
+        }
     }
 
     #[test]
