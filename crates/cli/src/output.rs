@@ -13,9 +13,15 @@ use crate::error::CliError;
 
 /// Writes one JSON object as one line on stdout.
 pub(crate) fn json_line<T: Serialize>(value: &T) -> Result<(), CliError> {
-    let line = serde_json::to_string(value)
+    // Encoded whole before anything is written, so an error never leaves half a line; written as bytes, not
+    // through `fmt`, because a `run` line holds every job id of the file (megabytes).
+    let mut line = serde_json::to_vec(value)
         .map_err(|e| CliError::Failed(format!("cannot encode the result as JSON: {e}")))?;
-    text(&line)
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(&line)
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::Failed(format!("cannot write to stdout: {e}")))
 }
 
 /// Writes a line of text on stdout.

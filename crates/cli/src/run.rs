@@ -138,9 +138,17 @@ pub(crate) async fn run_file(
         }
     }
     // A job upload called importing that stats did not judge (stats could not decode the parameters): its
-    // outcome is unknown, so it is retried.
-    for &job in &upload.importing_job_ids {
-        outcomes.push((job, Outcome::Unjudged));
+    // outcome is unknown, so it is retried. Stats judges each job it is handed once, and it is handed the
+    // importing jobs, each once: when it answered for as many jobs as were importing, none is left.
+    let all_judged = stats.as_ref().is_some_and(|stats| {
+        stats.status_code == 200
+            && stats.metadata.succeeded_keys.len() + stats.metadata.failed_keys.len()
+                == upload.importing_job_ids.len()
+    });
+    if !all_judged {
+        for &job in &upload.importing_job_ids {
+            outcomes.push((job, Outcome::Unjudged));
+        }
     }
     // A stable sort keeps each job's outcomes in order of precedence; the first one stands. (A sort, not a
     // map: a batch holds hundreds of thousands of jobs, and this runs once per file.)

@@ -69,13 +69,20 @@ impl Outcomes {
             .into_iter()
             .filter(|id| seen.insert(*id))
             .collect();
-        let mut judged =
-            HashSet::with_capacity_and_hasher(self.importing_tables.len(), FastHash::default());
-        let importing_tables: Vec<(i64, Arc<str>)> = self
-            .importing_tables
-            .into_iter()
-            .filter(|(id, _)| judged.insert(*id))
-            .collect();
+        // Each importing job once, as its first table gave it; with no job id repeated (the usual batch),
+        // that is the list as it stands.
+        let importing_tables: Vec<(i64, Arc<str>)> = if importing.len()
+            == self.importing_tables.len()
+        {
+            self.importing_tables
+        } else {
+            let mut judged =
+                HashSet::with_capacity_and_hasher(self.importing_tables.len(), FastHash::default());
+            self.importing_tables
+                .into_iter()
+                .filter(|(id, _)| judged.insert(*id))
+                .collect()
+        };
         // Reasons are borrowed until a job is kept: most of `expected` was decided already, and copying the
         // unaccounted reason for each of them would cost an allocation per job of the batch.
         let mut keep = |list: &mut dyn Iterator<Item = (i64, &str)>| -> (Vec<i64>, String) {
