@@ -34,7 +34,9 @@ pub fn upload_stats(
             };
         }
     };
-    let mut by_table: HashMap<&str, Vec<&ImportEntry>> = HashMap::new();
+    // Looked up once per job of the batch: a fast hasher for table names.
+    let mut by_table: HashMap<&str, Vec<&ImportEntry>, foldhash::fast::RandomState> =
+        HashMap::default();
     for entry in &entries {
         by_table
             .entry(entry.table.as_str())
