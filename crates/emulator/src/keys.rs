@@ -4,6 +4,8 @@
 //!
 //! Keys are compared by their `SubjectPublicKeyInfo` DER, the bytes Snowflake's fingerprint is taken over.
 
+use std::sync::{Mutex, PoisonError};
+
 use aws_lc_rs::{
     digest,
     encoding::AsDer,
@@ -109,6 +111,49 @@ pub fn public_key_der_of_private(
         .map_err(|_| KeyError::NotRsa)
 }
 
+/// Public keys of private keys already parsed. A client opens every channel with the same key, and parsing
+/// (and decrypting) an RSA key costs about a millisecond of CPU each time, on the path of every channel
+/// open. A handful of entries, compared by the key's text; only keys that parsed are kept.
+#[derive(Default)]
+pub(crate) struct ParsedKeys(Mutex<Vec<ParsedKey>>);
+
+struct ParsedKey {
+    text: String,
+    passphrase: Option<String>,
+    public_der: Vec<u8>,
+}
+
+impl ParsedKeys {
+    const CAPACITY: usize = 8;
+
+    /// [`public_key_der_of_private`], remembered.
+    pub(crate) fn public_key_der(
+        &self,
+        text: &str,
+        passphrase: Option<&str>,
+    ) -> Result<Vec<u8>, KeyError> {
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = lock()
+            .iter()
+            .find(|k| k.text == text && k.passphrase.as_deref() == passphrase)
+            .map(|k| k.public_der.clone());
+        if let Some(der) = known {
+            return Ok(der);
+        }
+        let public_der = public_key_der_of_private(text, passphrase)?;
+        let mut keys = lock();
+        if keys.len() >= Self::CAPACITY {
+            keys.remove(0);
+        }
+        keys.push(ParsedKey {
+            text: text.to_owned(),
+            passphrase: passphrase.map(str::to_owned),
+            public_der: public_der.clone(),
+        });
+        Ok(public_der)
+    }
+}
+
 /// Snowflake's fingerprint of a public key: `SHA256:` and the base64 SHA-256 of its DER.
 #[must_use]
 pub fn fingerprint(spki_der: &[u8]) -> String {
@@ -136,6 +181,37 @@ mod tests {
         );
         assert_eq!(encrypted.unwrap(), public);
         assert!(fingerprint(&public).starts_with("SHA256:"));
+    }
+
+    #[test]
+    fn parsed_keys_answer_as_parsing_does_and_remember_only_good_keys() {
+        let keys = ParsedKeys::default();
+        let public = public_key_der(demo::PUBLIC_KEY_PEM).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                keys.public_key_der(demo::PRIVATE_KEY_PEM, None).unwrap(),
+                public
+            );
+        }
+        // The same text with another passphrase is another key: asked again, not taken from memory.
+        assert!(
+            keys.public_key_der(demo::ENCRYPTED_PRIVATE_KEY_PEM, Some("wrong"))
+                .is_err()
+        );
+        assert_eq!(
+            keys.public_key_der(
+                demo::ENCRYPTED_PRIVATE_KEY_PEM,
+                Some(demo::PRIVATE_KEY_PASSPHRASE)
+            )
+            .unwrap(),
+            public
+        );
+        assert_eq!(keys.0.lock().unwrap().len(), 2);
+        for i in 0..ParsedKeys::CAPACITY + 3 {
+            let flat = demo::PRIVATE_KEY_PEM.replace('\n', &" ".repeat(i + 1));
+            assert_eq!(keys.public_key_der(&flat, None).unwrap(), public);
+        }
+        assert_eq!(keys.0.lock().unwrap().len(), ParsedKeys::CAPACITY);
     }
 
     #[test]

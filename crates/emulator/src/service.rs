@@ -13,7 +13,7 @@ use crate::{
     catalog::{LookupError, TableRef, TableSchema},
     faults::{Endpoint, Failure},
     http::{Reject, Resp, empty_response, error_response, json_response, query_pairs, query_value},
-    ident, insert_body, keys,
+    ident, insert_body,
     state::Core,
     store::{ChannelKey, InsertError},
 };
@@ -282,7 +282,7 @@ fn create_channel(core: &Core, body: &Bytes) -> Outcome {
         return Outcome::new(channel_failure("ERR_VALIDATION_ERROR", 400, &msg));
     }
     // Key decryption and parsing are slow-ish: done before taking the lock.
-    let presented = keys::public_key_der_of_private(
+    let presented = core.parsed_keys.public_key_der(
         &req.account.private_key,
         req.account.private_key_passphrase.as_deref(),
     );

@@ -21,6 +21,7 @@ use crate::{
     config::EmulatorConfig,
     faults::{CallRecord, DropMode, Endpoint, Failure, Faults},
     ident,
+    keys::ParsedKeys,
     keys::{self, KeyError},
     store::{ChannelInfo, Committed, Store, offset_cmp},
 };
@@ -64,6 +65,8 @@ pub(crate) struct Core {
     pub(crate) body_limit: usize,
     /// Reused buffers for decompressed bodies.
     pub(crate) buffers: Arc<BufferPool>,
+    /// Private keys presented to open channels, already parsed.
+    pub(crate) parsed_keys: ParsedKeys,
     pub(crate) call_log_capacity: usize,
     state: Mutex<State>,
     /// Woken on every change waiters may care about (commits, deletes, restarts, invalidations).
@@ -133,6 +136,7 @@ impl Core {
             users,
             body_limit: config.body_limit,
             buffers: Arc::default(),
+            parsed_keys: ParsedKeys::default(),
             call_log_capacity: config.call_log_capacity,
             state: Mutex::new(State {
                 catalog,
