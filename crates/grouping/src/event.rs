@@ -44,8 +44,6 @@ pub struct Event {
     columns: Arc<Schema>,
     // Always the text of a JSON object: written by `row::write_row`, from UTF-8 text only.
     data: Bytes,
-    // Where the row was written in its buffer, until `attach` cuts it out.
-    span: Range<usize>,
     // Byte ranges of the values in `data`, found once so the rules need not parse the row again.
     id: Option<Range<usize>>,
     received_at: Option<Range<usize>>,
@@ -93,7 +91,7 @@ impl Event {
                 found: crate::excerpt::excerpt(data.get()),
             })?;
         let mut row = Vec::with_capacity(data.get().len() + 64);
-        let mut event = Self::from_entries(
+        let (mut event, span) = Self::from_entries(
             &mut row,
             job_id,
             table.into(),
@@ -101,12 +99,13 @@ impl Event {
             &entries,
             upload_time,
         );
-        event.attach(&Bytes::from(row));
+        event.attach(&Bytes::from(row), span);
         Ok(event)
     }
 
     /// Builds an event from the entries of its `data` object, as a line's one parse found them, writing its
-    /// row at the end of `rows`. The event has no data until [`Event::attach`] hands it the finished buffer.
+    /// row at the end of `rows`; answers where. The event has no data until [`Event::attach`] hands it the
+    /// finished buffer.
     pub(crate) fn from_entries(
         rows: &mut Vec<u8>,
         job_id: i64,
@@ -114,24 +113,24 @@ impl Event {
         columns: Arc<Schema>,
         entries: &Entries<'_>,
         upload_time: &UploadTime,
-    ) -> Self {
+    ) -> (Self, Range<usize>) {
         let uuid_ts = columns.contains(UUID_TS).then_some(upload_time);
         let written = write_row(rows, entries, uuid_ts);
-        Self {
+        let event = Self {
             job_id,
             table,
             columns,
             data: Bytes::new(),
-            span: written.span,
             id: written.id,
             received_at: written.received_at,
             has_array: written.has_array,
-        }
+        };
+        (event, written.span)
     }
 
-    /// Gives the event its row: its span of `rows`, the buffer [`Event::from_entries`] wrote into.
-    pub(crate) fn attach(&mut self, rows: &Bytes) {
-        self.data = rows.slice(self.span.clone());
+    /// Gives the event its row: `span` of `rows`, the buffer [`Event::from_entries`] wrote into.
+    pub(crate) fn attach(&mut self, rows: &Bytes, span: Range<usize>) {
+        self.data = rows.slice(span);
     }
 
     /// The job id (`metadata.job_id`).

@@ -134,15 +134,27 @@ pub(crate) fn write_row(
 
 /// Writes `key` as a JSON string.
 fn write_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
     // A key read without escapes needs none: JSON text cannot hold a bare quote, backslash or control
-    // character inside a string. Keys that had escapes are escaped again by serde_json.
+    // character inside a string. Keys that had escapes get the escapes JSON requires, and no others.
     if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
         out.extend_from_slice(key.as_bytes());
-        out.push(b'"');
     } else {
-        serde_json::to_writer(&mut *out, key).expect("writing a string into memory cannot fail");
+        for b in key.bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                0x00..=0x1f => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+                _ => out.push(b),
+            }
+        }
     }
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -220,6 +232,14 @@ mod tests {
             build(r#"{"UUID_TS":1}"#, false).text.as_str(),
             r#"{"UUID_TS":1}"#
         );
+    }
+
+    #[test]
+    fn keys_that_had_escapes_are_escaped_again() {
+        let row = build(r#"{"a\"b\\c\u0001\td\u00e9":1}"#, false);
+        assert_eq!(row.text, r#"{"a\"b\\c\u0001\u0009dé":1}"#);
+        let back: Map<String, Value> = serde_json::from_str(&row.text).unwrap();
+        assert_eq!(back.keys().next().unwrap(), "a\"b\\c\u{1}\tdé");
     }
 
     #[test]

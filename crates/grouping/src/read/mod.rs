@@ -10,7 +10,7 @@ use std::{
     fs::File,
     io::{self, BufRead, BufReader},
     num::NonZeroUsize,
-    ops::ControlFlow,
+    ops::{ControlFlow, Range},
     path::Path,
     sync::{Arc, mpsc},
     thread,
@@ -285,7 +285,7 @@ impl Event {
             None => Schema::new(),
         };
         let mut row = Vec::with_capacity(line.len());
-        let mut event = Self::from_entries(
+        let (mut event, span) = Self::from_entries(
             &mut row,
             parts.job_id,
             parts.table.as_ref().into(),
@@ -293,7 +293,7 @@ impl Event {
             &parts.data,
             upload_time,
         );
-        event.attach(&Bytes::from(row));
+        event.attach(&Bytes::from(row), span);
         Ok(event)
     }
 }
@@ -313,6 +313,8 @@ struct Decoder<'o> {
 #[derive(Default)]
 struct Decoded {
     events: Vec<Event>,
+    // Where each event's row lies in the chunk's row buffer, until the buffer is complete.
+    spans: Vec<Range<usize>>,
     job_ids: Vec<i64>,
     problem: Option<(u64, LineProblem)>,
 }
@@ -332,6 +334,8 @@ impl<'o> Decoder<'o> {
         let lines = chunk.line_count();
         decoded.events.clear();
         decoded.events.reserve(lines);
+        decoded.spans.clear();
+        decoded.spans.reserve(lines);
         decoded.job_ids.clear();
         decoded.job_ids.reserve(lines);
         decoded.problem = None;
@@ -346,9 +350,10 @@ impl<'o> Decoder<'o> {
                     decoded.job_ids.extend(decode::recover_job_id(&[text]));
                 }
                 Line::Text(text) => match self.event(text, &mut rows) {
-                    Ok(event) => {
+                    Ok((event, span)) => {
                         decoded.job_ids.push(event.job_id());
                         decoded.events.push(event);
+                        decoded.spans.push(span);
                     }
                     Err(problem) => {
                         decoded.problem = Some((number, problem));
@@ -369,13 +374,17 @@ impl<'o> Decoder<'o> {
         }
         rows.shrink_to_fit();
         let rows = Bytes::from(rows);
-        for event in &mut decoded.events {
-            event.attach(&rows);
+        for (event, span) in decoded.events.iter_mut().zip(decoded.spans.drain(..)) {
+            event.attach(&rows, span);
         }
     }
 
     /// Decodes one line, writing its row at the end of `rows`.
-    fn event(&mut self, line: &[u8], rows: &mut Vec<u8>) -> Result<Event, LineProblem> {
+    fn event(
+        &mut self,
+        line: &[u8],
+        rows: &mut Vec<u8>,
+    ) -> Result<(Event, Range<usize>), LineProblem> {
         let parts = decode::decode(line)?;
         let columns = match parts.columns {
             None => self.no_columns.clone(),
