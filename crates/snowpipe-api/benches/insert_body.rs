@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use flate2::{Compression, write::GzEncoder};
 use serde_json::value::RawValue;
-use snowpipe_api::{InsertRequest, Row};
+use snowpipe_api::{Row, sidecar::wire::InsertRequest};
 
 fn main() {
     divan::main();

@@ -1,48 +1,42 @@
-//! The one error type of the client, with kinds a caller can act on.
+//! The boundary's error: every failure of a backend call, typed by what the caller must do about it, never by
+//! the transport's status codes.
 
-use std::{fmt, time::Duration};
+use std::fmt;
 
-/// A boxed error from the transport layer (connection, TLS, HTTP framing).
+/// A boxed error, kept as the cause of a failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// A result of a service call.
+/// A result of a backend call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The service call an error or a metric belongs to.
+/// The backend call an error or a metric belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Call {
-    /// Opening a channel.
-    CreateChannel,
-    /// Deleting a channel.
-    DeleteChannel,
-    /// Reading a channel.
-    GetChannel,
-    /// Inserting rows.
-    Insert,
+    /// Opening (or reopening) a channel.
+    OpenChannel,
+    /// Appending rows.
+    Append,
     /// One channel's status.
-    Status,
+    ChannelStatus,
     /// Many channels' statuses.
     BulkStatus,
+    /// Dropping a channel.
+    DropChannel,
 }
 
 impl Call {
-    /// The call's name in logs and metrics (`create_channel`, `insert`, `status`, ...).
+    /// The call's name in logs and metrics. The names are the ones the behaviour contract gives the service
+    /// calls' timers (`create_channel`, `insert`, `status`, `bulk_status`, `delete_channel`), whatever the
+    /// backend.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::CreateChannel => "create_channel",
-            Self::DeleteChannel => "delete_channel",
-            Self::GetChannel => "get_channel",
-            Self::Insert => "insert",
-            Self::Status => "status",
+            Self::OpenChannel => "create_channel",
+            Self::Append => "insert",
+            Self::ChannelStatus => "status",
             Self::BulkStatus => "bulk_status",
+            Self::DropChannel => "delete_channel",
         }
-    }
-
-    /// Whether repeating the call has the same effect as making it once. Inserts are not: a repeated insert
-    /// appends its rows again.
-    pub fn is_idempotent(self) -> bool {
-        !matches!(self, Self::Insert)
     }
 }
 
@@ -52,169 +46,136 @@ impl fmt::Display for Call {
     }
 }
 
-/// Whether a failed request may have reached the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// The request surely did not reach the service (e.g. the connection could not be made): it had no
-    /// effect, and sending it again is safe even for an insert.
-    NotSent,
-    /// The request may have reached the service and been applied, but no answer came back. For an insert,
-    /// look at the channel's latest inserted offset before sending it again.
-    MaybeSent,
+/// An object a channel needs that does not exist (or that the role may not see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MissingObject {
+    /// The schema: create it and the table, then open again.
+    Schema,
+    /// The table (on Snowflake's REST API, its default pipe): create it, then open again.
+    Table,
 }
 
-impl fmt::Display for Delivery {
+impl fmt::Display for MissingObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::NotSent => "the request did not reach the service",
-            Self::MaybeSent => "the request may have been applied",
+            Self::Schema => "schema",
+            Self::Table => "table",
         })
     }
 }
 
-/// At most this many bytes of a response body are kept in an error.
-pub const EXCERPT_LIMIT: usize = 512;
-
-/// The start of a response body, bounded by [`EXCERPT_LIMIT`] bytes, for error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Excerpt(String);
-
-impl Excerpt {
-    /// Keeps at most [`EXCERPT_LIMIT`] bytes of `body`, cut at a character boundary, noting what was cut.
-    pub fn new(body: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_LIMIT * 2)]);
-        if text.len() <= EXCERPT_LIMIT && body.len() <= EXCERPT_LIMIT {
-            return Self(text.into_owned());
-        }
-        let mut end = EXCERPT_LIMIT.min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self(format!("{}… ({} bytes in all)", &text[..end], body.len()))
-    }
-
-    /// Like [`Excerpt::new`], but first replaces every occurrence of each secret (as written, and as
-    /// written inside a JSON string) with `[REDACTED]`, for answers that might echo the request.
-    pub fn redacted(body: &[u8], secrets: &[&str]) -> Self {
-        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-        if secrets.is_empty() {
-            return Self::new(body);
-        }
-        let mut text = String::from_utf8_lossy(body).into_owned();
-        for secret in secrets {
-            let escaped = serde_json::to_string(secret).unwrap_or_default();
-            for form in [secret, escaped.trim_matches('"')] {
-                if !form.is_empty() {
-                    text = text.replace(form, "[REDACTED]");
-                }
-            }
-        }
-        Self::new(text.as_bytes())
-    }
-
-    /// The excerpt's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+/// One row the service refused when it was appended, by its index in the append's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// The row's index in [`AppendRequest::rows`](crate::AppendRequest::rows).
+    pub index: usize,
+    /// Why.
+    pub message: String,
 }
 
-impl fmt::Debug for Excerpt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for Excerpt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("<empty body>")
-        } else {
-            f.write_str(&self.0)
-        }
-    }
-}
-
-/// Why a service call failed.
+/// Why a backend call failed, by what the caller must do about it.
 ///
-/// Each kind says whether the call may be retried; the client itself retries the retryable ones (see the
-/// `retry` settings) before returning them. Whatever the kind, a `success: false` answer is not an error:
-/// it is returned as data.
+/// The backend has already retried what its retry policy allows; what comes back here is final for this
+/// attempt. `code` fields hold a short, bounded label of the cause (the service's error code, or the HTTP
+/// status or transport failure), for metrics and logs; messages are for people and are never matched.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The service does not know the channel: it restarted, or the id is stale. Not retried: open the channel
-    /// again and repeat the call with the new id.
-    #[error(
-        "{call}: channel {channel_id} not found on the service (it restarted or the id is stale); open the channel again"
-    )]
-    ChannelNotFound {
+    /// Snowflake refused the credentials, the role or its grants (a missing database counts here: it is never
+    /// created). Fix the destination; the work may be retried later.
+    #[error("{call}: refused with {code}: {message}")]
+    Auth {
         /// The call that failed.
         call: Call,
-        /// The channel id the service did not know.
-        channel_id: String,
+        /// The service's code.
+        code: String,
+        /// The service's message.
+        message: String,
     },
 
-    /// The service answered with a status the call does not expect. `429` and `5xx` (but `501`) are retried by
-    /// the client for every call, because the service answered without applying the request; the others
-    /// are not, as they will not get better.
-    #[error("{call}: the service answered HTTP {status}: {body}")]
-    UnexpectedStatus {
+    /// The schema or table the channel writes to does not exist (or the role may not see it): create it, then
+    /// open again. A second one after creating it means the role lacks privileges.
+    #[error("{call}: the {object} does not exist or is not authorized ({code}): {message}")]
+    MissingObject {
         /// The call that failed.
         call: Call,
-        /// The HTTP status.
-        status: u16,
-        /// The start of the response body.
-        body: Excerpt,
-        /// How long the service asked to wait before trying again (`Retry-After`).
-        retry_after: Option<Duration>,
+        /// What is missing.
+        object: MissingObject,
+        /// The service's code.
+        code: String,
+        /// The service's message.
+        message: String,
     },
 
-    /// The connection failed or broke. Retried when the request did not reach the service, or when the call
-    /// is idempotent; an insert that may have been applied is returned to the caller to resolve.
-    #[error("{call}: transport error ({delivery}): {source}")]
-    Transport {
+    /// The channel must be opened again: the service lost it (it restarted), another writer superseded this
+    /// one, or it turned invalid. Nothing of this call was applied.
+    #[error("{call}: the channel must be opened again ({code}): {message}")]
+    Reopen {
         /// The call that failed.
         call: Call,
-        /// Whether the request may have reached the service.
-        delivery: Delivery,
-        /// The underlying error.
+        /// The cause's code.
+        code: String,
+        /// What happened.
+        message: String,
+    },
+
+    /// The service refused rows of an append. Whether it kept the others is the backend's to say in its docs.
+    #[error("{call}: rows refused with {code}")]
+    RowsRejected {
+        /// The call that failed.
+        call: Call,
+        /// The service's code.
+        code: String,
+        /// The refused rows, as far as the service listed them.
+        rows: Vec<RejectedRow>,
+    },
+
+    /// No answer came (a timeout, a cut connection, a server error after the body went out): the rows may or
+    /// may not be in the channel. Never retried blindly: the caller finds out from the channel first.
+    #[error("{source}")]
+    OutcomeUnknown {
+        /// The call that failed.
+        call: Call,
+        /// The cause's label.
+        code: String,
+        /// The transport's error.
         #[source]
         source: BoxError,
     },
 
-    /// No answer within the request timeout. Retried for idempotent calls only: an insert that timed out
-    /// may have been applied.
-    #[error("{call}: no answer within {timeout:?} ({delivery})")]
-    Timeout {
+    /// A failure that may pass (a transport failure, a timeout, an overloaded or failing service) and that
+    /// surely left nothing behind, or concerns an idempotent call. Retry later.
+    #[error("{source}")]
+    Retryable {
         /// The call that failed.
         call: Call,
-        /// The timeout that passed.
-        timeout: Duration,
-        /// Whether the request may have reached the service.
-        delivery: Delivery,
-    },
-
-    /// The answer could not be read as the expected JSON. Never retried: the service answered, and asking
-    /// again would not make it answer differently.
-    #[error("{call}: cannot decode the service's answer ({source}); body: {body}")]
-    Decode {
-        /// The call that failed.
-        call: Call,
-        /// The JSON error.
+        /// The cause's label.
+        code: String,
+        /// The cause.
         #[source]
-        source: serde_json::Error,
-        /// The start of the response body.
-        body: Excerpt,
+        source: BoxError,
     },
 
-    /// The request could not be built (e.g. its rows could not be encoded). Never sent, never retried: fix
-    /// the input.
-    #[error("{call}: cannot build the request: {reason}")]
-    InvalidRequest {
+    /// A failure that retrying will not mend (a malformed request, a refusal that names a bad request).
+    #[error("{source}")]
+    Permanent {
         /// The call that failed.
         call: Call,
-        /// What was wrong.
-        reason: String,
+        /// The cause's label.
+        code: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The backend cannot do what was asked (see [`Capabilities`](crate::Capabilities)): a bug in the caller.
+    #[error("{call}: the backend cannot {what}")]
+    Unsupported {
+        /// The call that failed.
+        call: Call,
+        /// What it cannot do.
+        what: &'static str,
     },
 }
 
@@ -222,94 +183,46 @@ impl Error {
     /// The call that failed.
     pub fn call(&self) -> Call {
         match self {
-            Self::ChannelNotFound { call, .. }
-            | Self::UnexpectedStatus { call, .. }
-            | Self::Transport { call, .. }
-            | Self::Timeout { call, .. }
-            | Self::Decode { call, .. }
-            | Self::InvalidRequest { call, .. } => *call,
+            Self::Auth { call, .. }
+            | Self::MissingObject { call, .. }
+            | Self::Reopen { call, .. }
+            | Self::RowsRejected { call, .. }
+            | Self::OutcomeUnknown { call, .. }
+            | Self::Retryable { call, .. }
+            | Self::Permanent { call, .. }
+            | Self::Unsupported { call, .. } => *call,
         }
     }
 
-    /// Whether the request may have been applied although no answer came back. For an insert, the caller
-    /// must find out (from the channel's latest inserted offset) before inserting the rows again.
-    pub fn is_outcome_unknown(&self) -> bool {
-        matches!(
-            self,
-            Self::Transport {
-                delivery: Delivery::MaybeSent,
-                ..
-            } | Self::Timeout {
-                delivery: Delivery::MaybeSent,
-                ..
-            }
-        )
-    }
-
-    /// Whether the service lost the channel (see [`Error::ChannelNotFound`]).
-    pub fn is_channel_not_found(&self) -> bool {
-        matches!(self, Self::ChannelNotFound { .. })
-    }
-
-    /// The HTTP status the service answered with, if it answered with an unexpected one.
-    pub fn status(&self) -> Option<u16> {
+    /// A short label of the cause, for metrics and logs.
+    pub fn code(&self) -> &str {
         match self {
-            Self::UnexpectedStatus { status, .. } => Some(*status),
-            Self::ChannelNotFound { .. } => Some(404),
+            Self::Auth { code, .. }
+            | Self::MissingObject { code, .. }
+            | Self::Reopen { code, .. }
+            | Self::RowsRejected { code, .. }
+            | Self::OutcomeUnknown { code, .. }
+            | Self::Retryable { code, .. }
+            | Self::Permanent { code, .. } => code,
+            Self::Unsupported { .. } => "unsupported",
+        }
+    }
+
+    /// Whether an append may have been applied although no answer came back.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Self::OutcomeUnknown { .. })
+    }
+
+    /// Whether the channel must be opened again.
+    pub fn is_reopen(&self) -> bool {
+        matches!(self, Self::Reopen { .. })
+    }
+
+    /// The missing object, when that is the failure.
+    pub fn missing_object(&self) -> Option<MissingObject> {
+        match self {
+            Self::MissingObject { object, .. } => Some(*object),
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn excerpt_keeps_short_bodies_and_bounds_long_ones() {
-        assert_eq!(Excerpt::new(b"oops").as_str(), "oops");
-        assert_eq!(Excerpt::new(b"").to_string(), "<empty body>");
-        let long = "é".repeat(1000);
-        let excerpt = Excerpt::new(long.as_bytes());
-        assert!(
-            excerpt.as_str().len() < EXCERPT_LIMIT + 40,
-            "{}",
-            excerpt.as_str().len()
-        );
-        assert!(excerpt.as_str().ends_with("(2000 bytes in all)"));
-    }
-
-    #[test]
-    fn redaction_covers_plain_and_json_escaped_secrets() {
-        let key = "-----BEGIN PRIVATE KEY-----\nMIIabc\n-----END PRIVATE KEY-----";
-        let escaped = serde_json::to_string(key).unwrap();
-        let body = format!(r#"{{"privateKey":{escaped},"raw":"{key}","pass":"hunter2"}}"#);
-        let excerpt = Excerpt::redacted(body.as_bytes(), &[key, "hunter2", ""]);
-        assert!(!excerpt.as_str().contains("MIIabc"), "{excerpt}");
-        assert!(!excerpt.as_str().contains("hunter2"), "{excerpt}");
-        assert_eq!(
-            excerpt.as_str().matches("[REDACTED]").count(),
-            3,
-            "{excerpt}"
-        );
-    }
-
-    #[test]
-    fn only_unanswered_maybe_sent_errors_have_unknown_outcomes() {
-        let timeout = |delivery| Error::Timeout {
-            call: Call::Insert,
-            timeout: Duration::from_secs(1),
-            delivery,
-        };
-        assert!(timeout(Delivery::MaybeSent).is_outcome_unknown());
-        assert!(!timeout(Delivery::NotSent).is_outcome_unknown());
-        let status = Error::UnexpectedStatus {
-            call: Call::Insert,
-            status: 500,
-            body: Excerpt::new(b""),
-            retry_after: None,
-        };
-        assert!(!status.is_outcome_unknown());
-        assert_eq!(status.status(), Some(500));
     }
 }

@@ -1,4 +1,4 @@
-//! [`Instrumented`]: a decorator that gives every call of any [`SnowpipeApi`] a tracing span and metrics.
+//! [`Instrumented`]: a decorator that gives every call of any [`Backend`] a tracing span and metrics.
 
 use std::{future::Future, time::Instant};
 
@@ -7,33 +7,33 @@ use metrics::Label;
 use tracing::Instrument as _;
 
 use crate::{
-    BulkStatusResponse, Call, ChannelResponse, CreateChannelRequest, Error, InsertRequest,
-    Inserted, Result, SnowpipeApi, StatusResponse,
+    AppendError, AppendRequest, Appended, Backend, Call, Capabilities, ChannelHandle, ChannelRef,
+    ChannelStatus, DropOptions, Error, OpenOptions, OpenedChannel, Result,
 };
 
-/// Timer of every service call, in seconds, tagged `api`, `success` and `code`.
+/// Timer of every backend call, in seconds, tagged `api`, `success` and `code`.
 pub const RESPONSE_TIME: &str = "snowpipe_streaming_api_response_time";
-/// Histogram of insert request bodies as sent (compressed), in bytes.
+/// Histogram of append request bodies as sent (compressed), in bytes.
 pub const REQUEST_BODY_SIZE: &str = "snowpipe_streaming_request_body_size";
 
-/// Wraps a [`SnowpipeApi`] so that each call records:
+/// Wraps a [`Backend`] so that each call records:
 /// - a `tracing` span `snowpipe_api` with the call name, the channel id and the outcome;
-/// - the timer [`RESPONSE_TIME`] tagged `api` (`create_channel`, `delete_channel`, `get_channel`, `insert`,
-///   `status`, `bulk_status`), `success` (`true` only when the call worked and the answer said success) and
-///   `code` (the answer's error code, the HTTP status, or the error kind), plus any labels given;
-/// - for inserts, the histogram [`REQUEST_BODY_SIZE`].
+/// - the timer [`RESPONSE_TIME`] tagged `api` ([`Call::as_str`]: `create_channel`, `insert`, `status`,
+///   `bulk_status`, `delete_channel`), `success` and `code` (the failure's [`Error::code`]), plus any labels
+///   given;
+/// - for appends, the histogram [`REQUEST_BODY_SIZE`], once per request sent.
 ///
 /// Labels come from a small fixed set, and channel ids go to the span only, never to metric labels,
 /// so that the number of time series stays bounded.
 #[derive(Debug, Clone)]
-pub struct Instrumented<A> {
-    inner: A,
+pub struct Instrumented<B> {
+    inner: B,
     labels: Vec<Label>,
 }
 
-impl<A: SnowpipeApi> Instrumented<A> {
+impl<B: Backend> Instrumented<B> {
     /// Wraps `inner`.
-    pub fn new(inner: A) -> Self {
+    pub fn new(inner: B) -> Self {
         Self {
             inner,
             labels: Vec::new(),
@@ -48,20 +48,21 @@ impl<A: SnowpipeApi> Instrumented<A> {
         self
     }
 
-    /// The wrapped implementation.
-    pub fn inner(&self) -> &A {
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
         &self.inner
     }
 
-    async fn observe<T, F>(
+    async fn observe<T, E, F>(
         &self,
         call: Call,
         channel_id: Option<&str>,
-        outcome: impl Fn(&T) -> Outcome,
+        error_of: impl Fn(&E) -> &Error,
         run: F,
-    ) -> Result<T>
+    ) -> Result<T, E>
     where
-        F: Future<Output = Result<T>>,
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
     {
         let span = tracing::debug_span!(
             "snowpipe_api",
@@ -73,17 +74,15 @@ impl<A: SnowpipeApi> Instrumented<A> {
         let started = Instant::now();
         let result = run.instrument(span.clone()).await;
         let elapsed = started.elapsed();
-        let (success, code) = match &result {
-            Ok(value) => {
-                let Outcome { success, code } = outcome(value);
-                (success, code)
-            }
-            Err(error) => (false, error_code(error)),
+        let code = match &result {
+            Ok(_) => "",
+            Err(error) => error_of(error).code(),
         };
+        let success = result.is_ok();
         span.record("success", success);
-        span.record("code", code.as_str());
+        span.record("code", code);
         if let Err(error) = &result {
-            tracing::debug!(parent: &span, %error, ?elapsed, "service call failed");
+            tracing::debug!(parent: &span, %error, ?elapsed, "backend call failed");
         }
         let mut labels = self.labels.clone();
         labels.push(Label::new("api", call.as_str()));
@@ -91,120 +90,83 @@ impl<A: SnowpipeApi> Instrumented<A> {
             "success",
             if success { "true" } else { "false" },
         ));
-        labels.push(Label::new("code", code));
+        labels.push(Label::new("code", code.to_owned()));
         metrics::histogram!(RESPONSE_TIME, labels).record(elapsed.as_secs_f64());
         result
     }
 }
 
-/// What a successful call's answer says.
-struct Outcome {
-    success: bool,
-    code: String,
-}
-
-impl Outcome {
-    fn ok() -> Self {
-        Self {
-            success: true,
-            code: String::new(),
-        }
-    }
-
-    fn of(success: bool, code: &str) -> Self {
-        Self {
-            success,
-            code: code.to_owned(),
-        }
-    }
-}
-
-/// A short, bounded label for a failed call.
-fn error_code(error: &Error) -> String {
-    if let Some(status) = error.status() {
-        return status.to_string();
-    }
-    match error {
-        Error::Transport { .. } => "transport",
-        Error::Timeout { .. } => "timeout",
-        Error::Decode { .. } => "decode",
-        Error::InvalidRequest { .. } => "invalid_request",
-        _ => "error",
-    }
-    .to_owned()
-}
-
 #[async_trait]
-impl<A: SnowpipeApi> SnowpipeApi for Instrumented<A> {
-    async fn create_channel(&self, request: &CreateChannelRequest) -> Result<ChannelResponse> {
-        let outcome = |r: &ChannelResponse| Outcome::of(r.success, &r.code);
+impl<B: Backend> Backend for Instrumented<B> {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn open_channel(
+        &self,
+        channel: &ChannelRef,
+        options: &OpenOptions,
+    ) -> Result<OpenedChannel> {
         self.observe(
-            Call::CreateChannel,
+            Call::OpenChannel,
             None,
-            outcome,
-            self.inner.create_channel(request),
+            |e| e,
+            self.inner.open_channel(channel, options),
         )
         .await
     }
 
-    async fn delete_channel(&self, channel_id: &str, sync: bool) -> Result<()> {
-        let outcome = |(): &()| Outcome::ok();
-        self.observe(
-            Call::DeleteChannel,
-            Some(channel_id),
-            outcome,
-            self.inner.delete_channel(channel_id, sync),
-        )
-        .await
-    }
-
-    async fn get_channel(&self, channel_id: &str) -> Result<ChannelResponse> {
-        let outcome = |r: &ChannelResponse| Outcome::of(r.success, &r.code);
-        self.observe(
-            Call::GetChannel,
-            Some(channel_id),
-            outcome,
-            self.inner.get_channel(channel_id),
-        )
-        .await
-    }
-
-    async fn insert(&self, channel_id: &str, request: &InsertRequest) -> Result<Inserted> {
-        let outcome = |r: &Inserted| Outcome::of(r.response.success, &r.response.code);
+    async fn append(
+        &self,
+        channel: &ChannelHandle,
+        request: &AppendRequest,
+    ) -> Result<Appended, AppendError> {
         let result = self
             .observe(
-                Call::Insert,
-                Some(channel_id),
-                outcome,
-                self.inner.insert(channel_id, request),
+                Call::Append,
+                Some(&channel.id),
+                |e: &AppendError| &e.error,
+                self.inner.append(channel, request),
             )
             .await;
-        if let Ok(inserted) = &result {
+        let sent = match &result {
+            Ok(appended) => &appended.requests,
+            Err(error) => &error.accepted,
+        };
+        for request in sent {
             #[allow(clippy::cast_precision_loss)] // body sizes are far below 2^52
             metrics::histogram!(REQUEST_BODY_SIZE, self.labels.clone())
-                .record(inserted.body_bytes as f64);
+                .record(request.body_bytes as f64);
         }
         result
     }
 
-    async fn channel_status(&self, channel_id: &str) -> Result<StatusResponse> {
-        let outcome = |r: &StatusResponse| Outcome::of(r.success, "");
+    async fn channel_status(&self, channel: &ChannelHandle) -> Result<Option<ChannelStatus>> {
         self.observe(
-            Call::Status,
-            Some(channel_id),
-            outcome,
-            self.inner.channel_status(channel_id),
+            Call::ChannelStatus,
+            Some(&channel.id),
+            |e| e,
+            self.inner.channel_status(channel),
         )
         .await
     }
 
-    async fn bulk_status(&self, channel_ids: &[String]) -> Result<BulkStatusResponse> {
-        let outcome = |r: &BulkStatusResponse| Outcome::of(r.success, "");
+    async fn bulk_status(&self, channels: &[ChannelHandle]) -> Result<Vec<Option<ChannelStatus>>> {
         self.observe(
             Call::BulkStatus,
             None,
-            outcome,
-            self.inner.bulk_status(channel_ids),
+            |e| e,
+            self.inner.bulk_status(channels),
+        )
+        .await
+    }
+
+    async fn drop_channel(&self, channel: &ChannelHandle, options: &DropOptions) -> Result<()> {
+        self.observe(
+            Call::DropChannel,
+            Some(&channel.id),
+            |e| e,
+            self.inner.drop_channel(channel, options),
         )
         .await
     }

@@ -1,79 +1,88 @@
-//! An async client of the Snowpipe Streaming service.
+//! The service boundary of the Snowpipe Streaming upload manager, and the sidecar service's client.
 //!
-//! The upload manager does not speak to Snowflake's ingest SDK itself: it speaks HTTP/JSON to a Snowpipe
-//! Streaming service (a sidecar that holds the SDK's clients and channels). This crate is that conversation:
+//! The manager lands rows in Snowflake through Snowpipe Streaming channels, on one of two backends: a
+//! sidecar service that holds Snowflake's ingest SDK (its client is here, [`sidecar`]), or Snowflake's own
+//! REST API (the `snowpipe-rest` crate). This crate holds what they share:
 //!
-//! - [`SnowpipeApi`], the boundary trait the layers above depend on: open and delete channels, insert rows,
-//!   read committed offsets one channel at a time or in bulk. It says nothing of HTTP, so another backend
-//!   can implement it.
-//! - [`HttpClient`], its implementation over the sidecar's protocol (hyper 1, rustls): connection pool with a
-//!   cap, per-attempt timeout, gzip-compressed inserts, and retries with exponential backoff and jitter on
-//!   the failures [`retry::is_retryable`] allows, honouring `Retry-After`.
-//! - [`Instrumented`], a decorator adding a tracing span and metrics to every call of any implementation.
-//! - The request and response models, which ignore unknown fields and read `null` as "not set".
-//! - [`Error`], whose kinds say what to do next; notably [`Error::is_outcome_unknown`] tells an insert that
-//!   may have been applied from one that surely was not.
-//! - With the `mock` feature, `MockSnowpipeApi`, a mockall mock of the trait for other crates' tests.
+//! - [`Backend`], the boundary trait: open (or reopen) a channel named by the caller, append rows labelled
+//!   with offset tokens, read channel statuses one at a time or in bulk, drop a channel. Conveniences are in
+//!   [`BackendExt`]; what a backend can do beyond the common calls is in [`Capabilities`].
+//! - [`Error`], whose kinds say what the caller must do (fix credentials, create the table, reopen,
+//!   retry, give up, find out whether an append went in), never an HTTP status.
+//! - [`Instrumented`], a decorator adding a tracing span and metrics to every call of any backend.
+//! - [`Row`]: a JSON object's text as shared bytes, sent as it is; [`Column`] and [`WarehouseType`] for
+//!   tables' columns.
+//! - [`retry`]: the one retry policy ([`RetryConfig`]) that every client's own classifier plugs into.
+//! - With the `test-util` feature, [`memory::InMemory`], a deterministic backend in memory, and the
+//!   [`conformance`] suite every backend passes; with `mock`, `MockBackend` (mockall).
 //!
 //! # Example
 //!
 //! ```no_run
 //! use snowpipe_api::{
-//!     Account, CreateChannelRequest, HttpClient, HttpConfig, InsertRequest, Instrumented, Row, Secret,
-//!     SnowpipeApi, TableRef,
+//!     Backend, BackendExt, ChannelRef, Instrumented, OpenOptions, Row, Secret, TableRef,
+//!     sidecar::{Account, HttpClient, HttpConfig, Sidecar},
 //! };
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let api = Instrumented::new(HttpClient::new(HttpConfig::default())?);
-//! let channel = api
-//!     .create_channel(&CreateChannelRequest {
-//!         rudder_identifier: "destination-1".into(),
-//!         partition: "1".into(),
-//!         account: Account {
-//!             account: "myorg-myaccount".into(),
-//!             user: "LOADER".into(),
-//!             role: "LOADER_ROLE".into(),
-//!             private_key: Secret::new(std::fs::read_to_string("rsa_key.p8")?),
-//!             private_key_passphrase: Secret::default(),
-//!         },
-//!         table: TableRef {
-//!             database: "ANALYTICS".into(),
-//!             schema: "EVENTS".into(),
-//!             table: "TRACKS".into(),
-//!             enable_iceberg: false,
-//!         },
-//!     })
-//!     .await?;
-//! if !channel.success {
-//!     eprintln!("cannot open the channel: {} {}", channel.code, channel.error);
-//!     return Ok(());
-//! }
+//! let account = Account {
+//!     account: "myorg-myaccount".into(),
+//!     user: "LOADER".into(),
+//!     role: "LOADER_ROLE".into(),
+//!     private_key: Secret::new(std::fs::read_to_string("rsa_key.p8")?),
+//!     private_key_passphrase: Secret::default(),
+//! };
+//! let backend = Instrumented::new(Sidecar::new(HttpClient::new(HttpConfig::default())?, account));
+//! let channel = ChannelRef {
+//!     table: TableRef {
+//!         database: "ANALYTICS".into(),
+//!         schema: "EVENTS".into(),
+//!         table: "TRACKS".into(),
+//!         enable_iceberg: false,
+//!     },
+//!     destination: "destination-1".into(),
+//!     instance: "1".into(),
+//! };
+//! let opened = backend.open_channel(&channel, &OpenOptions::discard()).await?;
 //! let rows = vec![Row::parse(r#"{"ID":"a1","EVENT":"signed_up"}"#)?];
-//! let inserted = api.insert(&channel.channel_id, &InsertRequest { rows, offset: "1001".into() }).await?;
-//! println!("sent {} bytes, success: {}", inserted.body_bytes, inserted.response.success);
-//! let status = api.channel_status(&channel.channel_id).await?;
-//! println!("committed up to {:?}", status.offset);
+//! let appended = backend.append_rows(&opened.handle, rows, "1001").await?;
+//! println!("sent {} bytes", appended.body_bytes());
+//! if let Some(status) = backend.channel_status(&opened.handle).await? {
+//!     println!("committed up to {:?}", status.committed);
+//! }
 //! # Ok(()) }
 //! ```
 
-mod api;
+mod append;
+mod backend;
+mod channel;
+mod columns;
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod error;
-pub mod http;
+mod excerpt;
 mod instrumented;
-mod model;
+#[cfg(feature = "test-util")]
+pub mod memory;
 pub mod retry;
-mod secret;
+mod row;
+pub mod sidecar;
 
-#[cfg(any(test, feature = "mock"))]
-pub use api::MockSnowpipeApi;
-pub use api::{Inserted, SnowpipeApi};
-pub use error::{BoxError, Call, Delivery, EXCERPT_LIMIT, Error, Excerpt, Result};
-pub use http::{ConfigError, HttpClient, HttpConfig};
-pub use instrumented::{Instrumented, REQUEST_BODY_SIZE, RESPONSE_TIME};
-pub use model::{
-    Account, BulkStatusResponse, ChannelErrorCode, ChannelResponse, ColumnInfo,
-    CreateChannelRequest, InsertRequest, InsertResponse, Row, RowError, StatusResponse, TableRef,
-    WarehouseType,
+pub use append::{
+    AppendError, AppendRequest, Appended, OffsetTokens, SameToken, SentRequest, TokenRange,
 };
+#[cfg(any(test, feature = "mock"))]
+pub use backend::MockBackend;
+pub use backend::{Backend, BackendExt};
+pub use channel::{
+    Capabilities, ChannelHandle, ChannelRef, ChannelStatus, DropOptions, OnUncommitted,
+    OpenOptions, OpenedChannel, Progress, RowCounters, TableRef,
+};
+pub use columns::{Column, WarehouseType};
+pub use error::{BoxError, Call, Error, MissingObject, RejectedRow, Result};
+pub use excerpt::{EXCERPT_LIMIT, Excerpt};
+pub use instrumented::{Instrumented, REQUEST_BODY_SIZE, RESPONSE_TIME};
 pub use retry::RetryConfig;
-pub use secret::Secret;
+pub use row::Row;
+/// Secrets (private keys, passphrases, tokens) are one type across the workspace: `snowpipe-auth`'s.
+pub use snowpipe_auth::Secret;

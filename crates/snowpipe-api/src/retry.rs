@@ -1,8 +1,9 @@
-//! Retries: which failures are worth another attempt (the classifier), and when to make it (the policy).
+//! The retry policy: when to make another attempt and how long to wait, for every client of the workspace.
 //!
-//! The two are kept apart so each can be tested alone: [`is_retryable`] knows nothing of delays, and
-//! [`RetryConfig`] knows nothing of errors. Time is reached through the [`Sleep`] trait, so a test can
-//! record the exact schedule instead of waiting it out.
+//! Which failures are worth another attempt is each protocol's own classifier (the sidecar's is
+//! `sidecar::classify`); the policy here knows nothing of errors but `Retry-After`, so each can be tested
+//! alone. Time is reached through the [`Sleep`] trait, so a test can record the exact schedule instead of
+//! waiting it out.
 
 use std::{
     future::Future,
@@ -13,7 +14,6 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use http::HeaderMap;
 
-use crate::{Delivery, Error};
 
 /// When to retry a failed call, and how long to wait in between.
 ///
@@ -66,52 +66,23 @@ impl RetryConfig {
         self.backoff().build()
     }
 
-    /// The wait before the next attempt after `error`: the schedule's `next`, lengthened to the service's
-    /// `Retry-After`. `None` (the schedule is exhausted) stays `None`.
-    pub(crate) fn adjust(&self, error: &Error, next: Option<Duration>) -> Option<Duration> {
+    /// The wait before the next attempt: the schedule's `next`, lengthened to the `Retry-After` the failed
+    /// attempt's answer asked for (capped at `max_retry_after`). `None` (the schedule is exhausted) stays
+    /// `None`.
+    pub fn adjust(&self, retry_after: Option<Duration>, next: Option<Duration>) -> Option<Duration> {
         // The schedule's float arithmetic leaves stray nanoseconds (200.000003ms); whole milliseconds read
         // better in logs and make the schedule exact.
         let next = next?;
         let next = Duration::from_millis(u64::try_from(next.as_millis()).unwrap_or(u64::MAX));
-        match error {
-            Error::UnexpectedStatus {
-                retry_after: Some(after),
-                ..
-            } => Some(next.max((*after).min(self.max_retry_after))),
-            _ => Some(next),
-        }
-    }
-}
-
-/// Whether a failed call is worth another attempt. The one place this is decided.
-///
-/// - connection failures before the request was sent: always;
-/// - transport failures and timeouts after it may have been sent: only for idempotent calls, since an insert
-///   may already have been applied (the caller resolves that, see [`Error::is_outcome_unknown`]);
-/// - `429` and `5xx` but `501`: always, as the service answered without applying the request;
-/// - channel not found, other statuses, undecodable answers, invalid requests: never.
-pub fn is_retryable(error: &Error) -> bool {
-    match error {
-        Error::Transport {
-            delivery: Delivery::NotSent,
-            ..
-        }
-        | Error::Timeout {
-            delivery: Delivery::NotSent,
-            ..
-        } => true,
-        Error::Transport { call, .. } | Error::Timeout { call, .. } => call.is_idempotent(),
-        Error::UnexpectedStatus { status, .. } => {
-            *status == 429 || ((500..600).contains(status) && *status != 501)
-        }
-        Error::ChannelNotFound { .. } | Error::Decode { .. } | Error::InvalidRequest { .. } => {
-            false
+        match retry_after {
+            Some(after) => Some(next.max(after.min(self.max_retry_after))),
+            None => Some(next),
         }
     }
 }
 
 /// Reads `Retry-After`: whole seconds, or an HTTP date (a date in the past means "now").
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
@@ -146,76 +117,6 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use super::*;
-    use crate::{Call, Excerpt};
-
-    fn status(code: u16) -> Error {
-        Error::UnexpectedStatus {
-            call: Call::Insert,
-            status: code,
-            body: Excerpt::new(b""),
-            retry_after: None,
-        }
-    }
-
-    fn transport(call: Call, delivery: Delivery) -> Error {
-        Error::Transport {
-            call,
-            delivery,
-            source: "boom".into(),
-        }
-    }
-
-    fn timeout(call: Call, delivery: Delivery) -> Error {
-        Error::Timeout {
-            call,
-            timeout: Duration::from_secs(1),
-            delivery,
-        }
-    }
-
-    #[test]
-    fn classifier_follows_status_and_idempotency() {
-        let check =
-            |error: Error, expect: bool| assert_eq!(is_retryable(&error), expect, "{error}");
-        check(status(429), true);
-        check(status(500), true);
-        check(status(502), true);
-        check(status(503), true);
-        check(status(599), true);
-        check(status(501), false);
-        check(status(400), false);
-        check(status(409), false);
-        check(transport(Call::Insert, Delivery::NotSent), true);
-        check(transport(Call::Insert, Delivery::MaybeSent), false);
-        check(transport(Call::Status, Delivery::MaybeSent), true);
-        check(timeout(Call::Insert, Delivery::MaybeSent), false);
-        check(timeout(Call::Insert, Delivery::NotSent), true);
-        check(timeout(Call::BulkStatus, Delivery::MaybeSent), true);
-        check(timeout(Call::CreateChannel, Delivery::MaybeSent), true);
-        check(
-            Error::ChannelNotFound {
-                call: Call::Insert,
-                channel_id: "c".into(),
-            },
-            false,
-        );
-        check(
-            Error::InvalidRequest {
-                call: Call::Insert,
-                reason: "x".into(),
-            },
-            false,
-        );
-        let decode = serde_json::from_str::<u8>("x").unwrap_err();
-        check(
-            Error::Decode {
-                call: Call::Status,
-                source: decode,
-                body: Excerpt::new(b"x"),
-            },
-            false,
-        );
-    }
 
     #[test]
     fn schedule_doubles_from_min_to_max_without_jitter() {
@@ -255,24 +156,13 @@ mod tests {
     #[test]
     fn retry_after_lengthens_but_never_shortens_and_is_capped() {
         let config = RetryConfig::default();
-        let with_after = |secs| Error::UnexpectedStatus {
-            call: Call::Status,
-            status: 503,
-            body: Excerpt::new(b""),
-            retry_after: Some(Duration::from_secs(secs)),
-        };
+        let after = |secs| Some(Duration::from_secs(secs));
         let next = Some(Duration::from_millis(400));
-        assert_eq!(
-            config.adjust(&with_after(3), next),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(config.adjust(&with_after(0), next), next);
-        assert_eq!(
-            config.adjust(&with_after(3600), next),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(config.adjust(&with_after(3), None), None);
-        assert_eq!(config.adjust(&status(500), next), next);
+        assert_eq!(config.adjust(after(3), next), after(3));
+        assert_eq!(config.adjust(after(0), next), next);
+        assert_eq!(config.adjust(after(3600), next), after(60));
+        assert_eq!(config.adjust(after(3), None), None);
+        assert_eq!(config.adjust(None, next), next);
     }
 
     #[test]

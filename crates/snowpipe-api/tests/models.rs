@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::value::RawValue;
 use snowpipe_api::{
-    Account, BulkStatusResponse, ChannelResponse, ColumnInfo, CreateChannelRequest, InsertRequest,
-    InsertResponse, Row, RowError, Secret, StatusResponse, TableRef, WarehouseType,
+    Row, Secret, TableRef, WarehouseType,
+    sidecar::wire::{
+        Account, BulkStatusResponse, ChannelResponse, ColumnInfo, CreateChannelRequest,
+        InsertRequest, InsertResponse, RowError, StatusResponse,
+    },
 };
 
 fn text() -> impl Strategy<Value = String> {

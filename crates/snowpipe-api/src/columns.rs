@@ -1,46 +1,33 @@
-//! Table schemas as the service reports them, and their mapping to warehouse types.
+//! A table's columns as a backend (or the warehouse) describes them, and their mapping to the pipeline's
+//! warehouse types.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::nullable::or_default;
-
-/// One column of a channel's table, in Snowflake's terms.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ColumnInfo {
-    /// Snowflake type, e.g. `VARCHAR(16777216)` or `NUMBER(38,2)`.
-    #[serde(rename = "type", default)]
-    pub sf_type: Option<String>,
-    /// Snowflake's logical type, e.g. `TEXT` or `FIXED`.
-    #[serde(default)]
-    pub logical_type: Option<String>,
-    /// Precision of a number column.
-    #[serde(default)]
-    pub precision: Option<i64>,
-    /// Scale of a number column; a scale above 0 makes it a float.
-    #[serde(default)]
+/// One column of a table, in Snowflake's terms: what the sidecar reports with an open channel and what
+/// `DESCRIBE TABLE` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The column's name as Snowflake stores it.
+    pub name: String,
+    /// Snowflake's type text, e.g. `VARCHAR(16777216)`, `NUMBER(38,2)` or `TIMESTAMP_TZ(9)`; empty when the
+    /// backend did not say.
+    pub data_type: String,
+    /// The scale of a number column when the backend reports it apart from the type text.
     pub scale: Option<i64>,
-    /// Byte length of a text column.
-    #[serde(default)]
-    pub byte_length: Option<i64>,
-    /// Character length of a text column.
-    #[serde(default)]
-    pub length: Option<i64>,
     /// Whether the column takes nulls.
-    #[serde(deserialize_with = "or_default", default = "yes")]
     pub nullable: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
-impl ColumnInfo {
-    /// The column's warehouse type, or `None` when its Snowflake type is missing or unknown.
+impl Column {
+    /// The column's warehouse type, or `None` when its Snowflake type is missing or unknown (a caller that adds
+    /// "missing" columns then never tries to re-add a column it cannot read).
     pub fn warehouse_type(&self) -> Option<WarehouseType> {
-        WarehouseType::from_snowflake(self.sf_type.as_deref()?, self.scale)
+        if self.data_type.is_empty() {
+            return None;
+        }
+        WarehouseType::from_snowflake(&self.data_type, self.scale)
     }
 }
 

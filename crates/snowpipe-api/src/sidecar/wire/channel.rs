@@ -1,11 +1,12 @@
-//! Opening channels: the create-channel request and the channel response with its table schema.
+//! Opening channels on the sidecar: the create-channel request and the channel response with its table
+//! schema.
 
 use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize};
 
-use super::{nullable::or_default, schema::ColumnInfo};
-use crate::{Secret, WarehouseType};
+use super::{column::ColumnInfo, nullable::or_default};
+use crate::{Secret, TableRef, WarehouseType};
 
 /// Opens (or re-opens) the channel named by destination, partition, database, schema and table.
 ///
@@ -56,30 +57,6 @@ pub struct Account {
     /// Passphrase of an encrypted private key; empty for an unencrypted one.
     #[serde(default)]
     pub private_key_passphrase: Secret,
-}
-
-/// A fully qualified table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TableRef {
-    /// Database name.
-    #[serde(deserialize_with = "or_default", default)]
-    pub database: String,
-    /// Schema name.
-    #[serde(deserialize_with = "or_default", default)]
-    pub schema: String,
-    /// Table name.
-    #[serde(deserialize_with = "or_default", default)]
-    pub table: String,
-    /// Whether the table is an Iceberg table.
-    #[serde(deserialize_with = "or_default", default)]
-    pub enable_iceberg: bool,
-}
-
-impl fmt::Display for TableRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.database, self.schema, self.table)
-    }
 }
 
 /// The service's answer about one channel: on opening it, or when asked for it.

@@ -1,8 +1,7 @@
-//! [`HttpClient`]: the [`SnowpipeApi`] over the sidecar service's HTTP/JSON protocol.
+//! [`HttpClient`]: the sidecar service's HTTP/JSON protocol, call by call.
 
 use std::{fmt::Write as _, future::Future, pin::Pin, sync::Arc, time::SystemTime};
 
-use async_trait::async_trait;
 use backon::Retryable;
 use bytes::Bytes;
 use flate2::{Compression, write::GzEncoder};
@@ -11,14 +10,16 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
+    classify::is_retryable,
     config::{ConfigError, HttpConfig},
+    error::{Endpoint as Call, HttpError as Error, Result},
     transport::{Answer, Body, Outgoing, Transport},
+    wire::{
+        BulkStatusResponse, ChannelResponse, CreateChannelRequest, InsertResponse, StatusResponse,
+        write_insert_json,
+    },
 };
-use crate::{
-    BulkStatusResponse, Call, ChannelResponse, CreateChannelRequest, Error, InsertRequest,
-    Inserted, Result, SnowpipeApi, StatusResponse,
-    retry::{self, is_retryable},
-};
+use crate::{Row, retry};
 
 /// Characters left as they are in a path segment or query value; everything else is percent-encoded, so a
 /// channel id can never change the path or add a parameter.
@@ -33,13 +34,16 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// tables with `buffered`), so their compression would run one after another instead of side by side.
 const BLOCKING_COMPRESS_BYTES: usize = 1 << 20;
 
-/// The client of the Snowpipe Streaming sidecar service.
+/// The client of the Snowpipe Streaming sidecar service: one method per endpoint of its protocol, answers as
+/// the protocol's bodies. [`Sidecar`](super::Sidecar) builds the backend-neutral [`Backend`](crate::Backend)
+/// on it.
 ///
 /// Cheap to clone (clones share the connection pool). Every call retries retryable failures as
-/// [`RetryConfig`](crate::RetryConfig) says, logging each retry at `warn` level.
+/// [`RetryConfig`](crate::RetryConfig) says, logging each retry at `warn` level. Answers that say
+/// `success: false` are returned as data; `Err` means the call itself failed.
 ///
 /// ```no_run
-/// use snowpipe_api::{HttpClient, HttpConfig, SnowpipeApi};
+/// use snowpipe_api::sidecar::{HttpClient, HttpConfig};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = HttpClient::new(HttpConfig { base_url: "http://localhost:9078".into(), ..HttpConfig::default() })?;
@@ -120,7 +124,7 @@ impl HttpClient {
             .retry(retry.backoff())
             .sleep(move |delay| sleep.sleep(delay))
             .when(is_retryable)
-            .adjust(move |error, next| adjust_with.adjust(error, next))
+            .adjust(move |error: &Error, next| adjust_with.adjust(error.retry_after(), next))
             .notify(move |error, delay| {
                 tracing::warn!(%call, %uri, ?delay, %error, "retrying service call");
             });
@@ -165,39 +169,38 @@ impl HttpClient {
         })
     }
 
-    async fn insert_body(&self, request: &InsertRequest) -> Result<Body> {
+    async fn insert_body(&self, rows: &Arc<[Row]>, offset: &str) -> Result<Body> {
         let invalid = |reason: String| Error::InvalidRequest {
             call: Call::Insert,
             reason,
         };
+        let hint = json_len_hint(rows, offset);
         let Some(level) = self.inner.config.insert_gzip_level else {
-            let mut json = Vec::with_capacity(request.json_len_hint());
-            request
-                .write_json(&mut json)
+            let mut json = Vec::with_capacity(hint);
+            write_insert_json(rows, offset, &mut json)
                 .map_err(|e| invalid(format!("cannot encode rows: {e}")))?;
             return Ok(Body {
                 bytes: json.into(),
                 gzip: false,
             });
         };
-        let bytes = if request.json_len_hint() > BLOCKING_COMPRESS_BYTES {
-            // The rows are shared bytes: a copy of the request is a list of handles, so the blocking task can
-            // own it and write the rows straight into the compressor, with no serialised copy in between.
-            let request = request.clone();
-            tokio::task::spawn_blocking(move || gzip(&request, level))
+        let bytes = if hint > BLOCKING_COMPRESS_BYTES {
+            // The rows are shared: the blocking task takes a handle to them and writes them straight into the
+            // compressor, with no serialised copy in between.
+            let (rows, offset) = (Arc::clone(rows), offset.to_owned());
+            tokio::task::spawn_blocking(move || gzip(&rows, &offset, level))
                 .await
                 .map_err(|e| invalid(format!("compressing the rows failed: {e}")))?
         } else {
-            gzip(request, level)
+            gzip(rows, offset, level)
         }
         .map_err(|e| invalid(format!("cannot compress rows: {e}")))?;
         Ok(Body { bytes, gzip: true })
     }
-}
 
-#[async_trait]
-impl SnowpipeApi for HttpClient {
-    async fn create_channel(&self, request: &CreateChannelRequest) -> Result<ChannelResponse> {
+    /// `POST /channels`: opens the channel the request names. Opening it again returns it anew and
+    /// invalidates older ids.
+    pub async fn create_channel(&self, request: &CreateChannelRequest) -> Result<ChannelResponse> {
         let call = Call::CreateChannel;
         let body = Self::json_body(call, request)?;
         let mut outgoing =
@@ -211,7 +214,9 @@ impl SnowpipeApi for HttpClient {
         self.call(outgoing, None).await
     }
 
-    async fn delete_channel(&self, channel_id: &str, sync: bool) -> Result<()> {
+    /// `DELETE /channels/{id}?sync=`: with `sync`, the service waits until the channel's buffered rows are
+    /// flushed first; without, the rows still flush after the channel is gone.
+    pub async fn delete_channel(&self, channel_id: &str, sync: bool) -> Result<()> {
         let call = Call::DeleteChannel;
         let path = format!("/channels/{}?sync={sync}", encode(channel_id));
         let outgoing = Outgoing::new(call, Method::DELETE, self.uri(call, &path)?, None);
@@ -226,7 +231,8 @@ impl SnowpipeApi for HttpClient {
         }
     }
 
-    async fn get_channel(&self, channel_id: &str) -> Result<ChannelResponse> {
+    /// `GET /channels/{id}`: reads a channel, with its table's schema.
+    pub async fn get_channel(&self, channel_id: &str) -> Result<ChannelResponse> {
         let call = Call::GetChannel;
         let path = format!("/channels/{}", encode(channel_id));
         self.call(
@@ -236,9 +242,17 @@ impl SnowpipeApi for HttpClient {
         .await
     }
 
-    async fn insert(&self, channel_id: &str, request: &InsertRequest) -> Result<Inserted> {
+    /// `POST /channels/{id}/insert`: appends rows marked with the offset token, gzip-compressed unless the
+    /// settings say otherwise. Not idempotent: when it fails with an unknown outcome
+    /// ([`HttpError::is_outcome_unknown`](super::HttpError::is_outcome_unknown)), the rows may be in.
+    pub async fn insert(
+        &self,
+        channel_id: &str,
+        rows: &Arc<[Row]>,
+        offset: &str,
+    ) -> Result<Inserted> {
         let call = Call::Insert;
-        let body = self.insert_body(request).await?;
+        let body = self.insert_body(rows, offset).await?;
         let body_bytes = body.bytes.len() as u64;
         let path = format!("/channels/{}/insert", encode(channel_id));
         let outgoing = Outgoing::new(call, Method::POST, self.uri(call, &path)?, Some(body));
@@ -249,7 +263,9 @@ impl SnowpipeApi for HttpClient {
         })
     }
 
-    async fn channel_status(&self, channel_id: &str) -> Result<StatusResponse> {
+    /// `GET /channels/{id}/status`: one channel's committed and latest inserted offsets, checked on the
+    /// channel itself.
+    pub async fn channel_status(&self, channel_id: &str) -> Result<StatusResponse> {
         let call = Call::Status;
         let path = format!("/channels/{}/status", encode(channel_id));
         self.call(
@@ -259,7 +275,9 @@ impl SnowpipeApi for HttpClient {
         .await
     }
 
-    async fn bulk_status(&self, channel_ids: &[String]) -> Result<BulkStatusResponse> {
+    /// `GET /channels/bulk-status`: statuses of many channels; unknown ids are listed in `not_found`. No
+    /// call is made for no ids.
+    pub async fn bulk_status(&self, channel_ids: &[String]) -> Result<BulkStatusResponse> {
         if channel_ids.is_empty() {
             return Ok(BulkStatusResponse {
                 success: true,
@@ -278,6 +296,20 @@ impl SnowpipeApi for HttpClient {
         )
         .await
     }
+}
+
+/// The outcome of an insert the service answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inserted {
+    /// The service's answer.
+    pub response: InsertResponse,
+    /// Bytes of the request body as sent (after compression), for metrics.
+    pub body_bytes: u64,
+}
+
+/// The size of an insert body before compression, give or take the offset's escapes.
+fn json_len_hint(rows: &[Row], offset: &str) -> usize {
+    rows.iter().map(|r| r.len() + 1).sum::<usize>() + offset.len() + 24
 }
 
 fn encode(value: &str) -> impl std::fmt::Display + '_ {
@@ -300,14 +332,14 @@ fn unexpected(outgoing: &Outgoing, status: StatusCode, answer: &Answer) -> Error
 
 /// Writes the request into a gzip encoder through a buffer: the encoder gets blocks of 64 KiB, never the many
 /// tiny writes of single tokens and rows, which cost it more than the copying the buffer does.
-fn gzip(request: &InsertRequest, level: u32) -> std::io::Result<Bytes> {
+fn gzip(rows: &[Row], offset: &str, level: u32) -> std::io::Result<Bytes> {
     // JSON rows shrink to well under a quarter; a fair first guess saves most reallocations.
     let encoder = GzEncoder::new(
-        Vec::with_capacity(request.json_len_hint() / 4 + 64),
+        Vec::with_capacity(json_len_hint(rows, offset) / 4 + 64),
         Compression::new(level),
     );
     let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, encoder);
-    request.write_json(&mut buffered)?;
+    write_insert_json(rows, offset, &mut buffered)?;
     let encoder = buffered
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)?;

@@ -14,7 +14,8 @@ use hyper_util::{
 use tokio::sync::Semaphore;
 
 use super::config::{ConfigError, HttpConfig};
-use crate::{Call, Delivery, Error, Excerpt};
+use super::error::{Delivery, Endpoint as Call, HttpError as Error};
+use crate::Excerpt;
 
 /// Answers above this size are refused rather than buffered: no answer of the protocol comes near it.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
