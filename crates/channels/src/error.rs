@@ -1,10 +1,10 @@
-//! [`ChannelError`]: every way getting, creating or deleting a channel can fail, each with its kind.
+//! [`ChannelError`]: every way getting, using or dropping a channel can fail, each with its kind.
 
-use snowpipe_api::ChannelErrorCode;
+use snowpipe_api::Error as BackendError;
 
 use crate::{BackoffActive, FailureKind, WarehouseError};
 
-/// A DDL step, named in errors and logs.
+/// A warehouse step, named in errors and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DdlStep {
@@ -14,6 +14,8 @@ pub enum DdlStep {
     CreateTable,
     /// `ALTER TABLE ... ADD COLUMN`.
     AddColumns,
+    /// `DESCRIBE TABLE`.
+    DescribeTable,
 }
 
 impl std::fmt::Display for DdlStep {
@@ -22,47 +24,32 @@ impl std::fmt::Display for DdlStep {
             Self::CreateSchema => "creating the schema",
             Self::CreateTable => "creating the table",
             Self::AddColumns => "adding columns",
+            Self::DescribeTable => "reading the table's columns",
         })
     }
 }
 
-/// Why a channel could not be had. [`ChannelError::kind`] says what that means for the jobs.
+/// Why a channel could not be had or used. [`ChannelError::kind`] says what that means for the jobs.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {
-    /// The service answered `success: false` to opening the channel.
-    #[error(
-        "opening the channel for table {table} failed with {code}: {message} (Snowflake HTTP {snowflake_http_code}: {snowflake_message})"
-    )]
-    Refused {
-        /// The table.
-        table: String,
-        /// The service's code.
-        code: ChannelErrorCode,
-        /// The service's message.
-        message: String,
-        /// Snowflake's own HTTP status (`snowflakeAPIHttpCode`); 400 means retrying cannot help.
-        snowflake_http_code: i64,
-        /// Snowflake's message, which tells the user what to fix.
-        snowflake_message: String,
-    },
-    /// A service call failed.
+    /// A backend call failed.
     #[error("{call} for table {table} failed: {source}")]
     Service {
         /// The table.
         table: String,
         /// What was being done.
         call: &'static str,
-        /// The client's error.
+        /// The backend's error.
         #[source]
-        source: snowpipe_api::Error,
+        source: BackendError,
     },
-    /// A DDL statement failed.
+    /// A warehouse statement failed.
     #[error("{step} for table {table} failed: {source}")]
     Warehouse {
         /// The table.
         table: String,
-        /// The DDL step.
+        /// The step.
         step: DdlStep,
         /// The warehouse error.
         #[source]
@@ -79,37 +66,38 @@ pub enum ChannelError {
         #[source]
         source: BackoffActive,
     },
+    /// Rows could not be appended, after every recovery the channel layer tries (reopening a lost channel,
+    /// resolving a lost answer from where the channel stands).
+    #[error("{message}")]
+    Append {
+        /// The table.
+        table: String,
+        /// The channel.
+        channel_id: String,
+        /// What happened, with the backend's errors.
+        message: String,
+    },
 }
 
 impl ChannelError {
     /// What the failure means for the jobs:
-    /// - opening refused with `ERR_VALIDATION_ERROR`, `ERR_AUTHENTICATION_FAILED`,
-    ///   `ERR_ROLE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED` or `ERR_DATABASE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED` →
-    ///   auth; any other refusal with Snowflake HTTP 400 → abort; other refusals → retry;
+    /// - backend refusals of credentials, role or grants (a missing database among them) → auth; so is a
+    ///   schema or table still missing where the DDL path cannot run or has run (the role cannot see it);
+    /// - requests that will not get better, and requests the backend cannot make → abort;
     /// - DDL failures → the warehouse error's kind;
     /// - a running backoff → retry (the jobs fail and come back later);
-    /// - service call failures → retry, except a request that cannot even be built → abort.
+    /// - everything else, appends that failed among them → retry.
     pub fn kind(&self) -> FailureKind {
         match self {
-            Self::Refused {
-                code,
-                snowflake_http_code,
-                ..
-            } => match code {
-                ChannelErrorCode::Validation
-                | ChannelErrorCode::AuthenticationFailed
-                | ChannelErrorCode::RoleDoesNotExistOrNotAuthorized
-                | ChannelErrorCode::DatabaseDoesNotExistOrNotAuthorized => FailureKind::Auth,
-                _ if *snowflake_http_code == 400 => FailureKind::Abort,
+            Self::Service { source, .. } => match source {
+                BackendError::Auth { .. } | BackendError::MissingObject { .. } => FailureKind::Auth,
+                BackendError::Permanent { .. } | BackendError::Unsupported { .. } => {
+                    FailureKind::Abort
+                }
                 _ => FailureKind::Retry,
             },
             Self::Warehouse { source, .. } => source.kind(),
-            Self::Backoff { .. } => FailureKind::Retry,
-            Self::Service {
-                source: snowpipe_api::Error::InvalidRequest { .. },
-                ..
-            } => FailureKind::Abort,
-            Self::Service { .. } => FailureKind::Retry,
+            Self::Backoff { .. } | Self::Append { .. } => FailureKind::Retry,
         }
     }
 

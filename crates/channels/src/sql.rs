@@ -83,6 +83,15 @@ pub fn add_columns<'a>(
     sql
 }
 
+/// `DESCRIBE TABLE "<schema>"."<table>"`: the table's columns, in the request's database.
+pub fn describe_table(schema: &str, table: &str) -> String {
+    format!(
+        "DESCRIBE TABLE {}.{}",
+        quote_ident(schema),
+        quote_ident(table)
+    )
+}
+
 fn push_columns<'a>(
     sql: &mut String,
     columns: impl IntoIterator<Item = (&'a str, WarehouseType)>,
@@ -123,6 +132,10 @@ mod tests {
                 false
             ),
             r#"ALTER TABLE "S"."a""b" ADD COLUMN IF NOT EXISTS "x y" VARIANT, "Z" TIMESTAMP_TZ"#
+        );
+        assert_eq!(
+            describe_table("S", "we\"ird"),
+            r#"DESCRIBE TABLE "S"."we""ird""#
         );
         assert_eq!(
             quote_ident("\";DROP TABLE X;--"),

@@ -1,12 +1,15 @@
 //! The boundary to the warehouse: the three DDL steps the manager needs, and how they fail.
 
 use async_trait::async_trait;
+use snowpipe_api::Column;
+use snowpipe_auth::KeyError;
 use snowpipe_grouping::Schema;
 
-use crate::{FailureKind, sql_api::KeyError};
+use crate::FailureKind;
 
-/// Runs DDL against the destination's database. Every call wakes the warehouse, which costs money: callers
-/// go through the auth backoff first (see [`ChannelManager`](crate::ChannelManager)).
+/// Runs DDL against the destination's database, and reads tables' columns. Every DDL statement wakes the
+/// warehouse, which costs money: callers go through the auth backoff first (see
+/// [`ChannelManager`](crate::ChannelManager)).
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Warehouse: Send + Sync {
@@ -26,6 +29,13 @@ pub trait Warehouse: Send + Sync {
         table: &str,
         columns: &Schema,
     ) -> Result<(), WarehouseError>;
+    /// `DESCRIBE TABLE`: the table's columns, in order; `None` when the table does not exist (or the role may
+    /// not see it), so the caller takes the DDL path.
+    async fn describe_table(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Vec<Column>>, WarehouseError>;
 }
 
 /// Why a DDL statement failed.

@@ -1,5 +1,7 @@
 //! The commands: each reads its inputs, calls the manager and writes its answer as one JSON line.
 
+use snowpipe_manager::{FailedJobParameters, ImportId, PollOutput, UploadStatsOutput};
+
 use crate::{
     args::{Cli, Command, GlobalArgs, PollArgs, RunArgs, StatsArgs, UploadArgs},
     demo, destination,
@@ -42,14 +44,32 @@ async fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<(), CliError> 
 async fn poll(global: &GlobalArgs, args: &PollArgs) -> Result<(), CliError> {
     let import_id = inputs::json_arg("--import-id", &args.import_id)?;
     let manager = manager(global, "poll")?;
-    let output = manager.poll(&import_id).await;
+    // An import id that does not decode is the behaviour contract's "complete, has failed, status 400"
+    // answer, not a usage error: a router reads it like any other poll.
+    let output = match ImportId::decode(&import_id) {
+        Ok(import_id) => manager.poll(&import_id).await,
+        Err(error) => PollOutput {
+            complete: true,
+            has_failed: true,
+            status_code: 400,
+            error: error.to_string(),
+            ..PollOutput::default()
+        },
+    };
     output::json_line(&output)
 }
 
 fn stats(args: &StatsArgs) -> Result<(), CliError> {
     let parameters = inputs::json_arg("--failed-job-parameters", &args.failed_job_parameters)?;
     let jobs = inputs::jobs_of("--jobs", &args.jobs)?;
-    let output = snowpipe_manager::upload_stats(&parameters, &jobs);
+    let output = match FailedJobParameters::decode(&parameters) {
+        Ok(parameters) => snowpipe_manager::upload_stats(&parameters, &jobs),
+        Err(error) => UploadStatsOutput {
+            status_code: 400,
+            error: error.to_string(),
+            ..UploadStatsOutput::default()
+        },
+    };
     output::json_line(&output)
 }
 

@@ -58,7 +58,7 @@ pub(crate) async fn demo(global: &GlobalArgs) -> Result<(), CliError> {
     }
     progress.finish();
 
-    let schema = snowpipe_channels::schema_name(NAMESPACE);
+    let schema = snowpipe_manager::schema_name(NAMESPACE);
     let summary = Summary {
         base_url: emulator.base_url(),
         schema: &schema,

@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use snowpipe_channels::DestinationConfig;
-use snowpipe_manager::Destination;
+use snowpipe_manager::{Destination, DestinationConfig};
 
 use crate::error::{CliError, usage};
 

@@ -10,7 +10,7 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use snowpipe_manager::{Manager, PollOutput, UploadOutput, UploadStatsOutput};
+use snowpipe_manager::{FailedJobParameters, Manager, PollOutput, UploadOutput, UploadStatsOutput};
 
 /// One file's result line.
 #[derive(Debug, Clone, Serialize)]
@@ -93,8 +93,7 @@ pub(crate) async fn run_file(
             None,
         ),
         Some(parameters) => {
-            let import_id =
-                serde_json::to_value(&parameters.import_id).unwrap_or(serde_json::Value::Null);
+            let import_id = &parameters.import_id;
             let poll = loop {
                 polls += 1;
                 progress.show(
@@ -106,14 +105,17 @@ pub(crate) async fn run_file(
                         started.elapsed().as_secs_f64()
                     ),
                 );
-                let poll = manager.poll(&import_id).await;
+                let poll = manager.poll(import_id).await;
                 if poll.complete || !poll.in_progress {
                     break poll;
                 }
                 // The product's poll interval: the service commits on its own schedule.
                 tokio::time::sleep(poll_interval).await;
             };
-            let parameters = poll.failed_job_parameters.clone().unwrap_or(import_id);
+            let parameters = poll
+                .failed_job_parameters
+                .clone()
+                .unwrap_or_else(|| import_id.clone().into());
             let stats = judge(manager, &upload, &parameters);
             (poll, Some(stats))
         }
@@ -202,7 +204,7 @@ pub(crate) async fn run_file(
 fn judge(
     manager: &Manager,
     upload: &UploadOutput,
-    parameters: &serde_json::Value,
+    parameters: &FailedJobParameters,
 ) -> UploadStatsOutput {
     // Upload knows each importing job's table: no need to read the file again.
     manager.upload_stats(parameters, &upload.importing_tables)

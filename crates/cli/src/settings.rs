@@ -1,8 +1,9 @@
 //! The manager's settings and connection, from the global options.
 
-use snowpipe_api::{HttpConfig, RetryConfig};
-use snowpipe_channels::BackoffConfig;
-use snowpipe_manager::{ConnectError, Connection, Destination, Manager, Settings};
+use snowpipe_manager::{
+    BackendConfig, BackoffConfig, ConnectError, Connection, Destination, HttpConfig, Manager,
+    RetryConfig, Settings,
+};
 
 use crate::{
     args::GlobalArgs,
@@ -53,7 +54,7 @@ pub(crate) fn connection(
     }
     let defaults = HttpConfig::default();
     Ok(Connection {
-        service: HttpConfig {
+        backend: BackendConfig::Sidecar(HttpConfig {
             base_url: service_url,
             timeout: global.request_timeout,
             connect_timeout: defaults.connect_timeout.min(global.request_timeout),
@@ -69,7 +70,7 @@ pub(crate) fn connection(
                 ..RetryConfig::default()
             },
             ..defaults
-        },
+        }),
         sql_api_url,
         backoff: BackoffConfig {
             initial: global.auth_backoff_initial,

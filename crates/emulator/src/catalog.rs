@@ -67,6 +67,78 @@ impl TableRef {
     }
 }
 
+/// The columns of Snowflake's `DESCRIBE TABLE` answer, in order.
+pub(crate) const DESCRIBE_TABLE_COLUMNS: [&str; 12] = [
+    "name",
+    "type",
+    "kind",
+    "null?",
+    "default",
+    "primary key",
+    "unique key",
+    "check",
+    "expression",
+    "comment",
+    "policy name",
+    "privacy domain",
+];
+
+/// Rows a statement answers. Every value is text or null, as the SQL API's `jsonv2` format gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResultSet {
+    /// Column names, in order.
+    pub(crate) columns: &'static [&'static str],
+    /// One entry per row, one value per column.
+    pub(crate) rows: Vec<Vec<Option<String>>>,
+}
+
+/// What a statement answers when it succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StatementResult {
+    /// DDL: Snowflake's one-line status message.
+    Status(String),
+    /// A statement that returns rows (`DESCRIBE TABLE`).
+    Rows(ResultSet),
+}
+
+impl StatementResult {
+    /// The status line: the DDL message, or for rows the SQL API's statement-level message (the rows
+    /// themselves only travel over the SQL API).
+    pub(crate) fn into_message(self) -> String {
+        match self {
+            Self::Status(message) => message,
+            Self::Rows(_) => "Statement executed successfully.".to_owned(),
+        }
+    }
+}
+
+/// The kind of object a `002003` error names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectKind {
+    Database,
+    Schema,
+    Table,
+}
+
+impl ObjectKind {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Database => "Database",
+            Self::Schema => "Schema",
+            Self::Table => "Table",
+        }
+    }
+
+    /// Snowflake files a missing table under "base table or view not found" and a missing database or
+    /// schema under "no data"; the code is `002003` either way.
+    fn sql_state(self) -> &'static str {
+        match self {
+            Self::Table => "42S02",
+            Self::Database | Self::Schema => "02000",
+        }
+    }
+}
+
 /// A SQL API error in Snowflake's terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(rename_all = "camelCase")]
@@ -74,7 +146,7 @@ impl TableRef {
 pub struct SqlError {
     /// Snowflake's error code, e.g. `002003` for an object that does not exist.
     pub code: String,
-    /// The SQL state, e.g. `02000`.
+    /// The SQL state, e.g. `02000` for a missing schema, `42S02` for a missing table.
     pub sql_state: String,
     /// The message, starting `SQL compilation error:` for compilation errors.
     pub message: String,
@@ -93,11 +165,11 @@ impl SqlError {
         }
     }
 
-    fn does_not_exist(kind: &str, name: &str) -> Self {
+    fn does_not_exist(kind: ObjectKind, name: &str) -> Self {
         Self::compilation(
             "002003",
-            "02000",
-            &format!("{kind} '{name}' does not exist or not authorized."),
+            kind.sql_state(),
+            &format!("{} '{name}' does not exist or not authorized.", kind.word()),
         )
     }
 
@@ -303,32 +375,54 @@ impl Catalog {
             .collect()
     }
 
-    /// Parses and runs one statement; answers Snowflake's status message.
+    /// Parses and runs one statement; answers Snowflake's status message (see
+    /// [`StatementResult::into_message`] for statements that return rows).
     pub(crate) fn execute(&mut self, sql_text: &str, ctx: &SqlContext) -> Result<String, SqlError> {
+        self.run(sql_text, ctx).map(StatementResult::into_message)
+    }
+
+    /// Parses and runs one statement; answers its status message or its rows.
+    pub(crate) fn run(
+        &mut self,
+        sql_text: &str,
+        ctx: &SqlContext,
+    ) -> Result<StatementResult, SqlError> {
         let stmt = sql::parse(sql_text).map_err(SqlError::from_parse)?;
         match stmt {
             Statement::CreateSchema {
                 name,
                 if_not_exists,
-            } => self.create_schema(&name, if_not_exists, ctx),
+            } => self
+                .create_schema(&name, if_not_exists, ctx)
+                .map(StatementResult::Status),
             Statement::CreateTable {
                 name,
                 if_not_exists,
                 columns,
-            } => self.create_table(&name, if_not_exists, columns, ctx),
+            } => self
+                .create_table(&name, if_not_exists, columns, ctx)
+                .map(StatementResult::Status),
             Statement::AddColumns {
                 table,
                 if_exists,
                 if_not_exists,
                 columns,
-            } => self.add_columns(&table, if_exists, if_not_exists, columns, ctx),
+            } => self
+                .add_columns(&table, if_exists, if_not_exists, columns, ctx)
+                .map(StatementResult::Status),
+            Statement::DescribeTable { table } => {
+                self.describe_table(&table, ctx).map(StatementResult::Rows)
+            }
         }
     }
 
     fn database_mut(&mut self, name: &str, ctx: &SqlContext) -> Result<&mut Database, SqlError> {
         match self.databases.get_mut(name) {
             Some(db) if Self::may_use(db, ctx.role.as_deref()) => Ok(db),
-            _ => Err(SqlError::does_not_exist("Database", &ident::display(name))),
+            _ => Err(SqlError::does_not_exist(
+                ObjectKind::Database,
+                &ident::display(name),
+            )),
         }
     }
 
@@ -429,7 +523,7 @@ impl Catalog {
         let db = self.database_mut(&r.database, ctx)?;
         db.schemas.get_mut(&r.schema).ok_or_else(|| {
             SqlError::does_not_exist(
-                "Schema",
+                ObjectKind::Schema,
                 &sql::display_name(&[r.database.clone(), r.schema.clone()]),
             )
         })
@@ -497,7 +591,7 @@ impl Catalog {
             return if if_exists {
                 Ok("Statement executed successfully.".to_owned())
             } else {
-                Err(SqlError::does_not_exist("Table", &shown))
+                Err(SqlError::does_not_exist(ObjectKind::Table, &shown))
             };
         };
         let mut next = (*table.schema).clone();
@@ -521,6 +615,46 @@ impl Catalog {
         table.schema = Arc::new(next);
         Ok("Statement executed successfully.".to_owned())
     }
+
+    /// `DESCRIBE TABLE`: one row per column, in column order, with [`DESCRIBE_TABLE_COLUMNS`].
+    fn describe_table(&self, name: &ObjectName, ctx: &SqlContext) -> Result<ResultSet, SqlError> {
+        let r = self.resolve_table(name, ctx, "DESCRIBE TABLE")?;
+        // A missing database or schema, or one the role may not use, answers as a missing table: the
+        // statement names a table, and the answer must not tell a role which enclosing object it
+        // cannot see.
+        let table = self
+            .databases
+            .get(&r.database)
+            .filter(|db| Self::may_use(db, ctx.role.as_deref()))
+            .and_then(|db| db.schemas.get(&r.schema))
+            .and_then(|s| s.tables.get(&r.table))
+            .ok_or_else(|| SqlError::does_not_exist(ObjectKind::Table, &r.display()))?;
+        Ok(ResultSet {
+            columns: &DESCRIBE_TABLE_COLUMNS,
+            rows: table.schema.columns.iter().map(describe_row).collect(),
+        })
+    }
+}
+
+/// One `DESCRIBE TABLE` row. The emulator keeps no defaults, keys, checks, comments or policies, so
+/// those are null, or `N` where Snowflake always answers Y/N.
+fn describe_row(c: &Column) -> Vec<Option<String>> {
+    let text = |s: &str| Some(s.to_owned());
+    // In the order of DESCRIBE_TABLE_COLUMNS.
+    vec![
+        Some(c.name.clone()),
+        Some(c.ty.sql_name()),
+        text("COLUMN"),
+        text(if c.nullable { "Y" } else { "N" }),
+        None,      // default
+        text("N"), // primary key
+        text("N"), // unique key
+        None,      // check
+        None,      // expression
+        None,      // comment
+        None,      // policy name
+        None,      // privacy domain
+    ]
 }
 
 fn info(r: &TableRef, t: &Table) -> TableInfo {
@@ -624,6 +758,7 @@ mod tests {
             "{}",
             e.message
         );
+        assert_eq!(e.sql_state, "02000");
         let e = c
             .execute("ALTER TABLE PUBLIC.t ADD COLUMN a int", &cx)
             .unwrap_err();
@@ -632,6 +767,7 @@ mod tests {
             "{}",
             e.message
         );
+        assert_eq!(e.sql_state, "42S02");
         assert!(
             c.execute("ALTER TABLE IF EXISTS PUBLIC.t ADD COLUMN a int", &cx)
                 .is_ok()
@@ -661,6 +797,75 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.code, "002025");
+    }
+
+    #[test]
+    fn describe_table_rows_and_visibility() {
+        let mut c = catalog();
+        let cx = ctx(Some("DB"), Some("PUBLIC"), Some("LOADER"));
+        c.execute(
+            "CREATE TABLE \"t\" (id int not null, \"Name\" varchar(5))",
+            &cx,
+        )
+        .unwrap();
+        // Only name, type and null? vary: the emulator keeps no defaults, keys, checks or comments.
+        let row = |name: &str, ty: &str, null: &str| {
+            let mut row = vec![None; DESCRIBE_TABLE_COLUMNS.len()];
+            row[0] = Some(name.to_owned());
+            row[1] = Some(ty.to_owned());
+            row[2] = Some("COLUMN".to_owned());
+            row[3] = Some(null.to_owned());
+            row[5] = Some("N".to_owned());
+            row[6] = Some("N".to_owned());
+            row
+        };
+        assert_eq!(
+            c.run("DESC TABLE DB.PUBLIC.\"t\"", &cx),
+            Ok(StatementResult::Rows(ResultSet {
+                columns: &DESCRIBE_TABLE_COLUMNS,
+                rows: vec![
+                    row("ID", "NUMBER(38,0)", "N"),
+                    row("Name", "VARCHAR(5)", "Y")
+                ],
+            }))
+        );
+        // Through the DDL entry point a result set reads as the SQL API's statement message.
+        assert_eq!(
+            c.execute("DESCRIBE TABLE \"t\"", &cx).as_deref(),
+            Ok("Statement executed successfully.")
+        );
+        // Every way of not seeing the table answers the same: the table does not exist.
+        for (sql, role, shown) in [
+            ("DESCRIBE TABLE T", "LOADER", "DB.PUBLIC.T"),
+            ("DESCRIBE TABLE NOPE.\"t\"", "LOADER", "DB.NOPE.\"t\""),
+            (
+                "DESCRIBE TABLE OTHER.PUBLIC.\"t\"",
+                "LOADER",
+                "OTHER.PUBLIC.\"t\"",
+            ),
+            ("DESCRIBE TABLE \"t\"", "STRANGER", "DB.PUBLIC.\"t\""),
+        ] {
+            let e = c
+                .run(sql, &ctx(Some("DB"), Some("PUBLIC"), Some(role)))
+                .unwrap_err();
+            assert_eq!(
+                (e.code.as_str(), e.sql_state.as_str(), e.status),
+                ("002003", "42S02", 422),
+                "{sql}"
+            );
+            assert_eq!(
+                e.message,
+                format!(
+                    "SQL compilation error:\nTable '{shown}' does not exist or not authorized."
+                ),
+                "{sql}"
+            );
+        }
+        // The administrator (no role) sees everything.
+        assert!(
+            c.run("DESCRIBE TABLE DB.PUBLIC.\"t\"", &SqlContext::default())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!   health), with Snowflake's behaviours: channel ids invalidated on reopen, commits after a lag, rows
 //!   validated against the table's schema, committed offsets that survive restarts;
 //! - Snowflake's SQL API v2 for the DDL the manager runs (`CREATE SCHEMA`/`CREATE TABLE IF NOT EXISTS`,
-//!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`), with key-pair JWT authentication;
+//!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`) and `DESCRIBE TABLE`, with key-pair JWT authentication;
 //! - an admin API under [`ADMIN_PREFIX`] to script faults and inspect state, the same as [`Control`].
 //!
 //! A demo account, user, key pair and database are built in ([`demo`]), so nothing needs configuring.

@@ -4,6 +4,7 @@
 //! CREATE [TRANSIENT] SCHEMA [IF NOT EXISTS] [db.]schema [option = value ...]
 //! CREATE [TRANSIENT | ICEBERG] TABLE [IF NOT EXISTS] [[db.]schema.]table (column type [NOT NULL | NULL | COMMENT 'x'] , ...) [option = value ...]
 //! ALTER TABLE [IF EXISTS] [[db.]schema.]table ADD [COLUMN] [IF NOT EXISTS] column type [...], column type [...] ...
+//! { DESCRIBE | DESC } TABLE [[db.]schema.]table [TYPE = COLUMNS]
 //! ```
 //!
 //! Identifiers follow Snowflake: unquoted ones are ASCII letters, digits, `_` and `$` and are upper-cased;
@@ -42,6 +43,8 @@ pub(crate) enum Statement {
         if_not_exists: bool,
         columns: Vec<ColumnDef>,
     },
+    /// `DESCRIBE TABLE` (or `DESC TABLE`): the table's columns as a result set.
+    DescribeTable { table: ObjectName },
 }
 
 /// Why a statement could not be parsed.
@@ -389,6 +392,30 @@ impl Parser {
                 columns,
             });
         }
+        if self.eat_kw("DESCRIBE") || self.eat_kw("DESC") {
+            self.expect_kw("TABLE")?;
+            let table = self.object_name(3)?;
+            self.describe_type()?;
+            return Ok(Statement::DescribeTable { table });
+        }
+        Err(self.unexpected())
+    }
+
+    /// `DESCRIBE TABLE`'s optional `TYPE = COLUMNS | STAGE`. Only `COLUMNS` (the default) is modelled:
+    /// the emulator has no stages, so `STAGE` is refused as unsupported rather than answered wrongly.
+    fn describe_type(&mut self) -> Result<(), ParseError> {
+        if !self.eat_kw("TYPE") {
+            return Ok(());
+        }
+        self.expect_sym('=')?;
+        if self.eat_kw("COLUMNS") {
+            return Ok(());
+        }
+        if self.is_kw("STAGE") {
+            return Err(ParseError::Invalid(
+                "DESCRIBE TABLE ... TYPE = STAGE is not supported by the emulator".to_owned(),
+            ));
+        }
         Err(self.unexpected())
     }
 
@@ -581,6 +608,46 @@ mod tests {
                     ("b c", ColumnType::Variant, true),
                 ]),
             }),
+        );
+    }
+
+    #[test]
+    fn describe_table_long_and_short_forms() {
+        let describe = |parts: &[&str]| Ok(Statement::DescribeTable { table: name(parts) });
+        check("DESCRIBE TABLE events", &describe(&["EVENTS"]));
+        check(
+            "desc table \"My Db\".raw.\"mixed Case \"\"t\"\"\";",
+            &describe(&["My Db", "RAW", "mixed Case \"t\""]),
+        );
+        check(
+            "Desc Table s.t type = columns -- the default kind\n",
+            &describe(&["S", "T"]),
+        );
+    }
+
+    #[test]
+    fn bad_describes() {
+        let syntax = |sql: &str, token: &str| {
+            let got = parse(sql);
+            assert!(
+                matches!(&got, Err(ParseError::Syntax(m)) if m.contains(&format!("unexpected '{token}'"))),
+                "{sql}: {got:?}"
+            );
+        };
+        syntax("DESCRIBE events", "events");
+        syntax("DESC VIEW v", "VIEW");
+        syntax("DESCRIBE TABLE", "<EOF>");
+        syntax("DESCRIBE TABLE a.b.c.d", "d");
+        syntax("DESCRIBE TABLE t extra", "extra");
+        syntax("DESCRIBE TABLE t TYPE = ROWS", "ROWS");
+        syntax("DESCRIBE TABLE t TYPE COLUMNS", "COLUMNS");
+        assert!(matches!(
+            parse("DESCRIBE TABLE t TYPE = STAGE"),
+            Err(ParseError::Invalid(_))
+        ));
+        assert_eq!(
+            parse("DESC TABLE a; DESC TABLE b"),
+            Err(ParseError::StatementCount(2))
         );
     }
 

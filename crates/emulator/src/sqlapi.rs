@@ -1,5 +1,6 @@
-//! Snowflake's SQL API v2 (`POST /api/v2/statements`), the subset the manager uses for DDL: key-pair JWT
-//! authentication and one statement per request, answered in the API's JSON shapes.
+//! Snowflake's SQL API v2 (`POST /api/v2/statements`), the subset the manager uses for DDL and
+//! `DESCRIBE TABLE`: key-pair JWT authentication and one statement per request, answered in the API's
+//! JSON shapes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    catalog::{SqlContext, SqlError},
+    catalog::{ResultSet, SqlContext, SqlError, StatementResult},
     http::{Resp, json_response},
     ident, jwt,
     service::Outcome,
@@ -66,23 +67,24 @@ fn error_answer(err: &SqlError, handle: &str) -> Resp {
     )
 }
 
-fn success_answer(message: &str, handle: &str) -> Resp {
+/// One `rowType` entry: every column the emulator answers is text, as DDL status and `DESCRIBE`
+/// columns are in Snowflake.
+fn text_column(name: &str) -> Value {
+    json!({"name": name, "database": "", "schema": "", "table": "", "nullable": true,
+           "length": 16_777_216, "type": "text", "scale": null, "precision": null,
+           "byteLength": 16_777_216, "collation": null})
+}
+
+/// A 200 answer: the given `resultSetMetaData` and `data` in the SQL API's success envelope.
+fn ok_answer(meta: &Value, data: &Value, handle: &str) -> Resp {
     let created_on = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let length = message.len();
     json_response(
         StatusCode::OK,
         &json!({
-            "resultSetMetaData": {
-                "numRows": 1,
-                "format": "jsonv2",
-                "partitionInfo": [{"rowCount": 1, "uncompressedSize": length + 6}],
-                "rowType": [{"name": "status", "database": "", "schema": "", "table": "", "nullable": true,
-                             "length": 16_777_216, "type": "text", "scale": null, "precision": null,
-                             "byteLength": 16_777_216, "collation": null}],
-            },
-            "data": [[message]],
+            "resultSetMetaData": meta,
+            "data": data,
             "code": "090001",
             "statementStatusUrl": format!("/api/v2/statements/{handle}"),
             "requestId": new_handle(),
@@ -92,6 +94,33 @@ fn success_answer(message: &str, handle: &str) -> Resp {
             "createdOn": created_on,
         }),
     )
+}
+
+/// A DDL statement's answer: one `status` row holding Snowflake's message.
+fn success_answer(message: &str, handle: &str) -> Resp {
+    let length = message.len();
+    let meta = json!({
+        "numRows": 1,
+        "format": "jsonv2",
+        "partitionInfo": [{"rowCount": 1, "uncompressedSize": length + 6}],
+        "rowType": [text_column("status")],
+    });
+    ok_answer(&meta, &json!([[message]]), handle)
+}
+
+/// A result set's answer: `jsonv2` rows of strings and nulls, in one partition.
+fn rows_answer(rows: &ResultSet, handle: &str) -> Resp {
+    let data = json!(rows.rows);
+    // The partition's size is that of the data as sent, the closest the emulator has to Snowflake's
+    // uncompressed chunk size.
+    let size = serde_json::to_string(&data).map_or(0, |text| text.len());
+    let meta = json!({
+        "numRows": rows.rows.len(),
+        "format": "jsonv2",
+        "partitionInfo": [{"rowCount": rows.rows.len(), "uncompressedSize": size}],
+        "rowType": rows.columns.iter().map(|c| text_column(c)).collect::<Vec<_>>(),
+    });
+    ok_answer(&meta, &data, handle)
 }
 
 /// Serves one SQL API call.
@@ -175,9 +204,10 @@ pub(crate) fn serve(core: &Core, headers: &HeaderMap, body: &Bytes) -> Outcome {
             .map(ident::resolve),
         role: Some(role),
     };
-    let result = core.lock().catalog.execute(&statement, &ctx);
+    let result = core.lock().catalog.run(&statement, &ctx);
     match result {
-        Ok(message) => outcome(success_answer(&message, &handle)),
+        Ok(StatementResult::Status(message)) => outcome(success_answer(&message, &handle)),
+        Ok(StatementResult::Rows(rows)) => outcome(rows_answer(&rows, &handle)),
         Err(e) => outcome(error_answer(&e, &handle)),
     }
 }

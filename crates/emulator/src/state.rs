@@ -305,7 +305,9 @@ impl Control {
     }
 
     /// Runs one DDL statement with every privilege, as an administrator would (no JWT). `database` and
-    /// `schema` are the session's defaults for unqualified names.
+    /// `schema` are the session's defaults for unqualified names. A `DESCRIBE TABLE` answers only the
+    /// SQL API's status line, `Statement executed successfully.`: its rows come over the SQL API, and
+    /// [`Self::table`] gives the same columns here.
     ///
     /// # Errors
     /// [`SqlError`] as the SQL API would answer it.

@@ -65,12 +65,69 @@ impl JobIdRange {
     }
 }
 
+/// An import id: the entries upload handed out, one per channel it appended to, in upload order (tables,
+/// then the discards channel). What poll takes.
+///
+/// In JSON it is the array of entries (`importId`'s value); [`ImportId::decode`] also reads the whole
+/// `{"importId": [...]}` object and either as a JSON string, as routers persist it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImportId(pub Vec<ImportEntry>);
+
+impl ImportId {
+    /// Reads an import id from the JSON a caller holds: the entries' array, the whole `{"importId": [...]}`
+    /// object, or either as a JSON string.
+    ///
+    /// # Errors
+    /// [`DecodeError`] naming what could not be read.
+    pub fn decode(value: &Value) -> Result<Self, DecodeError> {
+        decode_entries(value, "the import id").map(Self)
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> &[ImportEntry] {
+        &self.0
+    }
+}
+
+/// Poll's failed job parameters: the import's entries, each with `failed`, `reason` and `failedJobIds` set
+/// by poll. What upload stats takes.
+///
+/// In JSON it is the array of entries, like [`ImportId`]; [`FailedJobParameters::decode`] reads the same
+/// forms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FailedJobParameters(pub Vec<ImportEntry>);
+
+impl FailedJobParameters {
+    /// Reads failed job parameters from the JSON a caller holds (the forms [`ImportId::decode`] reads).
+    ///
+    /// # Errors
+    /// [`DecodeError`] naming what could not be read.
+    pub fn decode(value: &Value) -> Result<Self, DecodeError> {
+        decode_entries(value, "the failed job parameters").map(Self)
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> &[ImportEntry] {
+        &self.0
+    }
+}
+
+impl From<ImportId> for FailedJobParameters {
+    /// An import's entries as they stand before poll judged them: upload stats then calls every job of a
+    /// table with an entry succeeded.
+    fn from(import_id: ImportId) -> Self {
+        Self(import_id.0)
+    }
+}
+
 /// Upload's importing parameters: `{"importId": [entries]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportParameters {
-    /// The entries, tables in upload order, then the discards channel's.
-    pub import_id: Vec<ImportEntry>,
+    /// The import id to hand to poll.
+    pub import_id: ImportId,
 }
 
 /// Why an import id or failed job parameters could not be read.
@@ -85,7 +142,7 @@ pub struct DecodeError {
 
 /// Reads the entries of an import id given as the array, as the array in a JSON string (as some routers
 /// persist it), or as the whole `{"importId": [...]}` object.
-pub fn decode_entries(value: &Value, what: &'static str) -> Result<Vec<ImportEntry>, DecodeError> {
+fn decode_entries(value: &Value, what: &'static str) -> Result<Vec<ImportEntry>, DecodeError> {
     let error = |reason: String| DecodeError { what, reason };
     match value {
         Value::Array(_) => serde_json::from_value(value.clone()).map_err(|e| error(e.to_string())),

@@ -7,8 +7,10 @@
 //! that goes in comes out in exactly one outcome: importing (then succeeded or failed), failed (retry it
 //! later) or aborted (never retry).
 //!
-//! The manager is built from the layers below through their traits, so it is tested with mocks and runs
-//! for real with the HTTP clients ([`Manager::connect`]).
+//! The manager talks to the channel layer only (`snowpipe_channels::Channels`), which talks to the backend
+//! and the warehouse; so it is tested with a mock of that one trait, and runs for real with the backend
+//! [`Manager::connect`] picks from the [`Connection`]. The configuration types a caller needs are
+//! re-exported here.
 
 mod import;
 mod manager;
@@ -20,8 +22,19 @@ mod stats;
 pub mod telemetry;
 mod upload;
 
-pub use import::{DecodeError, ImportEntry, ImportParameters, JobIdRange, decode_entries};
-pub use manager::{ConnectError, Connection, Destination, Manager};
+pub use import::{
+    DecodeError, FailedJobParameters, ImportEntry, ImportId, ImportParameters, JobIdRange,
+};
+pub use manager::{BackendConfig, ConnectError, Connection, Destination, Manager};
 pub use output::{PollOutput, StatsMetadata, UploadOutput, UploadStatsOutput};
 pub use settings::Settings;
 pub use stats::upload_stats;
+
+// The configuration a caller builds a manager from, so that it need not depend on the layers below.
+pub use snowpipe_api::{
+    RetryConfig,
+    sidecar::{DEFAULT_BASE_URL as DEFAULT_SIDECAR_URL, HttpConfig},
+};
+pub use snowpipe_channels::{
+    BackoffConfig, Clock, DestinationConfig, ManualClock, SystemClock, schema_name,
+};

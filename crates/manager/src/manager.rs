@@ -1,10 +1,14 @@
-//! [`Manager`]: one destination's uploads and polls, built from the layers below.
+//! [`Manager`]: one destination's uploads and polls, built from the channel layer.
 
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::Value;
-use snowpipe_api::{HttpClient, HttpConfig, Instrumented, SnowpipeApi};
+use snowpipe_api::{
+    Instrumented, RetryConfig,
+    retry::Sleep,
+    sidecar::{Account, HttpClient, HttpConfig, Sidecar},
+};
 use snowpipe_channels::{
     AuthBackoff, BackoffConfig, ChannelManager, ChannelSettings, Channels, Clock,
     DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock,
@@ -27,11 +31,35 @@ pub struct Destination {
     pub config: Value,
 }
 
-/// How to reach the service and Snowflake, for [`Manager::connect`].
+/// Which backend the channels live on, and how to reach it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BackendConfig {
+    /// The sidecar service over HTTP (its URL, timeouts, retries, compression).
+    Sidecar(HttpConfig),
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        Self::Sidecar(HttpConfig::default())
+    }
+}
+
+impl BackendConfig {
+    /// The per-attempt timeout and retry policy the backend's client was given: the SQL API client takes
+    /// the same, since what the caller tuned for one service holds for the other.
+    fn transport(&self) -> (std::time::Duration, &RetryConfig, Arc<dyn Sleep>) {
+        match self {
+            Self::Sidecar(config) => (config.timeout, &config.retry, Arc::clone(&config.sleep)),
+        }
+    }
+}
+
+/// How to reach the backend and Snowflake, for [`Manager::connect`].
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
-    /// The service's HTTP client settings (URL, timeouts, retries, compression).
-    pub service: HttpConfig,
+    /// The backend the channels live on.
+    pub backend: BackendConfig,
     /// Snowflake's SQL API base URL; `https://<account>.snowflakecomputing.com` when `None`.
     pub sql_api_url: Option<String>,
     /// The auth backoff.
@@ -42,9 +70,9 @@ pub struct Connection {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The service client's settings are invalid.
+    /// The backend client's settings are invalid.
     #[error(transparent)]
-    Service(#[from] snowpipe_api::ConfigError),
+    Service(#[from] snowpipe_api::sidecar::ConfigError),
     /// The SQL API client could not be set up.
     #[error(transparent)]
     Warehouse(#[from] snowpipe_channels::WarehouseError),
@@ -56,7 +84,6 @@ pub struct Manager {
     pub(crate) destination_id: String,
     pub(crate) config: Result<DestinationConfig, String>,
     pub(crate) settings: Settings,
-    pub(crate) api: Arc<dyn SnowpipeApi>,
     pub(crate) channels: Arc<dyn Channels>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) labels: Labels,
@@ -83,12 +110,11 @@ pub(crate) fn decode_config(destination: &Destination) -> Result<DestinationConf
 }
 
 impl Manager {
-    /// A manager over the given layers: the service, the channels (which hold the warehouse client and the
-    /// auth backoff) and a clock.
+    /// A manager over a channel layer (which holds the backend, the warehouse client and the auth backoff)
+    /// and a clock.
     pub fn new(
         destination: &Destination,
         settings: Settings,
-        api: Arc<dyn SnowpipeApi>,
         channels: Arc<dyn Channels>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -97,14 +123,13 @@ impl Manager {
             config: decode_config(destination),
             labels: Labels::new(&destination.workspace_id, &destination.id),
             settings,
-            api,
             channels,
             clock,
             poll: Mutex::default(),
         }
     }
 
-    /// A manager speaking HTTP to the service and to Snowflake's SQL API.
+    /// A manager on the backend the connection names, with DDL through Snowflake's SQL API.
     pub fn connect(
         destination: &Destination,
         settings: Settings,
@@ -127,27 +152,38 @@ impl Manager {
             ("destinationId", destination.id.clone()),
             ("destType", "SNOWPIPE_STREAMING".to_owned()),
         ];
-        let api: Arc<dyn SnowpipeApi> = Arc::new(
-            Instrumented::new(HttpClient::new(connection.service.clone())?).with_labels(labels),
-        );
         let config = decode_config(destination).unwrap_or_default();
+        let (timeout, retry, sleep) = connection.backend.transport();
         let mut sql = SqlApiConfig::for_destination(&config);
-        sql.base_url = connection.sql_api_url;
-        // One set of transport settings for both services: what the caller tuned for one holds for the other.
-        sql.timeout = connection.service.timeout;
-        sql.retry = connection.service.retry.clone();
-        sql.sleep = Arc::clone(&connection.service.sleep);
+        sql.base_url = connection.sql_api_url.clone();
+        sql.timeout = timeout;
+        sql.retry = retry.clone();
+        sql.sleep = sleep;
         let warehouse = SqlApiWarehouse::new(sql)?;
-        let channel_settings =
+        let mut channel_settings =
             ChannelSettings::new(&destination.id, &settings.instance_id, &config);
+        channel_settings.bulk_status_batch_size = settings.bulk_status_batch_size;
         let backoff = AuthBackoff::new(connection.backoff, Arc::clone(&clock));
-        let channels: Arc<dyn Channels> = Arc::new(ChannelManager::new(
-            Arc::clone(&api),
-            warehouse,
-            channel_settings,
-            backoff,
-        ));
-        Ok(Self::new(destination, settings, api, channels, clock))
+        let channels: Arc<dyn Channels> = match connection.backend {
+            BackendConfig::Sidecar(http) => {
+                let account = Account {
+                    account: config.account,
+                    user: config.user,
+                    role: config.role,
+                    private_key: config.private_key,
+                    private_key_passphrase: config.private_key_passphrase,
+                };
+                let sidecar = Sidecar::new(HttpClient::new(http)?, account);
+                let backend = Instrumented::new(sidecar).with_labels(labels);
+                Arc::new(ChannelManager::new(
+                    backend,
+                    warehouse,
+                    channel_settings,
+                    backoff,
+                ))
+            }
+        };
+        Ok(Self::new(destination, settings, channels, clock))
     }
 
     /// The settings.

@@ -112,7 +112,7 @@ impl Outcomes {
             destination_id: destination_id.to_owned(),
             importing_count: importing.len(),
             importing_parameters: (!self.entries.is_empty()).then_some(ImportParameters {
-                import_id: self.entries,
+                import_id: crate::ImportId(self.entries),
             }),
             importing_job_ids: importing,
             failed_count: failed.len(),

@@ -3,9 +3,8 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::ImportParameters;
+use crate::{FailedJobParameters, ImportParameters};
 
 /// Upload's answer: every job id of the batch is in exactly one of importing, failed and aborted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -54,7 +53,7 @@ pub struct PollOutput {
     /// Some entry failed as stuck (committed offsets stopped moving): a warning names the pipeline.
     pub has_warning: bool,
     /// The import entries with `failed`, `reason` and `failedJobIds` set, for upload stats.
-    pub failed_job_parameters: Option<Value>,
+    pub failed_job_parameters: Option<FailedJobParameters>,
     /// The decode error, when `status_code` is 400.
     pub error: String,
 }

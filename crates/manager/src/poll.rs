@@ -1,26 +1,47 @@
 //! Poll: ask the channels of an import where they stand, recover lost and invalid channels, and judge each
 //! entry succeeded, failed or still in progress.
 
-use std::{collections::HashMap, sync::PoisonError, time::Instant};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::PoisonError,
+    time::Instant,
+};
 
-use serde_json::Value;
-use snowpipe_api::StatusResponse;
+use snowpipe_api::{ChannelStatus, Progress};
+use snowpipe_channels::ChannelId;
 use tracing::Instrument as _;
 
-use crate::{ImportEntry, JobIdRange, Manager, PollOutput, import::decode_entries};
+use crate::{FailedJobParameters, ImportEntry, ImportId, JobIdRange, Manager, PollOutput};
 
-/// What the manager remembers between polls of one import.
+/// Most imports whose poll state a manager keeps at once. A caller that abandons imports without polling
+/// them to completion must not make the state grow without bound; the oldest is forgotten first (forgetting
+/// costs at most a channel asked again, and a stuck clock restarted from the entries' upload time).
+const MAX_TRACKED_IMPORTS: usize = 1024;
+
+/// What the manager remembers between polls.
 #[derive(Debug, Default)]
 pub(crate) struct PollState {
-    /// Entries already judged terminal, by (channel id, offset, table): not asked again.
-    terminal: HashMap<EntryKey, Judgement>,
-    /// When the import was first seen in progress.
-    in_progress_since: Option<Instant>,
-    /// Channels reopened during polling: the id in the import entry → the id to ask now.
+    /// Per import, by its entries.
+    imports: HashMap<ImportKey, ImportState>,
+    /// Imports in the order they were first polled, to forget the oldest.
+    order: VecDeque<ImportKey>,
+    /// Channels reopened during polling: the id in an import entry → the id to ask now. Shared by every
+    /// import, since entries of several imports can name the same channel.
     reopened: HashMap<String, String>,
 }
 
+/// What the manager remembers between polls of one import.
+#[derive(Debug, Default)]
+struct ImportState {
+    /// Entries already judged terminal: not asked again.
+    terminal: HashMap<EntryKey, Judgement>,
+    /// When the import was first seen in progress.
+    in_progress_since: Option<Instant>,
+}
+
 type EntryKey = (String, String, String);
+/// An import, named by its entries.
+type ImportKey = Vec<EntryKey>;
 
 fn key(entry: &ImportEntry) -> EntryKey {
     (
@@ -28,6 +49,41 @@ fn key(entry: &ImportEntry) -> EntryKey {
         entry.offset.clone(),
         entry.table.clone(),
     )
+}
+
+fn import_key(entries: &[ImportEntry]) -> ImportKey {
+    let mut keys: ImportKey = entries.iter().map(key).collect();
+    keys.sort();
+    keys
+}
+
+impl PollState {
+    fn import(&mut self, import: &ImportKey) -> &mut ImportState {
+        if !self.imports.contains_key(import) {
+            if self.order.len() >= MAX_TRACKED_IMPORTS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.imports.remove(&oldest);
+            }
+            self.order.push_back(import.clone());
+        }
+        self.imports.entry(import.clone()).or_default()
+    }
+
+    /// Forgets a completed import, and the reopened channels that no other import still names.
+    fn forget(&mut self, import: &ImportKey) {
+        self.imports.remove(import);
+        self.order.retain(|k| k != import);
+        for (channel, _, _) in import {
+            let named = self
+                .order
+                .iter()
+                .any(|other| other.iter().any(|(c, _, _)| c == channel));
+            if !named {
+                self.reopened.remove(channel);
+            }
+        }
+    }
 }
 
 /// An entry's state after a poll.
@@ -64,20 +120,30 @@ fn offset(token: &str) -> Result<i64, String> {
 }
 
 /// Judges an entry by its channel's committed and latest inserted offsets.
-fn judge(entry: &ImportEntry, status: &StatusResponse) -> Judgement {
+fn judge(entry: &ImportEntry, status: &ChannelStatus) -> Judgement {
+    let committed_token = status.committed_str();
+    let latest_token = match &status.progress {
+        Progress::Inserted(latest) => latest.as_deref().unwrap_or(""),
+        // A backend that does not say what the channel was handed: until the committed offset reaches the
+        // entry's, the rows may still be on their way.
+        _ => committed_token,
+    };
     let parsed = (
         offset(&entry.offset),
-        offset(&status.offset),
-        offset(&status.latest_inserted_offset),
+        offset(committed_token),
+        offset(latest_token),
     );
     let (Ok(expected), Ok(committed), Ok(latest)) = parsed else {
         return Judgement::failed(format!(
             "unreadable offsets for table {}: expected {:?}, committed {:?}, latest inserted {:?}",
-            entry.table, entry.offset, status.offset, status.latest_inserted_offset
+            entry.table, entry.offset, committed_token, latest_token
         ));
     };
     if committed >= expected {
         return Judgement::Succeeded;
+    }
+    if !matches!(status.progress, Progress::Inserted(_)) {
+        return Judgement::InProgress;
     }
     if latest < expected {
         // Rows were lost (the service restarted before committing them). Job ids need not rise, so the range
@@ -85,14 +151,14 @@ fn judge(entry: &ImportEntry, status: &StatusResponse) -> Judgement {
         // With nothing committed yet, every job of the entry is lost: its lowest job id bounds the range.
         let after_committed = committed.saturating_add(1);
         let start = match entry.min_job_id {
-            Some(min) if status.offset.is_empty() => min,
+            Some(min) if committed_token.is_empty() => min,
             Some(min) => min.min(after_committed),
             None => after_committed,
         };
         return Judgement::Failed {
             reason: format!(
                 "rows of table {} were lost before they were committed (committed offset {}, latest inserted {}, expected {})",
-                entry.table, status.offset, status.latest_inserted_offset, entry.offset
+                entry.table, committed_token, latest_token, entry.offset
             ),
             range: Some(JobIdRange {
                 start,
@@ -106,38 +172,36 @@ fn judge(entry: &ImportEntry, status: &StatusResponse) -> Judgement {
     }
     Judgement::failed(format!(
         "table {} cannot reach its offset: expected {}, committed {:?}, latest inserted {:?}",
-        entry.table, entry.offset, status.offset, status.latest_inserted_offset
+        entry.table, entry.offset, committed_token, latest_token
     ))
 }
 
+fn channel_id(entry: &ImportEntry, id: &str) -> ChannelId {
+    ChannelId {
+        table: entry.table.clone(),
+        id: id.to_owned(),
+    }
+}
+
 impl Manager {
-    /// Polls an import: `import_id` is the `importId` array from upload's importing parameters (or the whole
-    /// object, or either as a JSON string).
-    pub async fn poll(&self, import_id: &Value) -> PollOutput {
+    /// Polls an import: the `importId` array from upload's importing parameters ([`ImportId::decode`] reads it
+    /// from the JSON a caller holds).
+    pub async fn poll(&self, import_id: &ImportId) -> PollOutput {
         let span = tracing::info_span!("poll", destination = %self.destination_id);
-        self.poll_inner(import_id).instrument(span).await
+        self.poll_inner(import_id.entries()).instrument(span).await
     }
 
-    async fn poll_inner(&self, import_id: &Value) -> PollOutput {
-        let entries = match decode_entries(import_id, "the import id") {
-            Ok(entries) => entries,
-            Err(error) => {
-                return PollOutput {
-                    complete: true,
-                    has_failed: true,
-                    status_code: 400,
-                    error: error.to_string(),
-                    ..PollOutput::default()
-                };
-            }
-        };
+    async fn poll_inner(&self, entries: &[ImportEntry]) -> PollOutput {
+        let import = import_key(entries);
         let (known, reopened) = {
-            let state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+            let reopened = state.reopened.clone();
+            let terminal = &state.import(&import).terminal;
             let known: HashMap<EntryKey, Judgement> = entries
                 .iter()
-                .filter_map(|e| state.terminal.get(&key(e)).map(|j| (key(e), j.clone())))
+                .filter_map(|e| terminal.get(&key(e)).map(|j| (key(e), j.clone())))
                 .collect();
-            (known, state.reopened.clone())
+            (known, reopened)
         };
         let current_id = |entry: &ImportEntry| {
             reopened
@@ -150,47 +214,35 @@ impl Manager {
             .iter()
             .filter(|e| !known.contains_key(&key(e)))
             .collect();
-        let ids: Vec<String> = {
-            let mut ids: Vec<String> = pending.iter().map(|e| current_id(e)).collect();
-            ids.sort();
-            ids.dedup();
-            ids
+        let asked: Vec<ChannelId> = {
+            let mut seen = HashSet::new();
+            pending
+                .iter()
+                .map(|e| channel_id(e, &current_id(e)))
+                .filter(|c| seen.insert(c.clone()))
+                .collect()
         };
-        let mut statuses: HashMap<String, StatusResponse> = HashMap::new();
-        let mut not_found = std::collections::HashSet::new();
-        let mut bulk_failed = false;
-        for chunk in ids.chunks(self.settings.bulk_status_batch_size.max(1)) {
-            match self.api.bulk_status(chunk).await {
-                Ok(response) => {
-                    statuses.extend(response.statuses);
-                    not_found.extend(response.not_found);
-                }
+        let statuses: Option<HashMap<ChannelId, Option<ChannelStatus>>> =
+            match self.channels.statuses(&asked).await {
+                Ok(statuses) => Some(asked.into_iter().zip(statuses).collect()),
                 Err(error) => {
                     // Nothing is judged on a failed status request: every entry stays in progress. The stuck
                     // clock still runs, so a status endpoint that keeps failing cannot hold the import forever.
                     tracing::warn!(%error, "bulk status failed; the import stays in progress");
-                    bulk_failed = true;
-                    break;
+                    None
                 }
-            }
-        }
+            };
 
         let mut judged: HashMap<EntryKey, Judgement> = known;
         for entry in pending {
             let id = current_id(entry);
-            let judgement = if bulk_failed {
-                Judgement::InProgress
-            } else if not_found.contains(&id) {
-                self.judge_reopened(entry, None).await
-            } else {
-                match statuses.get(&id) {
-                    Some(status) if !status.valid => self.judge_reopened(entry, Some(id)).await,
-                    Some(status) => judge(entry, status),
-                    None => Judgement::failed(format!(
-                        "the service did not report channel {id} of table {}",
-                        entry.table
-                    )),
+            let judgement = match statuses.as_ref().map(|s| s.get(&channel_id(entry, &id))) {
+                None => Judgement::InProgress,
+                Some(None | Some(None)) => self.judge_reopened(entry, None).await,
+                Some(Some(Some(status))) if !status.valid => {
+                    self.judge_reopened(entry, Some(id)).await
                 }
+                Some(Some(Some(status))) => judge(entry, status),
             };
             judged.insert(key(entry), judgement);
         }
@@ -204,7 +256,7 @@ impl Manager {
             let now = self.clock.now();
             let since = {
                 let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
-                *state.in_progress_since.get_or_insert(now)
+                *state.import(&import).in_progress_since.get_or_insert(now)
             };
             // A poll in a fresh process (or after a restart) has just started its clock: the upload time in
             // the entries keeps the threshold reachable when every poll runs in a new process.
@@ -218,7 +270,7 @@ impl Manager {
                 now.duration_since(since).max(since_upload) >= self.settings.stuck_threshold;
         }
         if stuck_check {
-            for entry in &entries {
+            for entry in entries {
                 if judged.get(&key(entry)) == Some(&Judgement::InProgress) {
                     let judgement = self.judge_stuck(entry, &current_id(entry)).await;
                     judged.insert(key(entry), judgement);
@@ -228,9 +280,10 @@ impl Manager {
 
         {
             let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+            let terminal = &mut state.import(&import).terminal;
             for (k, j) in &judged {
                 if *j != Judgement::InProgress {
-                    state.terminal.insert(k.clone(), j.clone());
+                    terminal.insert(k.clone(), j.clone());
                 }
             }
         }
@@ -242,10 +295,10 @@ impl Manager {
                 ..PollOutput::default()
             };
         }
-        self.complete(entries, &judged).await
+        self.complete(&import, entries, &judged).await
     }
 
-    /// Judges an entry whose channel the service lost (`stale` = `None`) or reported invalid: reopen the
+    /// Judges an entry whose channel the backend lost (`stale` = `None`) or reported invalid: reopen the
     /// channel (no DDL) and judge on the new channel's status. When the channel cannot be reopened or its
     /// status read, the entry stays in progress rather than failing jobs whose rows may have landed (the
     /// issue's "no row twice" wins over the behaviour page's "failure to do so fails the entry").
@@ -265,12 +318,16 @@ impl Manager {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .reopened
-            .insert(entry.channel_id.clone(), channel.id.clone());
-        match self.api.channel_status(&channel.id).await {
-            Ok(status) => judge(entry, &status),
+            .insert(entry.channel_id.clone(), channel.id().to_owned());
+        match self.channels.status(&channel_id(entry, channel.id())).await {
+            Ok(Some(status)) => judge(entry, &status),
+            Ok(None) => {
+                tracing::warn!(table = %entry.table, channel_id = %channel.id(), "the reopened channel is unknown again; the entry stays in progress");
+                Judgement::InProgress
+            }
             Err(error) => {
                 // As above: unknown is not failed. The next poll asks the reopened channel.
-                tracing::warn!(table = %entry.table, channel_id = %channel.id, %error, "status of the reopened channel unknown; the entry stays in progress");
+                tracing::warn!(table = %entry.table, channel_id = %channel.id(), %error, "status of the reopened channel unknown; the entry stays in progress");
                 Judgement::InProgress
             }
         }
@@ -278,48 +335,52 @@ impl Manager {
 
     /// An entry in progress past the stuck threshold: the single-channel status tells the truth that bulk
     /// status may hide. Invalid → failed quietly; otherwise failed as stuck.
-    async fn judge_stuck(&self, entry: &ImportEntry, channel_id: &str) -> Judgement {
-        match self.api.channel_status(channel_id).await {
-            Ok(status) if !status.valid => Judgement::failed(format!(
+    async fn judge_stuck(&self, entry: &ImportEntry, id: &str) -> Judgement {
+        let stuck = |reason: String| Judgement::Failed {
+            reason,
+            range: None,
+            stuck: true,
+        };
+        match self.channels.status(&channel_id(entry, id)).await {
+            Ok(Some(status)) if !status.valid => Judgement::failed(format!(
                 "the channel of table {} turned invalid while its rows were flushing",
                 entry.table
             )),
-            Ok(status) => match judge(entry, &status) {
+            Ok(Some(status)) => match judge(entry, &status) {
                 Judgement::InProgress => {
                     tracing::warn!(
                         table = %entry.table,
-                        channel_id,
-                        committed = %status.offset,
-                        latest_inserted = %status.latest_inserted_offset,
+                        channel_id = id,
+                        committed = %status.committed_str(),
+                        progress = ?status.progress,
                         expected = %entry.offset,
                         "pipeline stuck: the committed offset has not reached the import's offset within the stuck threshold"
                     );
-                    Judgement::Failed {
-                        reason: format!(
-                            "stuck: the committed offset of table {} stayed at {:?} below {} past the stuck threshold",
-                            entry.table, status.offset, entry.offset
-                        ),
-                        range: None,
-                        stuck: true,
-                    }
+                    stuck(format!(
+                        "stuck: the committed offset of table {} stayed at {:?} below {} past the stuck threshold",
+                        entry.table,
+                        status.committed_str(),
+                        entry.offset
+                    ))
                 }
                 other => other,
             },
-            Err(error) => Judgement::Failed {
-                reason: format!(
-                    "stuck: the channel of table {} did not commit in time and its status is unknown: {error}",
-                    entry.table
-                ),
-                range: None,
-                stuck: true,
-            },
+            Ok(None) => stuck(format!(
+                "stuck: the channel of table {} did not commit in time and the backend no longer knows it",
+                entry.table
+            )),
+            Err(error) => stuck(format!(
+                "stuck: the channel of table {} did not commit in time and its status is unknown: {error}",
+                entry.table
+            )),
         }
     }
 
     /// Every entry is terminal: delete the channels of failed entries, count, forget this import's state.
     async fn complete(
         &self,
-        entries: Vec<ImportEntry>,
+        import: &ImportKey,
+        entries: &[ImportEntry],
         judged: &HashMap<EntryKey, Judgement>,
     ) -> PollOutput {
         let mut has_failed = false;
@@ -331,7 +392,8 @@ impl Manager {
             .reopened
             .clone();
         let mut out = Vec::with_capacity(entries.len());
-        for mut entry in entries {
+        for entry in entries {
+            let mut entry = entry.clone();
             let judgement = judged
                 .get(&key(&entry))
                 .cloned()
@@ -344,12 +406,12 @@ impl Manager {
             {
                 has_failed = true;
                 has_warning |= stuck;
-                let channel_id = reopened
+                let id = reopened
                     .get(&entry.channel_id)
                     .unwrap_or(&entry.channel_id)
                     .clone();
-                if let Err(error) = self.channels.delete(&entry.table, &channel_id).await {
-                    tracing::warn!(table = %entry.table, channel_id, %error, "cannot delete the channel of a failed entry");
+                if let Err(error) = self.channels.delete(&channel_id(&entry, &id)).await {
+                    tracing::warn!(table = %entry.table, channel_id = id, %error, "cannot delete the channel of a failed entry");
                 }
                 entry.failed = true;
                 entry.reason = reason;
@@ -364,17 +426,17 @@ impl Manager {
             }
             out.push(entry);
         }
-        {
-            let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
-            *state = PollState::default();
-        }
+        self.poll
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget(import);
         PollOutput {
             complete: true,
             in_progress: false,
             status_code: 200,
             has_failed,
             has_warning,
-            failed_job_parameters: Some(serde_json::to_value(&out).unwrap_or(Value::Null)),
+            failed_job_parameters: Some(FailedJobParameters(out)),
             error: String::new(),
         }
     }
@@ -395,12 +457,12 @@ mod tests {
         }
     }
 
-    fn status(committed: &str, latest: &str) -> StatusResponse {
-        StatusResponse {
-            success: true,
+    fn status(committed: &str, latest: &str) -> ChannelStatus {
+        let token = |t: &str| (!t.is_empty()).then(|| t.to_owned());
+        ChannelStatus {
             valid: true,
-            offset: committed.into(),
-            latest_inserted_offset: latest.into(),
+            committed: token(committed),
+            progress: Progress::Inserted(token(latest)),
         }
     }
 

@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
-use crate::{ImportEntry, Manager, StatsMetadata, UploadStatsOutput, import::decode_entries};
+use crate::{FailedJobParameters, ImportEntry, Manager, StatsMetadata, UploadStatsOutput};
 
 impl Manager {
     /// Each of `job_ids` (jobs that were importing), with its table, succeeded or failed: a job whose
@@ -12,7 +10,7 @@ impl Manager {
     /// entry names a failed job id range and the job is outside it.
     pub fn upload_stats(
         &self,
-        failed_job_parameters: &Value,
+        failed_job_parameters: &FailedJobParameters,
         jobs: &[(i64, impl AsRef<str>)],
     ) -> UploadStatsOutput {
         upload_stats(failed_job_parameters, jobs)
@@ -21,23 +19,14 @@ impl Manager {
 
 /// [`Manager::upload_stats`] without a manager: it needs no state.
 pub fn upload_stats(
-    failed_job_parameters: &Value,
+    failed_job_parameters: &FailedJobParameters,
     jobs: &[(i64, impl AsRef<str>)],
 ) -> UploadStatsOutput {
-    let entries = match decode_entries(failed_job_parameters, "the failed job parameters") {
-        Ok(entries) => entries,
-        Err(error) => {
-            return UploadStatsOutput {
-                status_code: 400,
-                error: error.to_string(),
-                ..UploadStatsOutput::default()
-            };
-        }
-    };
+    let entries = failed_job_parameters.entries();
     // Looked up once per job of the batch: a fast hasher for table names.
     let mut by_table: HashMap<&str, Vec<&ImportEntry>, foldhash::fast::RandomState> =
         HashMap::default();
-    for entry in &entries {
+    for entry in entries {
         by_table
             .entry(entry.table.as_str())
             .or_default()
@@ -99,7 +88,7 @@ mod tests {
         .into_iter()
         .map(|(id, t)| (id, t.to_owned()))
         .collect();
-        let out = upload_stats(&params, &jobs);
+        let out = upload_stats(&FailedJobParameters::decode(&params).unwrap(), &jobs);
         assert_eq!(out.status_code, 200);
         assert_eq!(out.metadata.succeeded_keys, [4, 5, 7]);
         assert_eq!(out.metadata.failed_keys, [8, 9, 12, 13]);
@@ -109,9 +98,8 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_parameters_answer_400() {
-        let out = upload_stats(&json!({"nope": 1}), &[] as &[(i64, &str)]);
-        assert_eq!(out.status_code, 400);
-        assert!(out.error.contains("importId"), "{}", out.error);
+    fn undecodable_parameters_are_a_decode_error() {
+        let error = FailedJobParameters::decode(&json!({"nope": 1})).unwrap_err();
+        assert!(error.to_string().contains("importId"), "{error}");
     }
 }

@@ -2,13 +2,13 @@
 //! rows, and hand out the import id.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use futures_util::{StreamExt as _, future, stream};
-use snowpipe_api::{InsertRequest, Row, StatusResponse};
+use snowpipe_api::Row;
 use snowpipe_channels::{Channel, ChannelError, FailureKind};
 use snowpipe_discards::{Coercer, DISCARDS_TABLE, discards_schema};
 use snowpipe_grouping::{
@@ -24,9 +24,6 @@ use crate::{
     outcomes::{Outcomes, Verdict},
 };
 
-/// How many times an insert whose answer was lost, and whose rows surely did not go in, is sent again.
-const MAX_RESENDS: u32 = 2;
-
 /// One table, ready to insert: its channel, its converted rows and its discard rows.
 struct Prepared {
     /// The table's place in upload order, which the import id's entries keep.
@@ -38,9 +35,6 @@ struct Prepared {
     channel: Arc<Channel>,
     rows: Vec<Row>,
     discards: Vec<Row>,
-    /// The channel's latest inserted offset before this upload, to tell whether an insert whose answer
-    /// was lost went in.
-    latest_before: Option<String>,
 }
 
 /// Why a table's jobs did not go in.
@@ -83,13 +77,6 @@ enum Step {
     /// Prepared, with discard rows to insert first.
     Held(Prepared),
     Inserted(Prepared, Result<Arc<Channel>, TableFailure>),
-}
-
-/// A bulk status of the cached channels, by channel id.
-#[derive(Default)]
-struct Statuses {
-    known: HashMap<String, StatusResponse>,
-    not_found: HashSet<String>,
 }
 
 impl Manager {
@@ -211,15 +198,16 @@ impl Manager {
             }
         };
 
-        let statuses = match self.cached_statuses(&tables).await {
-            Ok(statuses) => statuses,
-            Err(reason) => {
-                for table in &tables {
-                    outcomes.reject(Verdict::Failed, table.job_ids(), &reason);
-                }
-                return finish(outcomes);
+        // Where the cached channels stand, in bulk: a channel the backend lost or reports invalid is opened
+        // anew below.
+        let names: Vec<String> = tables.iter().map(|t| t.name().to_owned()).collect();
+        if let Err(error) = self.channels.refresh(&names).await {
+            let reason = error.to_string();
+            for table in &tables {
+                outcomes.reject(Verdict::Failed, table.job_ids(), &reason);
             }
-        };
+            return finish(outcomes);
+        }
 
         // A table without discard rows goes in as soon as its channel is ready; the others wait for the one
         // discards insert, so that a table's discard rows always land before its own rows. Channels are
@@ -232,13 +220,12 @@ impl Manager {
         );
         let steps: Vec<Step> =
             future::join_all(tables.into_iter().enumerate().map(|(order, table)| {
-                let (opening, inserting, statuses, upload_time) =
-                    (&opening, &inserting, &statuses, &upload_time);
+                let (opening, inserting, upload_time) = (&opening, &inserting, &upload_time);
                 async move {
                     let prepared = {
                         // The semaphores are never closed; without a permit the table would only go unbounded.
                         let _permit = opening.acquire().await.ok();
-                        self.prepare(order, table, statuses, upload_time).await
+                        self.prepare(order, table, upload_time).await
                     };
                     match prepared {
                         Err(failure) => Step::Failed(failure),
@@ -283,7 +270,7 @@ impl Manager {
                 Ok(channel) => outcomes.importing(
                     table.job_ids.iter().copied(),
                     ImportEntry {
-                        channel_id: channel.id.clone(),
+                        channel_id: channel.id().to_owned(),
                         offset: table.offset.to_string(),
                         table: table.table.clone(),
                         count: table.job_ids.len() as u64,
@@ -304,39 +291,10 @@ impl Manager {
         finish(outcomes)
     }
 
-    /// Statuses of the tables' cached channels, in bulk; a channel the service lost or that turned invalid is
-    /// dropped from the cache so that it is opened anew.
-    async fn cached_statuses(&self, tables: &[TableBatch]) -> Result<Statuses, String> {
-        let cached: Vec<Arc<Channel>> = tables
-            .iter()
-            .filter_map(|t| self.channels.cached(t.name()))
-            .collect();
-        let mut statuses = Statuses::default();
-        let ids: Vec<String> = cached.iter().map(|c| c.id.clone()).collect();
-        for chunk in ids.chunks(self.settings.bulk_status_batch_size.max(1)) {
-            let response =
-                self.api.bulk_status(chunk).await.map_err(|e| {
-                    format!("fetching the status of the cached channels failed: {e}")
-                })?;
-            statuses.not_found.extend(response.not_found);
-            statuses.known.extend(response.statuses);
-        }
-        for channel in &cached {
-            let lost = statuses.not_found.contains(&channel.id);
-            let invalid = statuses.known.get(&channel.id).is_some_and(|s| !s.valid);
-            if lost || invalid {
-                tracing::info!(table = %channel.table, channel_id = %channel.id, lost, invalid, "reopening channel");
-                self.channels.forget(&channel.table);
-            }
-        }
-        Ok(statuses)
-    }
-
     async fn prepare(
         &self,
         order: usize,
         table: TableBatch,
-        statuses: &Statuses,
         upload_time: &UploadTime,
     ) -> Result<Prepared, TableFailure> {
         let name = table.name().to_owned();
@@ -348,11 +306,10 @@ impl Manager {
             Ok(channel) => channel,
             Err(error) => return Err(TableFailure::channel(table.job_ids(), &error)),
         };
-        let before = match statuses.known.get(&channel.id) {
-            Some(status) => Some(status.clone()),
-            None => self.api.channel_status(&channel.id).await.ok(),
-        };
-        let committed = before.as_ref().and_then(|s| s.offset.parse::<i64>().ok());
+        let before = self.channels.status_before(&channel).await;
+        let committed = before
+            .as_ref()
+            .and_then(|s| s.committed.as_deref()?.parse::<i64>().ok());
         if counts_duplicates(&name) {
             let duplicates = count_duplicates(table.events(), committed);
             self.labels.duplicates("batch", duplicates.repeated_ids);
@@ -385,7 +342,6 @@ impl Manager {
             channel,
             rows,
             discards,
-            latest_before: before.map(|s| s.latest_inserted_offset),
         })
     }
 
@@ -395,16 +351,11 @@ impl Manager {
     async fn insert_table(&self, table: &mut Prepared) -> Result<Arc<Channel>, TableFailure> {
         let rows = std::mem::take(&mut table.rows);
         let span = tracing::info_span!("insert", table = %table.table, offset = table.offset, min_job_id = table.min_job_id);
-        self.insert(
-            &table.table,
-            Arc::clone(&table.channel),
-            rows,
-            table.offset,
-            table.latest_before.clone(),
-        )
-        .instrument(span)
-        .await
-        .map_err(|reason| TableFailure::failed(table.job_ids.clone(), reason))
+        self.channels
+            .append(Arc::clone(&table.channel), rows, table.offset.to_string())
+            .instrument(span)
+            .await
+            .map_err(|error| TableFailure::failed(table.job_ids.clone(), error.to_string()))
     }
 
     async fn insert_discards(
@@ -429,12 +380,13 @@ impl Manager {
         let mut failure = None;
         for chunk in chunk_by_size(rows, self.settings.max_insert_request_bytes) {
             match self
-                .insert(DISCARDS_TABLE, Arc::clone(&channel), chunk, offset, None)
+                .channels
+                .append(Arc::clone(&channel), chunk, offset.to_string())
                 .await
             {
                 Ok(used) => channel = used,
-                Err(reason) => {
-                    failure = Some(reason);
+                Err(error) => {
+                    failure = Some(error.to_string());
                     break;
                 }
             }
@@ -454,7 +406,7 @@ impl Manager {
         }
         self.labels.discards(count);
         let entry = ImportEntry {
-            channel_id: channel.id.clone(),
+            channel_id: channel.id().to_owned(),
             offset: offset.to_string(),
             table: DISCARDS_TABLE.to_owned(),
             count: count as u64,
@@ -463,134 +415,6 @@ impl Manager {
             ..ImportEntry::default()
         };
         (ready, Some(entry))
-    }
-
-    /// Inserts rows into a table's channel, recovering what can be recovered without duplicating rows:
-    /// - the service lost the channel (404): reopen it and insert once more;
-    /// - the answer was lost: the channel's latest inserted offset tells whether the rows went in; insert
-    ///   once more only when they surely did not;
-    /// - anything else: drop and delete the channel and report why, with the per-row errors.
-    async fn insert(
-        &self,
-        table: &str,
-        channel: Arc<Channel>,
-        rows: Vec<Row>,
-        offset: i64,
-        latest_before: Option<String>,
-    ) -> Result<Arc<Channel>, String> {
-        let request = InsertRequest {
-            rows,
-            offset: offset.to_string(),
-        };
-        let result = self
-            .send(table, channel, &request, offset, latest_before)
-            .await;
-        // A request's rows are slices of buffers shared with other tables' rows, so the last request to go
-        // frees them all: tens of megabytes handed back to the system. Freed on the blocking pool, that
-        // work overlaps what comes next instead of holding up the upload's answer.
-        tokio::task::spawn_blocking(move || drop(request));
-        result
-    }
-
-    /// [`Self::insert`]'s attempts, with the request it keeps.
-    async fn send(
-        &self,
-        table: &str,
-        mut channel: Arc<Channel>,
-        request: &InsertRequest,
-        offset: i64,
-        mut latest_before: Option<String>,
-    ) -> Result<Arc<Channel>, String> {
-        let (mut reopened, mut resends) = (false, 0);
-        loop {
-            let error = match self.api.insert(&channel.id, request).await {
-                Ok(inserted) if inserted.response.success => return Ok(channel),
-                Ok(inserted) => {
-                    self.delete_quietly(table, &channel.id).await;
-                    let rows: Vec<String> = inserted
-                        .response
-                        .errors
-                        .iter()
-                        .take(10)
-                        .map(|e| format!("row {}: {}", e.row_index, e.message))
-                        .collect();
-                    return Err(format!(
-                        "inserting into table {table} (channel {}) was refused with {}: {}",
-                        channel.id,
-                        inserted.response.code,
-                        rows.join("; ")
-                    ));
-                }
-                Err(error) => error,
-            };
-            if error.is_channel_not_found() && !reopened {
-                reopened = true;
-                tracing::info!(table, channel_id = %channel.id, "channel lost by the service: reopening it");
-                channel = self
-                    .channels
-                    .recreate(table, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // Where the reopened channel stands, to resolve a lost answer to the insert once more.
-                latest_before = self
-                    .api
-                    .channel_status(&channel.id)
-                    .await
-                    .ok()
-                    .map(|s| s.latest_inserted_offset);
-                continue;
-            }
-            // Every lost answer is resolved from the channel's offsets, the answer to a resent insert too: giving
-            // up on one that went in would fail jobs whose rows landed, and their retry would put them in twice.
-            if error.is_outcome_unknown() {
-                let status = self.api.channel_status(&channel.id).await.map_err(|e| {
-                    format!("inserting into table {table} (channel {}): {error}; and its status is unknown: {e}", channel.id)
-                })?;
-                let latest = &status.latest_inserted_offset;
-                if *latest == request.offset && latest_before.as_ref() != Some(latest) {
-                    tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost, but the rows went in");
-                    return Ok(channel);
-                }
-                // The rows surely did not go in only when the latest offset would have moved to ours: when the
-                // channel already stood at or above it (a retried job with a low id), an offset that did not
-                // move tells nothing, and sending again could put the rows in twice.
-                let would_move = match latest_before.as_deref() {
-                    Some("") => true,
-                    Some(before) => before.parse::<i64>().is_ok_and(|before| before < offset),
-                    None => false,
-                };
-                if *latest != request.offset && would_move {
-                    if resends < MAX_RESENDS {
-                        tracing::info!(table, channel_id = %channel.id, offset, "insert answer lost and the rows did not go in: sending again");
-                        resends += 1;
-                        continue;
-                    }
-                    // The rows are surely not in: failing the jobs cannot duplicate them.
-                    self.delete_quietly(table, &channel.id).await;
-                    return Err(format!(
-                        "inserting into table {table} (channel {}): {error}; the answer was lost {} times and the rows did not go in",
-                        channel.id,
-                        resends + 1
-                    ));
-                }
-                return Err(format!(
-                    "inserting into table {table} (channel {}): {error}; whether the rows went in cannot be told (the channel stood at offset {} before and is at {latest} now); the jobs are retried later",
-                    channel.id,
-                    latest_before.as_deref().unwrap_or("unknown")
-                ));
-            }
-            self.delete_quietly(table, &channel.id).await;
-            return Err(format!(
-                "inserting into table {table} (channel {}) failed: {error}",
-                channel.id
-            ));
-        }
-    }
-
-    async fn delete_quietly(&self, table: &str, channel_id: &str) {
-        if let Err(error) = self.channels.delete(table, channel_id).await {
-            tracing::warn!(table, channel_id, %error, "cannot delete the failed channel");
-        }
     }
 }
 

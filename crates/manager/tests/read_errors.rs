@@ -4,7 +4,6 @@
 use std::{io::Write as _, sync::Arc};
 
 use serde_json::json;
-use snowpipe_api::MockSnowpipeApi;
 use snowpipe_channels::{ManualClock, MockChannels};
 use snowpipe_manager::{Destination, Manager, Settings};
 
@@ -19,7 +18,6 @@ fn manager() -> Manager {
     Manager::new(
         &destination,
         Settings::default(),
-        Arc::new(MockSnowpipeApi::new()),
         Arc::new(MockChannels::new()),
         Arc::new(ManualClock::default()),
     )

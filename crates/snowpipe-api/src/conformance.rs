@@ -120,7 +120,10 @@ pub async fn appended_rows_commit(harness: &dyn Harness) {
         .unwrap_or_else(|e| panic!("status: {e}"))
         .unwrap_or_else(|| panic!("the channel is known"));
     assert!(status.valid, "{status:?}");
-    assert_eq!(status.committed, last, "committed token is the last end token");
+    assert_eq!(
+        status.committed, last,
+        "committed token is the last end token"
+    );
     if let Progress::Inserted(inserted) = &status.progress {
         assert_eq!(*inserted, last, "the latest inserted token");
     }
@@ -237,7 +240,11 @@ pub async fn missing_objects_are_named(harness: &dyn Harness) {
         .open_channel(&table, &OpenOptions::discard())
         .await
         .expect_err("no table");
-    assert_eq!(error.missing_object(), Some(MissingObject::Table), "{error}");
+    assert_eq!(
+        error.missing_object(),
+        Some(MissingObject::Table),
+        "{error}"
+    );
     let schema = harness.missing_schema().await;
     let error = backend
         .open_channel(&schema, &OpenOptions::discard())

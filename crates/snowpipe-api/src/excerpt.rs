@@ -97,5 +97,4 @@ mod tests {
             "{excerpt}"
         );
     }
-
 }

@@ -228,18 +228,21 @@ impl InMemory {
         state
             .schemas
             .insert((table.database.clone(), table.schema.clone()));
-        state.tables.entry(table_key(table)).or_insert_with(|| Table {
-            columns: columns
-                .iter()
-                .map(|(name, ty)| Column {
-                    name: (*name).to_owned(),
-                    data_type: (*ty).to_owned(),
-                    scale: None,
-                    nullable: true,
-                })
-                .collect(),
-            rows: Vec::new(),
-        });
+        state
+            .tables
+            .entry(table_key(table))
+            .or_insert_with(|| Table {
+                columns: columns
+                    .iter()
+                    .map(|(name, ty)| Column {
+                        name: (*name).to_owned(),
+                        data_type: (*ty).to_owned(),
+                        scale: None,
+                        nullable: true,
+                    })
+                    .collect(),
+                rows: Vec::new(),
+            });
     }
 
     /// Adds columns (name, Snowflake type) to a table; returns `false` when there is no such table.
@@ -411,7 +414,11 @@ impl Backend for InMemory {
         {
             return Err(Self::failure(call, Fault::MissingSchema));
         }
-        let Some(columns) = state.tables.get(&table_key(table)).map(|t| t.columns.clone()) else {
+        let Some(columns) = state
+            .tables
+            .get(&table_key(table))
+            .map(|t| t.columns.clone())
+        else {
             return Err(Self::failure(call, Fault::MissingTable));
         };
         let key = channel_key(channel);

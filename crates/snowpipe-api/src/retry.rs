@@ -14,7 +14,6 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use http::HeaderMap;
 
-
 /// When to retry a failed call, and how long to wait in between.
 ///
 /// The wait grows exponentially from `min_delay`, doubling each attempt, capped at `max_delay`, with random
@@ -69,7 +68,11 @@ impl RetryConfig {
     /// The wait before the next attempt: the schedule's `next`, lengthened to the `Retry-After` the failed
     /// attempt's answer asked for (capped at `max_retry_after`). `None` (the schedule is exhausted) stays
     /// `None`.
-    pub fn adjust(&self, retry_after: Option<Duration>, next: Option<Duration>) -> Option<Duration> {
+    pub fn adjust(
+        &self,
+        retry_after: Option<Duration>,
+        next: Option<Duration>,
+    ) -> Option<Duration> {
         // The schedule's float arithmetic leaves stray nanoseconds (200.000003ms); whole milliseconds read
         // better in logs and make the schedule exact.
         let next = next?;

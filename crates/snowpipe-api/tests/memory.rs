@@ -37,8 +37,10 @@ impl Harness for Memory {
 
     async fn channel(&self, name: &str) -> ChannelRef {
         let table = table("S", name);
-        self.0
-            .create_table(&table, &[("ID", "VARCHAR(16777216)"), ("N", "NUMBER(38,0)")]);
+        self.0.create_table(
+            &table,
+            &[("ID", "VARCHAR(16777216)"), ("N", "NUMBER(38,0)")],
+        );
         channel_on(table)
     }
 

@@ -8,11 +8,10 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use snowpipe_api::{HttpConfig, RetryConfig};
-use snowpipe_channels::BackoffConfig;
 use snowpipe_emulator::{Control, Emulator, demo};
 use snowpipe_manager::{
-    Connection, Destination, Manager, PollOutput, Settings, UploadOutput, UploadStatsOutput,
+    BackendConfig, BackoffConfig, Connection, Destination, FailedJobParameters, HttpConfig,
+    Manager, PollOutput, RetryConfig, Settings, UploadOutput, UploadStatsOutput,
 };
 
 /// The schema the tests write into (`namespace` "endtoend").
@@ -58,7 +57,7 @@ impl World {
     /// Connection settings: this emulator for both the service and the SQL API, quick retries.
     pub fn connection(&self) -> Connection {
         Connection {
-            service: HttpConfig {
+            backend: BackendConfig::Sidecar(HttpConfig {
                 base_url: self.emulator.base_url(),
                 timeout: Duration::from_secs(5),
                 retry: RetryConfig {
@@ -68,7 +67,7 @@ impl World {
                     ..RetryConfig::default()
                 },
                 ..HttpConfig::default()
-            },
+            }),
             sql_api_url: Some(self.emulator.base_url()),
             backoff: BackoffConfig::default(),
         }
@@ -110,7 +109,7 @@ pub async fn run(
     let Some(params) = upload.importing_parameters.clone() else {
         return (upload, PollOutput::default(), None);
     };
-    let import_id = serde_json::to_value(&params.import_id).expect("import id serialises");
+    let import_id = params.import_id;
     let mut poll = manager.poll(&import_id).await;
     for _ in 0..100 {
         if poll.complete {
@@ -124,7 +123,10 @@ pub async fn run(
         .into_iter()
         .filter(|(id, _)| upload.importing_job_ids.contains(id))
         .collect();
-    let params = poll.failed_job_parameters.clone().unwrap_or(import_id);
+    let params = poll
+        .failed_job_parameters
+        .clone()
+        .unwrap_or_else(|| FailedJobParameters::from(import_id));
     let stats = manager.upload_stats(&params, &importing);
     (upload, poll, Some(stats))
 }

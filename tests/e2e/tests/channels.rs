@@ -3,7 +3,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use snowpipe_api::{HttpClient, HttpConfig, Secret};
+use snowpipe_api::{
+    Secret,
+    sidecar::{Account, HttpClient, HttpConfig, Sidecar},
+};
 use snowpipe_channels::{
     AuthBackoff, BackoffConfig, ChannelManager, ChannelSettings, Channels, DestinationConfig,
     FailureKind, ManualClock, SqlApiConfig, SqlApiWarehouse,
@@ -13,7 +16,7 @@ use snowpipe_grouping::{Schema, WarehouseType};
 
 struct Setup {
     emulator: Emulator,
-    channels: ChannelManager<HttpClient, SqlApiWarehouse>,
+    channels: ChannelManager<Sidecar, SqlApiWarehouse>,
     clock: Arc<ManualClock>,
 }
 
@@ -38,11 +41,21 @@ async fn setup(private_key: &str, passphrase: &str) -> Setup {
     let mut sql = SqlApiConfig::for_destination(&config);
     sql.base_url = Some(emulator.base_url());
     let warehouse = SqlApiWarehouse::new(sql).unwrap();
-    let api = HttpClient::new(HttpConfig {
+    let client = HttpClient::new(HttpConfig {
         base_url: emulator.base_url(),
         ..HttpConfig::default()
     })
     .unwrap();
+    let api = Sidecar::new(
+        client,
+        Account {
+            account: config.account.clone(),
+            user: config.user.clone(),
+            role: config.role.clone(),
+            private_key: config.private_key.clone(),
+            private_key_passphrase: config.private_key_passphrase.clone(),
+        },
+    );
     let backoff = AuthBackoff::new(BackoffConfig::default(), clock.clone());
     let channels = ChannelManager::new(
         api,
@@ -104,7 +117,8 @@ async fn schema_and_table_are_created_on_first_use_and_columns_added_later() {
         .await
         .unwrap();
     assert_ne!(
-        reopened.id, channel.id,
+        reopened.id(),
+        channel.id(),
         "the channel was reopened to see the new columns"
     );
     assert!(reopened.schema.contains("PLAN") && reopened.schema.contains("AT"));

@@ -199,7 +199,7 @@ async fn type_mismatches_are_converted_or_discarded() {
     );
     let entries = &upload.importing_parameters.unwrap().import_id;
     assert_eq!(
-        entries.last().unwrap().table,
+        entries.entries().last().unwrap().table,
         "RUDDER_DISCARDS",
         "the discards entry comes last"
     );
@@ -248,8 +248,12 @@ async fn a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs() {
     assert_eq!(upload.importing_job_ids, [5, 6]);
     world.control.restart();
     world.control.set_commit_lag(Duration::ZERO);
-    let import_id =
-        serde_json::to_value(&upload.importing_parameters.as_ref().unwrap().import_id).unwrap();
+    let import_id = upload
+        .importing_parameters
+        .as_ref()
+        .unwrap()
+        .import_id
+        .clone();
     let poll = manager.poll(&import_id).await;
     assert!(
         poll.complete && poll.has_failed && !poll.has_warning,
@@ -257,15 +261,14 @@ async fn a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs() {
     );
     let params = poll.failed_job_parameters.unwrap();
     let tracks_entry = params
-        .as_array()
-        .unwrap()
+        .entries()
         .iter()
-        .find(|e| e["table"] == "TRACKS")
+        .find(|e| e.table == "TRACKS")
         .unwrap();
     assert_eq!(
-        tracks_entry["failedJobIds"],
+        serde_json::to_value(tracks_entry).unwrap()["failedJobIds"],
         json!({"start": 3, "end": 6}),
-        "{tracks_entry}"
+        "{tracks_entry:?}"
     );
     let jobs = jobs_of(&file);
     let stats = manager.upload_stats(&params, &jobs);
@@ -295,8 +298,12 @@ async fn a_retried_job_with_a_low_id_lost_in_a_restart_fails() {
     let file = world.file(&tracks(&[3, 20, 21]));
     let upload = manager.upload(&file, &[]).await;
     world.control.restart();
-    let import_id =
-        serde_json::to_value(&upload.importing_parameters.as_ref().unwrap().import_id).unwrap();
+    let import_id = upload
+        .importing_parameters
+        .as_ref()
+        .unwrap()
+        .import_id
+        .clone();
     let poll = manager.poll(&import_id).await;
     assert!(poll.has_failed, "{poll:?}");
     let stats = manager.upload_stats(
@@ -325,12 +332,13 @@ async fn an_invalid_channel_during_poll_is_reopened_and_its_lost_rows_failed() {
         .import_id
         .clone();
     let channel = &entries
+        .entries()
         .iter()
         .find(|e| e.table == "TRACKS")
         .unwrap()
         .channel_id;
     assert!(world.control.invalidate_channel(channel));
-    let poll = manager.poll(&serde_json::to_value(&entries).unwrap()).await;
+    let poll = manager.poll(&entries).await;
     assert!(poll.complete && poll.has_failed, "{poll:?}");
     let stats = manager.upload_stats(
         poll.failed_job_parameters.as_ref().unwrap(),
@@ -350,8 +358,12 @@ async fn a_stalled_channel_is_failed_as_stuck_with_a_warning() {
     world.control.stall_commits(None);
     let file = world.file(&tracks(&[1]));
     let upload = manager.upload(&file, &[]).await;
-    let import_id =
-        serde_json::to_value(&upload.importing_parameters.as_ref().unwrap().import_id).unwrap();
+    let import_id = upload
+        .importing_parameters
+        .as_ref()
+        .unwrap()
+        .import_id
+        .clone();
     let poll = manager.poll(&import_id).await;
     assert!(
         poll.complete && poll.has_failed && poll.has_warning,
@@ -386,12 +398,13 @@ async fn a_bulk_status_lie_is_caught_by_the_single_status_quietly() {
         .import_id
         .clone();
     let tracks_channel = &entries
+        .entries()
         .iter()
         .find(|e| e.table == "TRACKS")
         .unwrap()
         .channel_id;
     world.control.invalidate_channel(tracks_channel);
-    let poll = manager.poll(&serde_json::to_value(&entries).unwrap()).await;
+    let poll = manager.poll(&entries).await;
     assert!(poll.complete && poll.has_failed, "{poll:?}");
     assert!(
         !poll.has_warning,

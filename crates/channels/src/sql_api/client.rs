@@ -4,7 +4,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, Once, PoisonError},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -20,15 +20,12 @@ use hyper_util::{
 };
 use serde::Deserialize;
 use snowpipe_api::{
-    RetryConfig, Secret,
+    Column, RetryConfig, Secret,
     retry::{Sleep, TokioSleep},
 };
+use snowpipe_auth::{SigningKey, Token, TokenCache, key_pair_jwt};
 use snowpipe_grouping::Schema;
 
-use super::{
-    jwt::{self, Claims, RENEW_BEFORE},
-    key::SigningKey,
-};
 use crate::{Clock, SystemClock, Warehouse, WarehouseError, sql};
 
 /// Settings of [`SqlApiWarehouse`]: the destination's account and credentials, and transport settings.
@@ -120,21 +117,16 @@ impl SqlApiConfig {
     }
 }
 
-struct Token {
-    value: String,
-    renew_at: SystemTime,
-}
-
 /// Runs DDL through Snowflake's SQL API v2 with key-pair authentication.
 ///
-/// The key is read on first use, and a token is reused until five minutes before it expires. Statements
-/// answered `202` are polled until they finish.
+/// The key is read on first use, and a token is reused until five minutes before it expires
+/// (`snowpipe-auth`'s [`TokenCache`]). Statements answered `202` are polled until they finish.
 pub struct SqlApiWarehouse {
     config: SqlApiConfig,
     base: String,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     key: Mutex<Option<Arc<SigningKey>>>,
-    token: Mutex<Option<Token>>,
+    tokens: TokenCache,
 }
 
 impl std::fmt::Debug for SqlApiWarehouse {
@@ -158,8 +150,31 @@ struct StatementAnswer {
     statement_handle: Option<String>,
 }
 
+/// A statement's result set: column names (`resultSetMetaData.rowType`) and rows of the first partition,
+/// every value a string or null (`jsonv2`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ResultSet {
+    result_set_meta_data: Option<ResultMeta>,
+    data: Vec<Vec<Option<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ResultMeta {
+    row_type: Vec<RowType>,
+    partition_info: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RowType {
+    name: String,
+}
+
 enum Progress {
-    Done,
+    /// The statement finished; its answer.
+    Done(Bytes),
     Pending(String),
 }
 
@@ -204,7 +219,7 @@ impl SqlApiWarehouse {
             base,
             client,
             key: Mutex::default(),
-            token: Mutex::default(),
+            tokens: TokenCache::default(),
         })
     }
 
@@ -221,25 +236,19 @@ impl SqlApiWarehouse {
         Ok(parsed)
     }
 
-    fn token(&self) -> Result<String, WarehouseError> {
+    async fn token(&self) -> Result<Arc<Token>, WarehouseError> {
         let now = self.config.clock.system_time();
-        let mut token = self.token.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(current) = token.as_ref().filter(|t| now < t.renew_at) {
-            return Ok(current.value.clone());
-        }
-        let key = self.signing_key()?;
-        let claims = Claims::new(
-            &self.config.account,
-            &self.config.user,
-            key.fingerprint(),
-            now,
-        );
-        let value = jwt::encode(&claims, &key)?;
-        *token = Some(Token {
-            value: value.clone(),
-            renew_at: now + jwt::TOKEN_LIFETIME - RENEW_BEFORE,
-        });
-        Ok(value)
+        self.tokens
+            .get_or_refresh(now, || async {
+                let key = self.signing_key()?;
+                Ok(key_pair_jwt(
+                    &key,
+                    &self.config.account,
+                    &self.config.user,
+                    now,
+                )?)
+            })
+            .await
     }
 
     async fn send(
@@ -258,7 +267,7 @@ impl SqlApiWarehouse {
         *request.uri_mut() = url
             .parse()
             .map_err(|e| WarehouseError::Transport(format!("bad SQL API URL {url}: {e}")))?;
-        let bearer = format!("Bearer {}", self.token()?);
+        let bearer = format!("Bearer {}", self.token().await?.value());
         let headers = request.headers_mut();
         headers.insert(
             header::AUTHORIZATION,
@@ -311,8 +320,8 @@ impl SqlApiWarehouse {
         classify(status, &body)
     }
 
-    /// Submits a statement and waits for it to finish.
-    async fn execute(&self, statement: String) -> Result<(), WarehouseError> {
+    /// Submits a statement and waits for it to finish; returns its answer.
+    async fn execute(&self, statement: String) -> Result<Bytes, WarehouseError> {
         let body = serde_json::json!({
             "statement": statement,
             "timeout": self.config.statement_timeout.as_secs(),
@@ -323,10 +332,13 @@ impl SqlApiWarehouse {
         let body = Bytes::from(body.to_string());
         tracing::debug!(statement = %statement, database = %self.config.database, "running DDL");
         let submit = || self.attempt(Method::POST, "/api/v2/statements", Some(body.clone()));
-        let mut progress = self.with_retries(submit).await?;
+        let mut url = match self.with_retries(submit).await? {
+            Progress::Done(answer) => return Ok(answer),
+            Progress::Pending(url) => url,
+        };
         let started = self.config.clock.now();
         let mut wait = Duration::from_millis(50);
-        while let Progress::Pending(url) = progress {
+        loop {
             if self.config.clock.now().duration_since(started) > self.config.statement_timeout {
                 return Err(WarehouseError::Transport(format!(
                     "statement still running after {:?}: {statement}",
@@ -335,11 +347,14 @@ impl SqlApiWarehouse {
             }
             self.config.sleep.sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
-            progress = self
+            match self
                 .with_retries(|| self.attempt(Method::GET, &url, None))
-                .await?;
+                .await?
+            {
+                Progress::Done(answer) => return Ok(answer),
+                Progress::Pending(next) => url = next,
+            }
         }
-        Ok(())
     }
 
     async fn with_retries<'a, F, Fut>(&'a self, attempt: F) -> Result<Progress, WarehouseError>
@@ -380,7 +395,7 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<Progress, WarehouseError>
     let code = answer.code.clone().unwrap_or_default();
     let message = answer.message.clone().unwrap_or_default();
     match status.as_u16() {
-        200 => Ok(Progress::Done),
+        200 => Ok(Progress::Done(Bytes::copy_from_slice(body))),
         202 => {
             let url = answer
                 .statement_status_url
@@ -434,7 +449,7 @@ fn excerpt(body: &[u8]) -> String {
 #[async_trait]
 impl Warehouse for SqlApiWarehouse {
     async fn create_schema(&self, schema: &str) -> Result<(), WarehouseError> {
-        self.execute(sql::create_schema(schema)).await
+        self.execute(sql::create_schema(schema)).await.map(drop)
     }
 
     async fn create_table(
@@ -450,6 +465,7 @@ impl Warehouse for SqlApiWarehouse {
             self.config.iceberg,
         ))
         .await
+        .map(drop)
     }
 
     async fn add_columns(
@@ -465,7 +481,58 @@ impl Warehouse for SqlApiWarehouse {
             self.config.iceberg,
         ))
         .await
+        .map(drop)
     }
+
+    async fn describe_table(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Vec<Column>>, WarehouseError> {
+        match self.execute(sql::describe_table(schema, table)).await {
+            Ok(answer) => columns_of(&answer).map(Some),
+            // Snowflake's "does not exist or not authorized": the caller creates the table.
+            Err(WarehouseError::ObjectMissing { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// The columns in a `DESCRIBE TABLE` answer: its `name`, `type` and `null?` result columns, found by name.
+fn columns_of(answer: &[u8]) -> Result<Vec<Column>, WarehouseError> {
+    let unexpected = |reason: &str| WarehouseError::Unexpected {
+        status: 200,
+        body: format!("{reason}: {}", excerpt(answer)),
+    };
+    let result: ResultSet = serde_json::from_slice(answer)
+        .map_err(|e| unexpected(&format!("cannot read the result of DESCRIBE TABLE ({e})")))?;
+    let meta = result
+        .result_set_meta_data
+        .ok_or_else(|| unexpected("DESCRIBE TABLE answered no result set"))?;
+    if meta.partition_info.len() > 1 {
+        // Thousands of rows per partition: no table has that many columns.
+        return Err(unexpected("DESCRIBE TABLE answered in several partitions"));
+    }
+    let index = |name: &str| {
+        meta.row_type
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| unexpected(&format!("DESCRIBE TABLE answered no `{name}` column")))
+    };
+    let (name, ty, null) = (index("name")?, index("type")?, index("null?")?);
+    let cell = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
+    result
+        .data
+        .iter()
+        .map(|row| {
+            Ok(Column {
+                name: cell(row, name).ok_or_else(|| unexpected("a column without a name"))?,
+                data_type: cell(row, ty).unwrap_or_default(),
+                scale: None,
+                nullable: cell(row, null).is_none_or(|n| n.eq_ignore_ascii_case("Y")),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -475,7 +542,7 @@ mod tests {
 
     fn kind(status: u16, body: &str) -> Result<&'static str, FailureKind> {
         match classify(StatusCode::from_u16(status).unwrap(), body.as_bytes()) {
-            Ok(Progress::Done) => Ok("done"),
+            Ok(Progress::Done(_)) => Ok("done"),
             Ok(Progress::Pending(_)) => Ok("pending"),
             Err(e) => Err(e.kind()),
         }

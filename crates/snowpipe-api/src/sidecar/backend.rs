@@ -107,7 +107,7 @@ impl Backend for Sidecar {
             .await
             .map_err(|e| from_http(call, e))?;
         if !response.success {
-            return Err(refusal(response));
+            return Err(refusal(&response));
         }
         let columns = response
             .table_schema
@@ -215,7 +215,7 @@ fn from_wire(status: &StatusResponse) -> ChannelStatus {
 /// The kind of a `success: false` answer to opening a channel, by its code and Snowflake's HTTP status:
 /// credentials, role and a missing database are auth-kind; a missing schema or table takes the DDL path; any
 /// other refusal with Snowflake HTTP 400 will not get better; the rest may.
-fn refusal(response: ChannelResponse) -> Error {
+fn refusal(response: &ChannelResponse) -> Error {
     let call = Call::OpenChannel;
     let code = response.error_code().unwrap_or(ChannelErrorCode::Unknown);
     let message = format!(
@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn refusals_are_typed_by_what_to_do() {
         let refused = |code: &str, http: i64| {
-            refusal(ChannelResponse {
+            refusal(&ChannelResponse {
                 code: code.into(),
                 error: "nope".into(),
                 snowflake_api_http_code: http,

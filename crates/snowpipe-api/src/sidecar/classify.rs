@@ -24,9 +24,9 @@ pub fn is_retryable(error: &HttpError) -> bool {
         HttpError::UnexpectedStatus { status, .. } => {
             *status == 429 || ((500..600).contains(status) && *status != 501)
         }
-        HttpError::ChannelNotFound { .. } | HttpError::Decode { .. } | HttpError::InvalidRequest { .. } => {
-            false
-        }
+        HttpError::ChannelNotFound { .. }
+        | HttpError::Decode { .. }
+        | HttpError::InvalidRequest { .. } => false,
     }
 }
 
@@ -105,5 +105,4 @@ mod tests {
             false,
         );
     }
-
 }

@@ -36,8 +36,12 @@ impl InsertRequestExt for HttpClient {
         channel_id: &str,
         request: &InsertRequest,
     ) -> Result<Inserted, Error> {
-        self.insert(channel_id, &Arc::from(request.rows.clone()), &request.offset)
-            .await
+        self.insert(
+            channel_id,
+            &Arc::from(request.rows.clone()),
+            &request.offset,
+        )
+        .await
     }
 }
 
@@ -212,7 +216,10 @@ async fn insert_sends_gzip_json_and_reports_the_wire_size() {
         rows: rows(50),
         offset: "1001".into(),
     };
-    let inserted = client(&server).insert_request("ch/1 x", &request).await.unwrap();
+    let inserted = client(&server)
+        .insert_request("ch/1 x", &request)
+        .await
+        .unwrap();
 
     let recorded = server.only_request();
     assert_eq!(recorded.method, "POST");

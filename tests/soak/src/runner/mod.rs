@@ -14,9 +14,10 @@ use std::{
 };
 
 use serde_json::Value;
-use snowpipe_api::{HttpConfig, RetryConfig};
-use snowpipe_channels::{Clock, ManualClock};
 use snowpipe_e2e::World;
+use snowpipe_manager::{
+    BackendConfig, Clock, FailedJobParameters, HttpConfig, ImportId, ManualClock, RetryConfig,
+};
 use snowpipe_manager::{Connection, Manager, PollOutput, Settings, UploadOutput};
 
 use self::inject::apply;
@@ -165,7 +166,7 @@ impl Run {
             world.control.set_commit_lag(Duration::from_secs(3600));
         }
         let mut connection = world.connection();
-        connection.service = HttpConfig {
+        connection.backend = BackendConfig::Sidecar(HttpConfig {
             base_url: world.emulator.base_url(),
             timeout: HTTP_TIMEOUT,
             connect_timeout: Duration::from_secs(1),
@@ -177,7 +178,7 @@ impl Run {
                 ..RetryConfig::default()
             },
             ..HttpConfig::default()
-        };
+        });
         let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
         let settings = Settings {
             max_line_bytes: MAX_LINE_BYTES,
@@ -367,11 +368,16 @@ impl Run {
         }
         let mut discards_failed = false;
         if let Some(params) = &upload.importing_parameters {
-            let import_id = serde_json::to_value(&params.import_id).expect("import id serialises");
+            let import_id = params.import_id.clone();
             let Some(poll) = self.poll_until_complete(n, plan, &import_id).await else {
                 return self.give_up(&upload.importing_job_ids, "the import never completed");
             };
-            let params = poll.failed_job_parameters.clone().unwrap_or(import_id);
+            let params = serde_json::to_value(
+                poll.failed_job_parameters
+                    .clone()
+                    .unwrap_or_else(|| FailedJobParameters::from(import_id)),
+            )
+            .expect("failed job parameters serialise");
             self.check_poll(n, &poll, &params);
             discards_failed = params.as_array().is_some_and(|entries| {
                 entries
@@ -433,7 +439,7 @@ impl Run {
         &mut self,
         n: usize,
         plan: &BatchPlan,
-        import_id: &Value,
+        import_id: &ImportId,
     ) -> Option<PollOutput> {
         let flush_at = if self.commit == CommitMode::Flushed {
             plan.flush_at
@@ -478,7 +484,8 @@ impl Run {
                 )
             })
             .collect();
-        let stats = self.manager.upload_stats(params, &importing);
+        let params = FailedJobParameters::decode(params).expect("poll's parameters decode");
+        let stats = self.manager.upload_stats(&params, &importing);
         self.check_stats(n, upload, &stats);
         let mut verdicts = BTreeMap::new();
         for id in &stats.metadata.succeeded_keys {
@@ -635,7 +642,7 @@ fn unverifiable_tables(
     upload
         .importing_parameters
         .iter()
-        .flat_map(|p| &p.import_id)
+        .flat_map(|p| p.import_id.entries())
         .filter(|entry| {
             let offset = entry.offset.parse::<i64>().unwrap_or(i64::MAX);
             committed_before

@@ -43,7 +43,6 @@ impl ColumnInfo {
     }
 }
 
-
 impl ColumnInfo {
     /// The column as the boundary describes columns.
     pub(crate) fn to_column(&self, name: &str) -> Column {
