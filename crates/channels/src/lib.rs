@@ -31,6 +31,9 @@ mod manager;
 pub mod memory;
 pub mod sql;
 pub mod sql_api;
+pub mod state;
+pub mod token;
+pub mod verdict;
 mod warehouse;
 
 pub use backoff::{AuthBackoff, BackoffActive, BackoffConfig};
@@ -40,7 +43,10 @@ pub use error::{ChannelError, DdlStep};
 pub use kind::FailureKind;
 #[cfg(any(test, feature = "mock"))]
 pub use manager::MockChannels;
-pub use manager::{Channel, ChannelId, ChannelManager, ChannelSettings, Channels};
+pub use manager::{
+    AppendOutcome, Channel, ChannelId, ChannelManager, ChannelSettings, Channels, EntryRows,
+    EntryVerdict, Positions, Segment,
+};
 pub use snowpipe_auth::KeyError;
 pub use sql_api::{SqlApiConfig, SqlApiWarehouse};
 #[cfg(any(test, feature = "mock"))]

@@ -77,6 +77,7 @@ pub(crate) fn connection(
             multiplier: global.auth_backoff_multiplier,
             max: global.auth_backoff_max,
         },
+        state: None,
     })
 }
 

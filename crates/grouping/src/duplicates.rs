@@ -1,4 +1,7 @@
-//! Counting duplicate events in a table's batch: ids that repeat, and job ids the channel already committed.
+//! Counting duplicate events in a table's batch: ids that repeat.
+//!
+//! (Job ids at or below the channel's committed offset were counted too while offsets were job ids; offset
+//! tokens no longer say anything of job ids, so that count is gone.)
 
 use std::collections::HashSet;
 
@@ -14,17 +17,14 @@ pub fn counts_duplicates(table: &str) -> bool {
     table != DUPLICATE_EXEMPT_TABLE
 }
 
-/// Duplicate events in a table's batch; both kinds are reported as metrics and warnings, nothing is dropped.
+/// Duplicate events in a table's batch, reported as a metric and a warning; nothing is dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Duplicates {
     /// Events whose `ID` was already seen earlier in the batch (an id seen three times counts two).
     pub repeated_ids: usize,
-    /// Events whose job id is at or below the channel's committed offset (negative job ids are ignored).
-    pub committed: usize,
 }
 
-/// Counts the duplicates among one table's `events`. `committed_offset` is the channel's last committed
-/// offset, `None` when it has none.
+/// Counts the duplicates among one table's `events`.
 ///
 /// Ids compare as text: a string's contents, any other value's JSON text (so `"1"` and `1` are the same id).
 /// Events without `ID` are not counted. Whether to count at all is the caller's call: see
@@ -41,10 +41,10 @@ pub struct Duplicates {
 ///     Event::new(job, "T", Schema::new(), &data, &time).unwrap()
 /// };
 /// let events = [event(-1, "a"), event(5, "b"), event(6, "a"), event(7, "c")];
-/// assert_eq!(count_duplicates(&events, Some(6)), Duplicates { repeated_ids: 1, committed: 2 });
+/// assert_eq!(count_duplicates(&events), Duplicates { repeated_ids: 1 });
 /// ```
 #[must_use]
-pub fn count_duplicates(events: &[Event], committed_offset: Option<i64>) -> Duplicates {
+pub fn count_duplicates(events: &[Event]) -> Duplicates {
     // Every event's id is hashed: a fast hasher, as for the columns cache.
     let mut seen =
         HashSet::with_capacity_and_hasher(events.len(), foldhash::fast::RandomState::default());
@@ -54,9 +54,6 @@ pub fn count_duplicates(events: &[Event], committed_offset: Option<i64>) -> Dupl
             && !seen.insert(id)
         {
             duplicates.repeated_ids += 1;
-        }
-        if committed_offset.is_some_and(|offset| event.job_id() >= 0 && event.job_id() <= offset) {
-            duplicates.committed += 1;
         }
     }
     duplicates
@@ -100,25 +97,6 @@ mod tests {
             event(6, r#"{}"#),
             event(7, r#"{}"#),
         ];
-        assert_eq!(
-            count_duplicates(&events, None),
-            Duplicates {
-                repeated_ids: 3,
-                committed: 0
-            }
-        );
-    }
-
-    #[test]
-    fn committed_offset_counts_job_ids_at_or_below_it_and_ignores_negative_ones() {
-        let events = [
-            event(-5, "{}"),
-            event(0, "{}"),
-            event(10, "{}"),
-            event(11, "{}"),
-        ];
-        assert_eq!(count_duplicates(&events, Some(10)).committed, 2);
-        assert_eq!(count_duplicates(&events, Some(-1)).committed, 0);
-        assert_eq!(count_duplicates(&events, None).committed, 0);
+        assert_eq!(count_duplicates(&events), Duplicates { repeated_ids: 3 });
     }
 }

@@ -5,15 +5,21 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use snowpipe_channels::token::Epoch;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-/// One channel's share of an upload: what poll checks, and what upload stats judges jobs by.
+/// The scheme of entries whose rows are judged by their segments' positions ([`ImportEntry::scheme`]).
+/// Entries without a scheme are of the one before: offsets were job ids.
+pub const SCHEME: &str = "v2";
+
+/// One table's share of an upload: what poll checks, and what upload stats judges jobs by.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportEntry {
-    /// The channel the rows went to.
+    /// The channel the rows went to last.
     pub channel_id: String,
-    /// The offset token of the insert: the highest job id among the rows.
+    /// The end token of the entry's last request (for people; poll judges by `segments`). In entries of the
+    /// scheme before, the highest job id among the rows.
     pub offset: String,
     /// The table.
     pub table: String,
@@ -34,9 +40,76 @@ pub struct ImportEntry {
     /// Set by poll: why it failed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
-    /// Set by poll for lost rows: only jobs in this range failed.
+    /// `"v2"` ([`SCHEME`]): the rows are judged by `segments`. Absent in entries of the scheme before,
+    /// which poll judges by the old rule only while the channel's committed token is still a job id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// The rows, by the epoch and positions they went out in, each with its jobs in row order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<EntrySegment>,
+    /// Set by poll for lost rows of an entry of the scheme before: only jobs in this range failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_job_ids: Option<JobIdRange>,
+    /// Set by poll: exactly the jobs that failed (the others succeeded).
+    #[serde(default, skip_serializing_if = "JobRuns::is_empty")]
+    pub failed_jobs: JobRuns,
+}
+
+/// Rows of an entry that went out in one epoch: positions `first..=last`, one per row, and the rows' jobs in
+/// the same order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntrySegment {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// The first row's position.
+    pub first: u64,
+    /// The last row's position.
+    pub last: u64,
+    /// The rows' jobs, in row order: `last - first + 1` of them.
+    pub jobs: JobRuns,
+}
+
+/// Job ids in order, written as runs of consecutive ids (`[[1001, 1500], [7, 7]]`), so the import id of a
+/// large batch stays small.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobRuns(Vec<(i64, i64)>);
+
+impl JobRuns {
+    /// The runs of `ids`, in order.
+    pub fn of(ids: impl IntoIterator<Item = i64>) -> Self {
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for id in ids {
+            match runs.last_mut() {
+                Some((_, end)) if end.checked_add(1) == Some(id) => *end = id,
+                _ => runs.push((id, id)),
+            }
+        }
+        Self(runs)
+    }
+
+    /// The ids, in order.
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().flat_map(|&(start, end)| start..=end)
+    }
+
+    /// How many ids.
+    pub fn len(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|&(start, end)| end.abs_diff(start) + 1)
+            .sum()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `id` is one of them.
+    pub fn contains(&self, id: i64) -> bool {
+        self.0.iter().any(|&(start, end)| (start..=end).contains(&id))
+    }
 }
 
 /// An inclusive range of job ids.

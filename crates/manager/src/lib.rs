@@ -23,7 +23,8 @@ pub mod telemetry;
 mod upload;
 
 pub use import::{
-    DecodeError, FailedJobParameters, ImportEntry, ImportId, ImportParameters, JobIdRange,
+    DecodeError, EntrySegment, FailedJobParameters, ImportEntry, ImportId, ImportParameters,
+    JobIdRange, JobRuns, SCHEME,
 };
 pub use manager::{BackendConfig, ConnectError, Connection, Destination, Manager};
 pub use output::{PollOutput, StatsMetadata, UploadOutput, UploadStatsOutput};
@@ -37,4 +38,5 @@ pub use snowpipe_api::{
 };
 pub use snowpipe_channels::{
     BackoffConfig, Clock, DestinationConfig, ManualClock, SystemClock, schema_name,
+    state::{MemoryState, StateStore, TableState},
 };

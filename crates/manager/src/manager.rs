@@ -11,7 +11,7 @@ use snowpipe_api::{
 };
 use snowpipe_channels::{
     AuthBackoff, BackoffConfig, ChannelManager, ChannelSettings, Channels, Clock,
-    DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock,
+    DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock, state::StateStore,
 };
 
 use crate::{Settings, poll::PollState, telemetry::Labels};
@@ -64,6 +64,9 @@ pub struct Connection {
     pub sql_api_url: Option<String>,
     /// The auth backoff.
     pub backoff: BackoffConfig,
+    /// Where tables' channel states outlive the process (the command's state directory); in memory when
+    /// `None`. See [`StateStore`].
+    pub state: Option<Arc<dyn StateStore>>,
 }
 
 /// A client could not be built from the settings.
@@ -158,11 +161,14 @@ impl Manager {
         sql.base_url = connection.sql_api_url.clone();
         sql.timeout = timeout;
         sql.retry = retry.clone();
-        sql.sleep = sleep;
+        sql.sleep = Arc::clone(&sleep);
         let warehouse = SqlApiWarehouse::new(sql)?;
         let mut channel_settings =
             ChannelSettings::new(&destination.id, &settings.instance_id, &config);
         channel_settings.bulk_status_batch_size = settings.bulk_status_batch_size;
+        channel_settings.reopen_wait = settings.reopen_wait;
+        channel_settings.lost_answer_margin = settings.lost_answer_margin;
+        let state = connection.state.clone();
         let backoff = AuthBackoff::new(connection.backoff, Arc::clone(&clock));
         let channels: Arc<dyn Channels> = match connection.backend {
             BackendConfig::Sidecar(http) => {
@@ -175,12 +181,12 @@ impl Manager {
                 };
                 let sidecar = Sidecar::new(HttpClient::new(http)?, account);
                 let backend = Instrumented::new(sidecar).with_labels(labels);
-                Arc::new(ChannelManager::new(
-                    backend,
-                    warehouse,
-                    channel_settings,
-                    backoff,
-                ))
+                let channels = ChannelManager::new(backend, warehouse, channel_settings, backoff)
+                    .with_time(Arc::clone(&clock), sleep);
+                Arc::new(match state {
+                    Some(state) => channels.with_state(state),
+                    None => channels,
+                })
             }
         };
         Ok(Self::new(destination, settings, channels, clock))

@@ -36,10 +36,6 @@ impl Outcomes {
         self.entries.push(entry);
     }
 
-    pub(crate) fn entry(&mut self, entry: ImportEntry) {
-        self.entries.push(entry);
-    }
-
     pub(crate) fn reject(
         &mut self,
         verdict: Verdict,

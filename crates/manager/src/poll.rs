@@ -1,17 +1,24 @@
-//! Poll: ask the channels of an import where they stand, recover lost and invalid channels, and judge each
-//! entry succeeded, failed or still in progress.
+//! Poll: judge each entry of an import from its channel's committed token — succeeded, failed (exactly
+//! which jobs, and why) or still in progress — and, past the stuck threshold, settle what is in flight by
+//! reopening the channel, so a job failed as stuck can never land later.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::PoisonError,
     time::Instant,
 };
 
 use snowpipe_api::{ChannelStatus, Progress};
-use snowpipe_channels::ChannelId;
+use snowpipe_channels::{
+    ChannelId, EntryRows, EntryVerdict, Positions,
+    token::Committed,
+    verdict::{Rest, Undecidable},
+};
 use tracing::Instrument as _;
 
-use crate::{FailedJobParameters, ImportEntry, ImportId, JobIdRange, Manager, PollOutput};
+use crate::{
+    FailedJobParameters, ImportEntry, ImportId, JobIdRange, Manager, PollOutput, import::JobRuns,
+};
 
 /// Most imports whose poll state a manager keeps at once. A caller that abandons imports without polling
 /// them to completion must not make the state grow without bound; the oldest is forgotten first (forgetting
@@ -25,9 +32,6 @@ pub(crate) struct PollState {
     imports: HashMap<ImportKey, ImportState>,
     /// Imports in the order they were first polled, to forget the oldest.
     order: VecDeque<ImportKey>,
-    /// Channels reopened during polling: the id in an import entry → the id to ask now. Shared by every
-    /// import, since entries of several imports can name the same channel.
-    reopened: HashMap<String, String>,
 }
 
 /// What the manager remembers between polls of one import.
@@ -70,20 +74,21 @@ impl PollState {
         self.imports.entry(import.clone()).or_default()
     }
 
-    /// Forgets a completed import, and the reopened channels that no other import still names.
     fn forget(&mut self, import: &ImportKey) {
         self.imports.remove(import);
         self.order.retain(|k| k != import);
-        for (channel, _, _) in import {
-            let named = self
-                .order
-                .iter()
-                .any(|other| other.iter().any(|(c, _, _)| c == channel));
-            if !named {
-                self.reopened.remove(channel);
-            }
-        }
     }
+}
+
+/// Which jobs of an entry failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failed {
+    /// Every job of the entry.
+    All,
+    /// Jobs in this range (entries of the scheme before tokens).
+    Range(JobIdRange),
+    /// Exactly these.
+    Jobs(JobRuns),
 }
 
 /// An entry's state after a poll.
@@ -93,7 +98,8 @@ enum Judgement {
     InProgress,
     Failed {
         reason: String,
-        range: Option<JobIdRange>,
+        jobs: Failed,
+        /// Failed as stuck: the answer warns.
         stuck: bool,
     },
 }
@@ -102,13 +108,13 @@ impl Judgement {
     fn failed(reason: String) -> Self {
         Self::Failed {
             reason,
-            range: None,
+            jobs: Failed::All,
             stuck: false,
         }
     }
 }
 
-/// An offset token as a number; an empty one is "nothing yet", the smallest possible.
+/// An offset token of the scheme before as a number; an empty one is "nothing yet", the smallest possible.
 fn offset(token: &str) -> Result<i64, String> {
     if token.is_empty() {
         Ok(i64::MIN)
@@ -119,13 +125,23 @@ fn offset(token: &str) -> Result<i64, String> {
     }
 }
 
-/// Judges an entry by its channel's committed and latest inserted offsets.
-fn judge(entry: &ImportEntry, status: &ChannelStatus) -> Judgement {
+/// Judges an entry of the scheme before tokens (its offset the highest job id of its rows) by its channel's
+/// committed and latest inserted offsets — only while the committed token is still a job id: once the
+/// channel has moved to tokens, the old rule means nothing.
+fn judge_legacy(entry: &ImportEntry, status: &ChannelStatus) -> Judgement {
+    if matches!(
+        Committed::read(status.committed.as_deref()),
+        Committed::Token(_) | Committed::Unreadable(_)
+    ) {
+        return Judgement::failed(format!(
+            "whether the rows of table {} committed cannot be told: {}; the jobs are retried",
+            entry.table,
+            Undecidable::LegacyEntry
+        ));
+    }
     let committed_token = status.committed_str();
     let latest_token = match &status.progress {
         Progress::Inserted(latest) => latest.as_deref().unwrap_or(""),
-        // A backend that does not say what the channel was handed: until the committed offset reaches the
-        // entry's, the rows may still be on their way.
         _ => committed_token,
     };
     let parsed = (
@@ -142,13 +158,7 @@ fn judge(entry: &ImportEntry, status: &ChannelStatus) -> Judgement {
     if committed >= expected {
         return Judgement::Succeeded;
     }
-    if !matches!(status.progress, Progress::Inserted(_)) {
-        return Judgement::InProgress;
-    }
     if latest < expected {
-        // Rows were lost (the service restarted before committing them). Job ids need not rise, so the range
-        // starts at the entry's lowest job id when that is below the committed offset.
-        // With nothing committed yet, every job of the entry is lost: its lowest job id bounds the range.
         let after_committed = committed.saturating_add(1);
         let start = match entry.min_job_id {
             Some(min) if committed_token.is_empty() => min,
@@ -160,27 +170,93 @@ fn judge(entry: &ImportEntry, status: &ChannelStatus) -> Judgement {
                 "rows of table {} were lost before they were committed (committed offset {}, latest inserted {}, expected {})",
                 entry.table, committed_token, latest_token, entry.offset
             ),
-            range: Some(JobIdRange {
+            jobs: Failed::Range(JobIdRange {
                 start,
                 end: expected,
             }),
             stuck: false,
         };
     }
-    if latest > committed {
-        return Judgement::InProgress;
-    }
-    Judgement::failed(format!(
-        "table {} cannot reach its offset: expected {}, committed {:?}, latest inserted {:?}",
-        entry.table, entry.offset, committed_token, latest_token
-    ))
+    Judgement::InProgress
 }
 
-fn channel_id(entry: &ImportEntry, id: &str) -> ChannelId {
-    ChannelId {
-        table: entry.table.clone(),
-        id: id.to_owned(),
+/// What a verdict on an entry's segments means for its jobs. `stuck`: the verdict came from settling a
+/// stuck import.
+fn judgement(entry: &ImportEntry, verdict: &EntryVerdict, stuck: bool) -> (Judgement, Vec<Undecidable>) {
+    let mut failed = Vec::new();
+    let mut lost = false;
+    let mut causes = Vec::new();
+    for (segment, judged) in entry.segments.iter().zip(&verdict.segments) {
+        match judged.rest {
+            Rest::Nothing => continue,
+            Rest::InFlight => return (Judgement::InProgress, causes),
+            Rest::Lost => lost = true,
+            Rest::Undecidable(cause) => causes.push(cause),
+        }
+        let committed = usize::try_from(judged.committed_through.saturating_sub(segment.first - 1))
+            .unwrap_or(usize::MAX);
+        failed.extend(segment.jobs.iter().skip(committed));
     }
+    if entry.segments.len() != verdict.segments.len() {
+        return (
+            Judgement::failed(format!(
+                "table {}: the channel layer judged {} segments of {}",
+                entry.table,
+                verdict.segments.len(),
+                entry.segments.len()
+            )),
+            causes,
+        );
+    }
+    if failed.is_empty() {
+        return (Judgement::Succeeded, causes);
+    }
+    let table = &entry.table;
+    let mut reasons = Vec::new();
+    if lost && stuck && !verdict.reopened_invalid {
+        reasons.push(format!(
+            "stuck: rows of table {table} did not commit within the stuck threshold; the channel was reopened and they were discarded"
+        ));
+    } else if lost {
+        reasons.push(format!(
+            "rows of table {table} were lost before they were committed (the channel was lost, turned invalid or was reopened since)"
+        ));
+    }
+    causes.sort_unstable();
+    causes.dedup();
+    for cause in &causes {
+        reasons.push(format!(
+            "whether the rows of table {table} committed cannot be told: {cause}; the jobs are retried"
+        ));
+    }
+    (
+        Judgement::Failed {
+            reason: reasons.join("; "),
+            jobs: Failed::Jobs(JobRuns::of(failed)),
+            stuck: lost && stuck && !verdict.reopened_invalid,
+        },
+        causes,
+    )
+}
+
+fn rows_of(entry: &ImportEntry) -> EntryRows {
+    EntryRows {
+        table: entry.table.clone(),
+        channel_id: entry.channel_id.clone(),
+        segments: entry
+            .segments
+            .iter()
+            .map(|s| Positions {
+                epoch: s.epoch,
+                first: s.first,
+                last: s.last,
+            })
+            .collect(),
+    }
+}
+
+fn is_segmented(entry: &ImportEntry) -> bool {
+    entry.scheme.is_some()
 }
 
 impl Manager {
@@ -193,61 +269,74 @@ impl Manager {
 
     async fn poll_inner(&self, entries: &[ImportEntry]) -> PollOutput {
         let import = import_key(entries);
-        let (known, reopened) = {
+        let known: HashMap<EntryKey, Judgement> = {
             let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
-            let reopened = state.reopened.clone();
             let terminal = &state.import(&import).terminal;
-            let known: HashMap<EntryKey, Judgement> = entries
+            entries
                 .iter()
                 .filter_map(|e| terminal.get(&key(e)).map(|j| (key(e), j.clone())))
-                .collect();
-            (known, reopened)
+                .collect()
         };
-        let current_id = |entry: &ImportEntry| {
-            reopened
-                .get(&entry.channel_id)
-                .cloned()
-                .unwrap_or_else(|| entry.channel_id.clone())
-        };
-
         let pending: Vec<&ImportEntry> = entries
             .iter()
             .filter(|e| !known.contains_key(&key(e)))
             .collect();
-        let asked: Vec<ChannelId> = {
-            let mut seen = HashSet::new();
-            pending
-                .iter()
-                .map(|e| channel_id(e, &current_id(e)))
-                .filter(|c| seen.insert(c.clone()))
-                .collect()
-        };
-        let statuses: Option<HashMap<ChannelId, Option<ChannelStatus>>> =
-            match self.channels.statuses(&asked).await {
-                Ok(statuses) => Some(asked.into_iter().zip(statuses).collect()),
-                Err(error) => {
-                    // Nothing is judged on a failed status request: every entry stays in progress. The stuck
-                    // clock still runs, so a status endpoint that keeps failing cannot hold the import forever.
-                    tracing::warn!(%error, "bulk status failed; the import stays in progress");
-                    None
-                }
-            };
-
         let mut judged: HashMap<EntryKey, Judgement> = known;
-        for entry in pending {
-            let id = current_id(entry);
-            let judgement = match statuses.as_ref().map(|s| s.get(&channel_id(entry, &id))) {
-                None => Judgement::InProgress,
-                Some(None | Some(None)) => self.judge_reopened(entry, None).await,
-                Some(Some(Some(status))) if !status.valid => {
-                    self.judge_reopened(entry, Some(id)).await
+        let mut undecidable: BTreeMap<Undecidable, usize> = BTreeMap::new();
+
+        let segmented: Vec<&ImportEntry> =
+            pending.iter().copied().filter(|e| is_segmented(e)).collect();
+        let rows: Vec<EntryRows> = segmented.iter().map(|e| rows_of(e)).collect();
+        let verdicts = self.channels.judge(&rows, false).await;
+        for (entry, verdict) in segmented.iter().zip(verdicts) {
+            let judgement = match verdict {
+                Ok(verdict) => {
+                    let (judgement, causes) = judgement(entry, &verdict, false);
+                    if let Judgement::Failed { jobs: Failed::Jobs(jobs), .. } = &judgement {
+                        for cause in causes {
+                            *undecidable.entry(cause).or_default() += usize::try_from(jobs.len()).unwrap_or(usize::MAX);
+                        }
+                    }
+                    judgement
                 }
-                Some(Some(Some(status))) => judge(entry, status),
+                Err(error) => {
+                    // Nothing is judged on a failed status request or reopen: the entry stays in progress. The
+                    // stuck clock still runs, so a backend that keeps failing cannot hold the import forever.
+                    tracing::warn!(table = %entry.table, %error, "the entry cannot be judged now; it stays in progress");
+                    Judgement::InProgress
+                }
             };
             judged.insert(key(entry), judgement);
         }
 
-        let mut stuck_check = false;
+        let legacy: Vec<&ImportEntry> = pending.iter().copied().filter(|e| !is_segmented(e)).collect();
+        if !legacy.is_empty() {
+            let ids: Vec<ChannelId> = legacy
+                .iter()
+                .map(|e| ChannelId {
+                    table: e.table.clone(),
+                    id: e.channel_id.clone(),
+                })
+                .collect();
+            let statuses = self.channels.statuses(&ids).await;
+            for (i, entry) in legacy.iter().enumerate() {
+                let judgement = match &statuses {
+                    Ok(statuses) => match statuses.get(i).cloned().flatten() {
+                        Some(status) if status.valid => judge_legacy(entry, &status),
+                        _ => Judgement::failed(format!(
+                            "the channel of table {} was lost or turned invalid, and the import id is of the old scheme (offsets were job ids): its rows cannot be judged; the jobs are retried",
+                            entry.table
+                        )),
+                    },
+                    Err(error) => {
+                        tracing::warn!(table = %entry.table, %error, "bulk status failed; the entry stays in progress");
+                        Judgement::InProgress
+                    }
+                };
+                judged.insert(key(entry), judgement);
+            }
+        }
+
         let in_progress: Vec<&ImportEntry> = entries
             .iter()
             .filter(|e| judged.get(&key(e)) == Some(&Judgement::InProgress))
@@ -266,18 +355,17 @@ impl Manager {
                 .min()
                 .and_then(|at| self.clock.system_time().duration_since(at).ok())
                 .unwrap_or_default();
-            stuck_check =
-                now.duration_since(since).max(since_upload) >= self.settings.stuck_threshold;
-        }
-        if stuck_check {
-            for entry in entries {
-                if judged.get(&key(entry)) == Some(&Judgement::InProgress) {
-                    let judgement = self.judge_stuck(entry, &current_id(entry)).await;
-                    judged.insert(key(entry), judgement);
-                }
+            let waited = now.duration_since(since).max(since_upload);
+            if waited >= self.settings.stuck_threshold {
+                self.settle_stuck(&in_progress, waited, &mut judged, &mut undecidable)
+                    .await;
             }
         }
 
+        for (cause, jobs) in &undecidable {
+            tracing::warn!(cause = cause.as_str(), jobs, "{cause}: the jobs failed and are retried; their rows may be in the table");
+            self.labels.undecidable(cause.as_str(), *jobs);
+        }
         {
             let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
             let terminal = &mut state.import(&import).terminal;
@@ -295,89 +383,78 @@ impl Manager {
                 ..PollOutput::default()
             };
         }
-        self.complete(&import, entries, &judged).await
+        self.complete(&import, entries, &judged)
     }
 
-    /// Judges an entry whose channel the backend lost (`stale` = `None`) or reported invalid: reopen the
-    /// channel (no DDL) and judge on the new channel's status. When the channel cannot be reopened or its
-    /// status read, the entry stays in progress rather than failing jobs whose rows may have landed (the
-    /// issue's "no row twice" wins over the behaviour page's "failure to do so fails the entry").
-    async fn judge_reopened(&self, entry: &ImportEntry, stale: Option<String>) -> Judgement {
-        tracing::info!(table = %entry.table, channel_id = %entry.channel_id, invalid = stale.is_some(), "reopening channel while polling");
-        let channel = match self.channels.recreate(&entry.table, stale).await {
-            Ok(channel) => channel,
-            Err(error) => {
-                // Failing the entry here would fail jobs whose rows may have committed before the restart, and
-                // their retry would put them in twice: try again at the next poll; the stuck threshold still
-                // bounds how long that goes on.
-                tracing::warn!(table = %entry.table, %error, "cannot reopen the channel; the entry stays in progress");
-                return Judgement::InProgress;
-            }
-        };
-        self.poll
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reopened
-            .insert(entry.channel_id.clone(), channel.id().to_owned());
-        match self.channels.status(&channel_id(entry, channel.id())).await {
-            Ok(Some(status)) => judge(entry, &status),
-            Ok(None) => {
-                tracing::warn!(table = %entry.table, channel_id = %channel.id(), "the reopened channel is unknown again; the entry stays in progress");
-                Judgement::InProgress
-            }
-            Err(error) => {
-                // As above: unknown is not failed. The next poll asks the reopened channel.
-                tracing::warn!(table = %entry.table, channel_id = %channel.id(), %error, "status of the reopened channel unknown; the entry stays in progress");
-                Judgement::InProgress
-            }
-        }
-    }
-
-    /// An entry in progress past the stuck threshold: the single-channel status tells the truth that bulk
-    /// status may hide. Invalid → failed quietly; otherwise failed as stuck.
-    async fn judge_stuck(&self, entry: &ImportEntry, id: &str) -> Judgement {
-        let stuck = |reason: String| Judgement::Failed {
-            reason,
-            range: None,
-            stuck: true,
-        };
-        match self.channels.status(&channel_id(entry, id)).await {
-            Ok(Some(status)) if !status.valid => Judgement::failed(format!(
-                "the channel of table {} turned invalid while its rows were flushing",
-                entry.table
-            )),
-            Ok(Some(status)) => match judge(entry, &status) {
-                Judgement::InProgress => {
-                    tracing::warn!(
-                        table = %entry.table,
-                        channel_id = id,
-                        committed = %status.committed_str(),
-                        progress = ?status.progress,
-                        expected = %entry.offset,
-                        "pipeline stuck: the committed offset has not reached the import's offset within the stuck threshold"
-                    );
-                    stuck(format!(
-                        "stuck: the committed offset of table {} stayed at {:?} below {} past the stuck threshold",
-                        entry.table,
-                        status.committed_str(),
-                        entry.offset
-                    ))
+    /// Entries in progress past the stuck threshold: their channels are reopened (discarding what is in
+    /// flight, so nothing judged lost lands later) and judged from those openings. A channel the backend
+    /// itself reports invalid fails its rows quietly; otherwise the pipeline is stuck, and the answer warns.
+    /// When even the reopen is impossible, the entry waits until twice the threshold, then is undecidable.
+    async fn settle_stuck(
+        &self,
+        in_progress: &[&ImportEntry],
+        waited: std::time::Duration,
+        judged: &mut HashMap<EntryKey, Judgement>,
+        undecidable: &mut BTreeMap<Undecidable, usize>,
+    ) {
+        let segmented: Vec<&ImportEntry> =
+            in_progress.iter().copied().filter(|e| is_segmented(e)).collect();
+        let rows: Vec<EntryRows> = segmented.iter().map(|e| rows_of(e)).collect();
+        let verdicts = self.channels.judge(&rows, true).await;
+        for (entry, verdict) in segmented.iter().zip(verdicts) {
+            let judgement = match verdict {
+                Ok(verdict) => {
+                    let (judgement, causes) = judgement(entry, &verdict, true);
+                    if let Judgement::Failed { jobs: Failed::Jobs(jobs), stuck, .. } = &judgement {
+                        if *stuck {
+                            tracing::warn!(table = %entry.table, channel_id = %entry.channel_id,
+                                "pipeline stuck: the rows did not commit within the stuck threshold");
+                        }
+                        for cause in causes {
+                            *undecidable.entry(cause).or_default() += usize::try_from(jobs.len()).unwrap_or(usize::MAX);
+                        }
+                    }
+                    judgement
                 }
-                other => other,
-            },
-            Ok(None) => stuck(format!(
-                "stuck: the channel of table {} did not commit in time and the backend no longer knows it",
-                entry.table
-            )),
-            Err(error) => stuck(format!(
-                "stuck: the channel of table {} did not commit in time and its status is unknown: {error}",
-                entry.table
-            )),
+                Err(error) if waited >= self.settings.stuck_threshold * 2 => {
+                    *undecidable.entry(Undecidable::ReopenImpossible).or_default() +=
+                        usize::try_from(entry.count).unwrap_or(usize::MAX);
+                    Judgement::Failed {
+                        reason: format!(
+                            "stuck: whether the rows of table {} committed cannot be told: {} ({error}); the jobs are retried",
+                            entry.table,
+                            Undecidable::ReopenImpossible
+                        ),
+                        jobs: Failed::All,
+                        stuck: true,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(table = %entry.table, %error, "a stuck entry cannot be settled now; it stays in progress");
+                    Judgement::InProgress
+                }
+            };
+            judged.insert(key(entry), judgement);
+        }
+        for entry in in_progress.iter().filter(|e| !is_segmented(e)) {
+            tracing::warn!(table = %entry.table, channel_id = %entry.channel_id,
+                "pipeline stuck: the committed offset has not reached the import's offset within the stuck threshold");
+            judged.insert(
+                key(entry),
+                Judgement::Failed {
+                    reason: format!(
+                        "stuck: the committed offset of table {} did not reach {} within the stuck threshold",
+                        entry.table, entry.offset
+                    ),
+                    jobs: Failed::All,
+                    stuck: true,
+                },
+            );
         }
     }
 
-    /// Every entry is terminal: delete the channels of failed entries, count, forget this import's state.
-    async fn complete(
+    /// Every entry is terminal: count, forget this import's state, answer with the entries marked.
+    fn complete(
         &self,
         import: &ImportKey,
         entries: &[ImportEntry],
@@ -385,12 +462,6 @@ impl Manager {
     ) -> PollOutput {
         let mut has_failed = false;
         let mut has_warning = false;
-        let reopened = self
-            .poll
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reopened
-            .clone();
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
             let mut entry = entry.clone();
@@ -398,31 +469,33 @@ impl Manager {
                 .get(&key(&entry))
                 .cloned()
                 .unwrap_or(Judgement::Succeeded);
+            let count = usize::try_from(entry.count).unwrap_or(usize::MAX);
             if let Judgement::Failed {
                 reason,
-                range,
+                jobs,
                 stuck,
             } = judgement
             {
                 has_failed = true;
                 has_warning |= stuck;
-                let id = reopened
-                    .get(&entry.channel_id)
-                    .unwrap_or(&entry.channel_id)
-                    .clone();
-                if let Err(error) = self.channels.delete(&channel_id(&entry, &id)).await {
-                    tracing::warn!(table = %entry.table, channel_id = id, %error, "cannot delete the channel of a failed entry");
-                }
                 entry.failed = true;
                 entry.reason = reason;
-                entry.failed_job_ids = range;
-                self.labels
-                    .jobs("failed", usize::try_from(entry.count).unwrap_or(usize::MAX));
+                let failed = match jobs {
+                    Failed::All => count,
+                    Failed::Range(range) => {
+                        entry.failed_job_ids = Some(range);
+                        count
+                    }
+                    Failed::Jobs(jobs) => {
+                        let failed = usize::try_from(jobs.len()).unwrap_or(usize::MAX);
+                        entry.failed_jobs = jobs;
+                        failed
+                    }
+                };
+                self.labels.jobs("failed", failed);
+                self.labels.jobs("succeeded", count.saturating_sub(failed));
             } else {
-                self.labels.jobs(
-                    "succeeded",
-                    usize::try_from(entry.count).unwrap_or(usize::MAX),
-                );
+                self.labels.jobs("succeeded", count);
             }
             out.push(entry);
         }
@@ -467,54 +540,27 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_judged_by_their_offsets() {
+    fn legacy_entries_are_judged_by_their_offsets_while_the_token_is_a_job_id() {
         assert_eq!(
-            judge(&entry("10", Some(8)), &status("10", "10")),
+            judge_legacy(&entry("10", Some(8)), &status("10", "10")),
             Judgement::Succeeded
         );
         assert_eq!(
-            judge(&entry("10", Some(8)), &status("12", "12")),
-            Judgement::Succeeded,
-            "a later import moved on"
-        );
-        assert_eq!(
-            judge(&entry("10", Some(8)), &status("5", "10")),
+            judge_legacy(&entry("10", Some(8)), &status("5", "10")),
             Judgement::InProgress
         );
-        assert_eq!(
-            judge(&entry("10", Some(8)), &status("", "10")),
-            Judgement::InProgress,
-            "empty counts as the smallest"
-        );
-        let Judgement::Failed { range, .. } = judge(&entry("10", Some(8)), &status("5", "5"))
+        let Judgement::Failed { jobs, .. } = judge_legacy(&entry("10", Some(8)), &status("5", "5"))
         else {
             panic!("lost")
         };
-        assert_eq!(range, Some(JobIdRange { start: 6, end: 10 }));
-        let Judgement::Failed { reason, .. } = judge(&entry("x", None), &status("5", "5")) else {
-            panic!("bad")
-        };
-        assert!(reason.contains("unreadable"), "{reason}");
-    }
-
-    #[test]
-    fn a_lost_retry_with_a_low_job_id_is_inside_the_failed_range() {
-        // Job 3 was retried from an earlier batch into a batch of jobs 3, 20..=25; the committed offset had
-        // already passed 3 (it is 19) when the rows were lost.
-        let Judgement::Failed { range, .. } = judge(&entry("25", Some(3)), &status("19", "19"))
+        assert_eq!(jobs, Failed::Range(JobIdRange { start: 6, end: 10 }));
+        // Once the channel moved to tokens, the old rule means nothing.
+        let Judgement::Failed { reason, jobs, .. } =
+            judge_legacy(&entry("10", Some(8)), &status("v2.1-1.5.0", "v2.1-1.5.0"))
         else {
-            panic!("lost")
+            panic!("undecidable")
         };
-        assert_eq!(range, Some(JobIdRange { start: 3, end: 25 }));
-        // Without minJobId the range starts after the committed offset.
-        let Judgement::Failed { range, .. } = judge(&entry("25", None), &status("19", "19")) else {
-            panic!("lost")
-        };
-        assert_eq!(range, Some(JobIdRange { start: 20, end: 25 }));
-        // Nothing committed yet: the range starts at the lowest job id.
-        let Judgement::Failed { range, .. } = judge(&entry("25", Some(3)), &status("", "")) else {
-            panic!("lost")
-        };
-        assert_eq!(range, Some(JobIdRange { start: 3, end: 25 }));
+        assert_eq!(jobs, Failed::All);
+        assert!(reason.contains("old scheme"), "{reason}");
     }
 }

@@ -25,6 +25,15 @@ pub struct Settings {
     /// Most tables whose channels are being opened (with any DDL) at once. Opening costs waiting on the
     /// service and the warehouse, not memory, so it runs ahead of the inserts.
     pub channel_concurrency: usize,
+    /// Longest wait for a batch's discard rows to commit before the rows of their tables go out; past it,
+    /// those tables' jobs fail (and come back) rather than succeed with their discard rows lost.
+    pub discards_commit_wait: Duration,
+    /// Longest wait, before reopening a channel, for the rows written to it before to commit (on a backend
+    /// that cannot wait itself, the sidecar), so back-to-back uploads do not discard each other.
+    pub reopen_wait: Duration,
+    /// How long after an append's answer was lost to wait before reopening the channel to settle it, so a
+    /// request still in transit reaches the service before the reopen, not after it.
+    pub lost_answer_margin: Duration,
 }
 
 impl Default for Settings {
@@ -37,6 +46,9 @@ impl Default for Settings {
             stuck_threshold: Duration::from_secs(15 * 60),
             table_concurrency: 4,
             channel_concurrency: 8,
+            discards_commit_wait: Duration::from_secs(60),
+            reopen_wait: Duration::from_secs(30),
+            lost_answer_margin: Duration::from_secs(1),
         }
     }
 }

@@ -7,7 +7,8 @@ use crate::{FailedJobParameters, ImportEntry, Manager, StatsMetadata, UploadStat
 impl Manager {
     /// Each of `job_ids` (jobs that were importing), with its table, succeeded or failed: a job whose
     /// table's entry succeeded succeeded; a job whose entry failed failed with the entry's reason, unless the
-    /// entry names a failed job id range and the job is outside it.
+    /// entry names its failed jobs (`failedJobs`, exactly; or, in entries of the scheme before tokens, a
+    /// `failedJobIds` range) and the job is not among them.
     pub fn upload_stats(
         &self,
         failed_job_parameters: &FailedJobParameters,
@@ -42,7 +43,12 @@ pub fn upload_stats(
             Some(entries) => entries
                 .iter()
                 .filter(|e| {
-                    e.failed && e.failed_job_ids.is_none_or(|range| range.contains(*job_id))
+                    e.failed
+                        && if e.failed_jobs.is_empty() {
+                            e.failed_job_ids.is_none_or(|range| range.contains(*job_id))
+                        } else {
+                            e.failed_jobs.contains(*job_id)
+                        }
                 })
                 .map(|e| e.reason.clone())
                 .next(),

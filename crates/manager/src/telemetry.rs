@@ -8,9 +8,11 @@ pub const JOBS: &str = "snowpipe_streaming_jobs";
 pub const DISCARDS: &str = "snowpipe_streaming_discards";
 /// Polls answered "in progress".
 pub const POLLING_IN_PROGRESS: &str = "snowpipe_streaming_polling_in_progress";
-/// Duplicate events seen at upload: `reason` = batch (an `ID` repeated in the batch) or offset (a job id
-/// already committed).
+/// Duplicate events seen at upload: `reason` = batch (an `ID` repeated in the batch).
 pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events";
+/// Jobs failed because whether their rows committed cannot be told, by `cause` (see
+/// `snowpipe_channels::verdict::Undecidable`): retried, and their rows may land twice.
+pub const UNDECIDABLE_JOBS: &str = "snowpipe_streaming_undecidable_jobs";
 
 /// The labels every metric of one manager carries.
 #[derive(Debug, Clone)]
@@ -45,6 +47,12 @@ impl Labels {
 
     pub(crate) fn polling_in_progress(&self) {
         metrics::counter!(POLLING_IN_PROGRESS, self.0.clone()).increment(1);
+    }
+
+    pub(crate) fn undecidable(&self, cause: &'static str, count: usize) {
+        if count > 0 {
+            metrics::counter!(UNDECIDABLE_JOBS, self.with("cause", cause)).increment(count as u64);
+        }
     }
 
     pub(crate) fn duplicates(&self, reason: &'static str, count: usize) {

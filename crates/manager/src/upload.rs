@@ -4,16 +4,14 @@
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
-    sync::Arc,
 };
 
 use futures_util::{StreamExt as _, future, stream};
 use snowpipe_api::Row;
-use snowpipe_channels::{Channel, ChannelError, FailureKind};
+use snowpipe_channels::{AppendOutcome, ChannelError, FailureKind};
 use snowpipe_discards::{Coercer, DISCARDS_TABLE, discards_schema};
 use snowpipe_grouping::{
     Batch, ReadErrorKind, ReadOptions, TableBatch, UploadTime, count_duplicates, counts_duplicates,
-    rows_array_size,
 };
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -21,6 +19,7 @@ use tracing::Instrument as _;
 
 use crate::{
     ImportEntry, Manager, UploadOutput,
+    import::{EntrySegment, JobRuns, SCHEME},
     outcomes::{Outcomes, Verdict},
 };
 
@@ -29,10 +28,8 @@ struct Prepared {
     /// The table's place in upload order, which the import id's entries keep.
     order: usize,
     table: String,
-    offset: i64,
-    min_job_id: i64,
+    /// Each row's job, in row order.
     job_ids: Vec<i64>,
-    channel: Arc<Channel>,
     rows: Vec<Row>,
     discards: Vec<Row>,
 }
@@ -76,7 +73,7 @@ enum Step {
     Failed(TableFailure),
     /// Prepared, with discard rows to insert first.
     Held(Prepared),
-    Inserted(Prepared, Result<Arc<Channel>, TableFailure>),
+    Inserted(Prepared, Result<AppendOutcome, TableFailure>),
 }
 
 impl Manager {
@@ -179,13 +176,12 @@ impl Manager {
         }
 
         let mut auth_failure = false;
-        let discards_channel = match self
+        if let Err(error) = self
             .channels
             .initialize_with_schema(DISCARDS_TABLE, &discards_schema())
             .await
         {
-            Ok(channel) => channel,
-            Err(error) => {
+            {
                 let failure = TableFailure::channel(Vec::new(), &error);
                 let reason = format!("opening the discards channel failed: {error}");
                 for table in &tables {
@@ -196,7 +192,7 @@ impl Manager {
                 }
                 return finish(outcomes);
             }
-        };
+        }
 
         // Where the cached channels stand, in bulk: a channel the backend lost or reports invalid is opened
         // anew below.
@@ -251,10 +247,8 @@ impl Manager {
             }
         }
 
-        let (held, discards_entry) = self
-            .insert_discards(held, &discards_channel, &upload_time, &mut outcomes)
-            .await;
-        let after_discards: Vec<(Prepared, Result<Arc<Channel>, TableFailure>)> =
+        let held = self.insert_discards(held, &mut outcomes).await;
+        let after_discards: Vec<(Prepared, Result<AppendOutcome, TableFailure>)> =
             stream::iter(held)
                 .map(|mut table| async move {
                     let result = self.insert_table(&mut table).await;
@@ -267,23 +261,49 @@ impl Manager {
         inserted.sort_by_key(|(table, _)| table.order);
         for (table, result) in inserted {
             match result {
-                Ok(channel) => outcomes.importing(
-                    table.job_ids.iter().copied(),
-                    ImportEntry {
-                        channel_id: channel.id().to_owned(),
-                        offset: table.offset.to_string(),
-                        table: table.table.clone(),
-                        count: table.job_ids.len() as u64,
-                        min_job_id: Some(table.min_job_id),
-                        uploaded_at: Some(upload_time.as_str().to_owned()),
-                        ..ImportEntry::default()
-                    },
-                ),
+                Ok(appended) => {
+                    if let Some((rows, reason)) = &appended.failed {
+                        outcomes.reject(
+                            Verdict::Failed,
+                            table.job_ids[rows.clone()].iter().copied(),
+                            reason,
+                        );
+                    }
+                    let segments: Vec<EntrySegment> = appended
+                        .segments
+                        .iter()
+                        .map(|s| EntrySegment {
+                            epoch: s.epoch,
+                            first: s.first,
+                            last: s.last,
+                            jobs: JobRuns::of(table.job_ids[s.rows.clone()].iter().copied()),
+                        })
+                        .collect();
+                    let importing: Vec<i64> = appended
+                        .segments
+                        .iter()
+                        .flat_map(|s| table.job_ids[s.rows.clone()].iter().copied())
+                        .collect();
+                    outcomes.importing(
+                        importing.iter().copied(),
+                        ImportEntry {
+                            channel_id: appended.channel.id().to_owned(),
+                            offset: appended
+                                .segments
+                                .last()
+                                .map(|s| s.end_token.clone())
+                                .unwrap_or_default(),
+                            table: table.table.clone(),
+                            count: importing.len() as u64,
+                            uploaded_at: Some(upload_time.as_str().to_owned()),
+                            scheme: Some(SCHEME.to_owned()),
+                            segments,
+                            ..ImportEntry::default()
+                        },
+                    );
+                }
                 Err(failure) => outcomes.reject(failure.verdict, failure.job_ids, &failure.reason),
             }
-        }
-        if let Some(entry) = discards_entry {
-            outcomes.entry(entry);
         }
         if !auth_failure {
             self.channels.reset_backoff();
@@ -306,28 +326,23 @@ impl Manager {
             Ok(channel) => channel,
             Err(error) => return Err(TableFailure::channel(table.job_ids(), &error)),
         };
-        let before = self.channels.status_before(&channel).await;
-        let committed = before
-            .as_ref()
-            .and_then(|s| s.committed.as_deref()?.parse::<i64>().ok());
         if counts_duplicates(&name) {
-            let duplicates = count_duplicates(table.events(), committed);
+            let duplicates = count_duplicates(table.events());
             self.labels.duplicates("batch", duplicates.repeated_ids);
-            self.labels.duplicates("offset", duplicates.committed);
-            if duplicates.repeated_ids > 0 || duplicates.committed > 0 {
+            if duplicates.repeated_ids > 0 {
                 tracing::warn!(
                     table = %name,
                     in_batch = duplicates.repeated_ids,
-                    already_committed = duplicates.committed,
                     "duplicate events in the batch"
                 );
             }
         }
-        let (offset, min_job_id, job_ids) = (table.offset(), table.min_job_id(), table.job_ids());
         let mut coercer = Coercer::new(&channel.schema, upload_time);
-        let mut rows = Vec::with_capacity(job_ids.len());
+        let mut job_ids = Vec::with_capacity(table.events().len());
+        let mut rows = Vec::with_capacity(table.events().len());
         let mut discards = Vec::new();
         for event in table.into_events() {
+            job_ids.push(event.job_id());
             let (row, discarded) = coercer.coerce_into(event);
             // Grouping and coercion write rows as JSON objects; nothing parses them again on the way out.
             rows.push(Row::from_serialized(row));
@@ -336,63 +351,64 @@ impl Manager {
         Ok(Prepared {
             order,
             table: name,
-            offset,
-            min_job_id,
             job_ids,
-            channel,
             rows,
             discards,
         })
     }
 
-    /// Inserts every table's discard rows, in requests within the size limit, before any table's rows. Tables
-    /// whose discards could not be inserted fail; the others go on.
-    /// Inserts the table's rows (moved out of it) at its offset.
-    async fn insert_table(&self, table: &mut Prepared) -> Result<Arc<Channel>, TableFailure> {
+    /// Appends the table's rows (moved out of it).
+    async fn insert_table(&self, table: &mut Prepared) -> Result<AppendOutcome, TableFailure> {
         let rows = std::mem::take(&mut table.rows);
-        let span = tracing::info_span!("insert", table = %table.table, offset = table.offset, min_job_id = table.min_job_id);
+        let span = tracing::info_span!("insert", table = %table.table, rows = rows.len());
         self.channels
-            .append(Arc::clone(&table.channel), rows, table.offset.to_string())
+            .append(&table.table, rows)
             .instrument(span)
             .await
             .map_err(|error| TableFailure::failed(table.job_ids.clone(), error.to_string()))
     }
 
-    async fn insert_discards(
-        &self,
-        mut ready: Vec<Prepared>,
-        channel: &Arc<Channel>,
-        upload_time: &UploadTime,
-        outcomes: &mut Outcomes,
-    ) -> (Vec<Prepared>, Option<ImportEntry>) {
+    /// Appends every table's discard rows, then waits for them to commit, before any of those tables' rows
+    /// go out: so a table's jobs never succeed while the record of their discarded values is lost. Tables
+    /// whose discard rows did not commit in time fail before their rows are sent (and their retry writes the
+    /// discard rows again); the others go on.
+    async fn insert_discards(&self, mut ready: Vec<Prepared>, outcomes: &mut Outcomes) -> Vec<Prepared> {
         let with_discards: Vec<usize> = (0..ready.len())
             .filter(|&i| !ready[i].discards.is_empty())
             .collect();
-        let Some(offset) = with_discards.iter().map(|&i| ready[i].offset).max() else {
-            return (ready, None);
-        };
+        if with_discards.is_empty() {
+            return ready;
+        }
         let rows: Vec<Row> = with_discards
             .iter()
             .flat_map(|&i| std::mem::take(&mut ready[i].discards))
             .collect();
         let count = rows.len();
-        let mut channel = Arc::clone(channel);
-        let mut failure = None;
-        for chunk in chunk_by_size(rows, self.settings.max_insert_request_bytes) {
-            match self
-                .channels
-                .append(Arc::clone(&channel), chunk, offset.to_string())
-                .await
-            {
-                Ok(used) => channel = used,
-                Err(error) => {
-                    failure = Some(error.to_string());
-                    break;
+        let wait = self.settings.discards_commit_wait;
+        let failure = match self.channels.append(DISCARDS_TABLE, rows).await {
+            Ok(AppendOutcome {
+                failed: Some((_, reason)),
+                ..
+            }) => Some(format!("writing discard rows failed: {reason}")),
+            Ok(appended) => {
+                match self
+                    .channels
+                    .wait_for_commit(DISCARDS_TABLE, &appended.segments, wait)
+                    .await
+                {
+                    Ok(true) => None,
+                    Ok(false) => Some(format!(
+                        "the discard rows did not commit within {}; the table's rows were not sent and the jobs are retried",
+                        humanize(wait)
+                    )),
+                    Err(error) => Some(format!(
+                        "whether the discard rows committed cannot be told ({error}); the table's rows were not sent and the jobs are retried"
+                    )),
                 }
             }
-        }
+            Err(error) => Some(format!("writing discard rows failed: {error}")),
+        };
         if let Some(reason) = failure {
-            let reason = format!("inserting discard rows failed: {reason}");
             let failed: HashSet<usize> = with_discards.into_iter().collect();
             let mut kept = Vec::new();
             for (i, table) in ready.into_iter().enumerate() {
@@ -402,38 +418,14 @@ impl Manager {
                     kept.push(table);
                 }
             }
-            return (kept, None);
+            return kept;
         }
         self.labels.discards(count);
-        let entry = ImportEntry {
-            channel_id: channel.id().to_owned(),
-            offset: offset.to_string(),
-            table: DISCARDS_TABLE.to_owned(),
-            count: count as u64,
-            min_job_id: Some(offset),
-            uploaded_at: Some(upload_time.as_str().to_owned()),
-            ..ImportEntry::default()
-        };
-        (ready, Some(entry))
+        ready
     }
 }
 
-/// Splits rows into requests whose rows array stays within `max` bytes (a row larger than `max` goes alone).
-fn chunk_by_size(rows: Vec<Row>, max: usize) -> Vec<Vec<Row>> {
-    let mut chunks = Vec::new();
-    let mut current: Vec<Row> = Vec::new();
-    let mut size = rows_array_size([]);
-    for row in rows {
-        let len = row.len();
-        if !current.is_empty() && size + 1 + len > max {
-            chunks.push(std::mem::take(&mut current));
-            size = rows_array_size([]);
-        }
-        size += len + usize::from(!current.is_empty());
-        current.push(row);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
+/// A wait as people write it (`60s`, `1.5s`).
+fn humanize(wait: std::time::Duration) -> String {
+    format!("{}s", wait.as_secs_f64())
 }

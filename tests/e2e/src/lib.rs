@@ -70,6 +70,7 @@ impl World {
             }),
             sql_api_url: Some(self.emulator.base_url()),
             backoff: BackoffConfig::default(),
+            state: None,
         }
     }
 

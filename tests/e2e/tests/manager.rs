@@ -197,11 +197,12 @@ async fn type_mismatches_are_converted_or_discarded() {
         discards[0]["REASON"],
         "incompatible schema conversion from int to string"
     );
+    // The discard rows committed before the table's rows went out: the import id has nothing left to
+    // judge of them.
     let entries = &upload.importing_parameters.unwrap().import_id;
-    assert_eq!(
-        entries.entries().last().unwrap().table,
-        "RUDDER_DISCARDS",
-        "the discards entry comes last"
+    assert!(
+        entries.entries().iter().all(|e| e.table != "RUDDER_DISCARDS"),
+        "{entries:?}"
     );
 }
 
@@ -266,9 +267,9 @@ async fn a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs() {
         .find(|e| e.table == "TRACKS")
         .unwrap();
     assert_eq!(
-        serde_json::to_value(tracks_entry).unwrap()["failedJobIds"],
-        json!({"start": 3, "end": 6}),
-        "{tracks_entry:?}"
+        serde_json::to_value(tracks_entry).unwrap()["failedJobs"],
+        json!([[5, 6]]),
+        "exactly the lost jobs: {tracks_entry:?}"
     );
     let jobs = jobs_of(&file);
     let stats = manager.upload_stats(&params, &jobs);

@@ -1,208 +1,220 @@
-//! Appending rows with recovery: the one place, for every backend, that decides what to do when an append
-//! fails — reopen a lost channel and send again, resolve a lost answer from where the channel stands, or
-//! give up without putting a row in twice.
+//! Appending rows at positions: the one place, for every backend, that decides what to do when an append
+//! fails.
+//!
+//! Every row gets a position in the channel's epoch, and each request's tokens carry its rows' positions.
+//! An answer that leaves the rows' fate unknown (a lost answer; the sidecar's `success:false`, whose SDK may
+//! keep the good rows; a channel lost, superseded or invalid) has one resolution: reopen the channel,
+//! which supersedes every earlier writer, judge the rows from the token that opening found (final), and
+//! send again only the rows provably not in, in the new epoch. A request the service refused uses up no
+//! position.
 
-use std::sync::Arc;
+use std::{ops::Range, sync::Arc};
 
-use snowpipe_api::{AppendRequest, Backend, Error as BackendError, Progress, Row};
+use snowpipe_api::{AppendRequest, Backend, Error as BackendError, OffsetTokens, Row, TokenRange};
 
-use super::{Channel, ChannelId, ChannelManager};
-use crate::{ChannelError, Warehouse};
+use super::{AppendOutcome, ChannelManager, Segment, Writer};
+use crate::{
+    ChannelError, Warehouse,
+    token::Token,
+    verdict::{self, Fencing, Rest},
+};
 
-/// How many times an append whose answer was lost, and whose rows surely did not go in, is sent again.
-const MAX_RESENDS: u32 = 2;
+/// The tokens of a request: the epoch's opening token at the positions of its first and last rows.
+#[derive(Debug)]
+struct Positions {
+    opening: Token,
+    /// The position of the request's row 0.
+    base: u64,
+}
+
+impl OffsetTokens for Positions {
+    fn tokens(&self, rows: Range<usize>) -> TokenRange {
+        let at = |row: usize| self.base + row as u64;
+        TokenRange {
+            start: self.opening.at(at(rows.start)).to_string(),
+            end: self.opening.at(at(rows.end - 1)).to_string(),
+        }
+    }
+}
 
 impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
     /// See [`Channels::append`](super::Channels::append).
     pub(super) async fn append_rows(
         &self,
-        channel: Arc<Channel>,
+        table: &str,
         rows: Vec<Row>,
-        token: String,
-    ) -> Result<Arc<Channel>, ChannelError> {
-        let request = AppendRequest::with_token(rows, token.as_str());
-        let result = self.send(channel, &request, &token).await;
+    ) -> Result<AppendOutcome, ChannelError> {
+        let rows: Arc<[Row]> = rows.into();
+        let writer = self.writer(table);
+        let mut writer = writer.lock().await;
+        let outcome = self.send(table, &mut writer, &rows).await;
+        drop(writer);
         // A request's rows are slices of buffers shared with other tables' rows, so the last request to go
         // frees them all: tens of megabytes handed back to the system. Freed on the blocking pool, that work
         // overlaps what comes next instead of holding up the upload's answer.
-        tokio::task::spawn_blocking(move || drop(request));
-        result
+        tokio::task::spawn_blocking(move || drop(rows));
+        outcome
     }
 
-    /// The latest token the channel was handed before this append, as far as the backend reports it: `""`
-    /// when nothing yet, `None` when unknown.
-    async fn inserted_before(&self, channel: &Channel) -> Option<String> {
-        match self.known_or_asked(channel).await?.progress {
-            Progress::Inserted(token) => Some(token.unwrap_or_default()),
-            _ => None,
-        }
-    }
-
-    /// [`Self::append_rows`]'s attempts.
     async fn send(
         &self,
-        mut channel: Arc<Channel>,
-        request: &AppendRequest,
-        token: &str,
-    ) -> Result<Arc<Channel>, ChannelError> {
-        let table = channel.table.clone();
-        let mut latest_before = self.inserted_before(&channel).await;
-        let (mut reopened, mut resends) = (false, 0);
-        let failed = |channel: &Channel, message: String| ChannelError::Append {
-            table: table.clone(),
-            channel_id: channel.id().to_owned(),
-            message,
-        };
-        loop {
-            let error = match self.backend.append(&channel.handle, request).await {
-                Ok(_) => {
-                    self.note_appended(&channel, token);
-                    return Ok(channel);
-                }
-                // Some of the rows went in and some did not, under one token: where the channel stands cannot
-                // tell which, and sending them all again would put the accepted ones in twice.
-                Err(error) if !error.accepted.is_empty() => {
-                    let accepted: usize = error.accepted.iter().map(|r| r.rows.len()).sum();
-                    return Err(failed(
-                        &channel,
-                        format!(
-                            "inserting into table {table} (channel {}): the backend accepted {accepted} of {} rows, then: {}; which rows are in cannot be told; the jobs are retried later",
-                            channel.id(),
-                            request.rows.len(),
-                            error.error
-                        ),
-                    ));
-                }
-                Err(error) => error.error,
-            };
-            match &error {
-                BackendError::RowsRejected { code, rows, .. } => {
-                    self.delete_quietly(&channel).await;
-                    let rows: Vec<String> = rows
-                        .iter()
-                        .take(10)
-                        .map(|r| format!("row {}: {}", r.index, r.message))
-                        .collect();
-                    return Err(failed(
-                        &channel,
-                        format!(
-                            "inserting into table {table} (channel {}) was refused with {code}: {}",
-                            channel.id(),
-                            rows.join("; ")
-                        ),
-                    ));
-                }
-                BackendError::Reopen { .. } if !reopened => {
-                    reopened = true;
-                    tracing::info!(table, channel_id = %channel.id(), %error, "channel lost by the backend: reopening it");
-                    channel = self.recreate_channel(&table).await?;
-                    // Where the reopened channel stands, to resolve a lost answer to the append once more.
-                    latest_before = self.inserted_before(&channel).await;
-                    continue;
-                }
-                // Every lost answer is resolved from where the channel stands, the answer to a resent append
-                // too: giving up on one that went in would fail jobs whose rows landed, and their retry would
-                // put them in twice.
-                BackendError::OutcomeUnknown { .. } => {}
-                _ => {
-                    self.delete_quietly(&channel).await;
-                    return Err(failed(
-                        &channel,
-                        format!(
-                            "inserting into table {table} (channel {}) failed: {error}",
-                            channel.id()
-                        ),
-                    ));
-                }
-            }
-            let status = match self.backend.channel_status(&channel.handle).await {
-                Ok(Some(status)) => status,
-                Ok(None) => {
-                    return Err(failed(
-                        &channel,
-                        format!(
-                            "inserting into table {table} (channel {}): {error}; and the channel is gone, so whether the rows went in is unknown",
-                            channel.id()
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    return Err(failed(
-                        &channel,
-                        format!(
-                            "inserting into table {table} (channel {}): {error}; and its status is unknown: {e}",
-                            channel.id()
-                        ),
-                    ));
-                }
-            };
-            let Progress::Inserted(latest) = status.progress else {
-                return Err(failed(
-                    &channel,
-                    format!(
-                        "inserting into table {table} (channel {}): {error}; the backend does not say what the channel was handed, so whether the rows went in cannot be told; the jobs are retried later",
-                        channel.id()
-                    ),
-                ));
-            };
-            let latest = latest.unwrap_or_default();
-            if latest == token && latest_before.as_deref() != Some(latest.as_str()) {
-                tracing::info!(table, channel_id = %channel.id(), token, "append answer lost, but the rows went in");
-                self.note_appended(&channel, token);
-                return Ok(channel);
-            }
-            // The rows surely did not go in only when the latest token would have moved to ours: when the
-            // channel already stood at or above it (a retried job with a low id), a token that did not move
-            // tells nothing, and sending again could put the rows in twice.
-            let would_move = match latest_before.as_deref() {
-                Some("") => true,
-                Some(before) => match (before.parse::<i64>(), token.parse::<i64>()) {
-                    (Ok(before), Ok(ours)) => before < ours,
-                    _ => false,
-                },
-                None => false,
-            };
-            if latest != token && would_move {
-                if resends < MAX_RESENDS {
-                    tracing::info!(table, channel_id = %channel.id(), token, "append answer lost and the rows did not go in: sending again");
-                    resends += 1;
-                    continue;
-                }
-                // The rows are surely not in: failing the jobs cannot duplicate them.
-                self.delete_quietly(&channel).await;
-                return Err(failed(
-                    &channel,
-                    format!(
-                        "inserting into table {table} (channel {}): {error}; the answer was lost {} times and the rows did not go in",
-                        channel.id(),
-                        resends + 1
-                    ),
-                ));
-            }
-            return Err(failed(
-                &channel,
-                format!(
-                    "inserting into table {table} (channel {}): {error}; whether the rows went in cannot be told (the channel stood at offset {} before and is at {latest} now); the jobs are retried later",
-                    channel.id(),
-                    latest_before.as_deref().unwrap_or("unknown")
-                ),
-            ));
+        table: &str,
+        writer: &mut Writer,
+        rows: &Arc<[Row]>,
+    ) -> Result<AppendOutcome, ChannelError> {
+        if writer.channel.is_none() || writer.opening.is_none() {
+            self.open(table, writer, None, false).await?;
         }
-    }
-
-    /// Opens the table's channel anew after the backend lost it, without DDL.
-    async fn recreate_channel(&self, table: &str) -> Result<Arc<Channel>, ChannelError> {
-        self.forget(table);
-        Box::pin(self.create(table, None)).await
-    }
-
-    async fn delete_quietly(&self, channel: &Channel) {
-        let id = ChannelId {
-            table: channel.table.clone(),
-            id: channel.id().to_owned(),
-        };
-        if let Err(error) = self.remove(&id, false).await {
-            tracing::warn!(table = %channel.table, channel_id = %channel.id(), %error, "cannot delete the failed channel");
+        let mut segments: Vec<Segment> = Vec::new();
+        // Rows still to hand over: always the rows after those settled, since commits go in order.
+        let mut pending: Range<usize> = 0..rows.len();
+        let mut reopens = 0;
+        loop {
+            let (Some(channel), Some(opening)) = (writer.channel.clone(), writer.opening.clone())
+            else {
+                return Err(ChannelError::Append {
+                    table: table.to_owned(),
+                    channel_id: String::new(),
+                    message: format!("table {table}: no channel is open to append to"),
+                });
+            };
+            if pending.is_empty() {
+                return Ok(AppendOutcome {
+                    channel,
+                    segments,
+                    failed: None,
+                });
+            }
+            let base = writer.next_position;
+            let request = AppendRequest {
+                rows: if pending.len() == rows.len() {
+                    Arc::clone(rows)
+                } else {
+                    rows[pending.clone()].into()
+                },
+                tokens: Arc::new(Positions {
+                    opening: opening.clone(),
+                    base,
+                }),
+            };
+            let segment = |handed: Range<usize>, first: u64| {
+                let last = first + handed.len() as u64 - 1;
+                Segment {
+                    epoch: opening.epoch,
+                    first,
+                    last,
+                    rows: handed,
+                    end_token: opening.at(last).to_string(),
+                }
+            };
+            let failure = match self.backend.append(&channel.handle, &request).await {
+                Ok(_) => {
+                    writer.next_position = base + pending.len() as u64;
+                    segments.push(segment(pending.clone(), base));
+                    return Ok(AppendOutcome {
+                        channel,
+                        segments,
+                        failed: None,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            let accepted: usize = failure.accepted.iter().map(|r| r.rows.len()).sum();
+            let error = failure.error;
+            let unsettled = matches!(
+                error,
+                BackendError::OutcomeUnknown { .. }
+                    | BackendError::RowsRejected { .. }
+                    | BackendError::Reopen { .. }
+            );
+            if !unsettled {
+                // The failing request was refused whole: its positions are free again, and its rows (and those
+                // after it) surely did not go in.
+                writer.next_position = base + accepted as u64;
+                let handed = pending.start..pending.start + accepted;
+                if !handed.is_empty() {
+                    segments.push(segment(handed.clone(), base));
+                }
+                let failed = handed.end..pending.end;
+                let reason = format!(
+                    "inserting into table {table} (channel {}) failed: {error}",
+                    channel.id()
+                );
+                if segments.is_empty() {
+                    return Err(ChannelError::Append {
+                        table: table.to_owned(),
+                        channel_id: channel.id().to_owned(),
+                        message: reason,
+                    });
+                }
+                return Ok(AppendOutcome {
+                    channel,
+                    segments,
+                    failed: Some((failed, reason)),
+                });
+            }
+            // The request's rows, and every row of this append handed over before it in this epoch, may or may
+            // not be in: their positions are used up.
+            writer.next_position = base + pending.len() as u64;
+            let handed = segment(pending.clone(), base);
+            if reopens >= self.settings.max_reopens {
+                tracing::warn!(table, channel_id = %channel.id(), %error, reopens,
+                    "rows of an append are still unsettled after reopening the channel; poll will judge them");
+                segments.push(handed);
+                return Ok(AppendOutcome {
+                    channel,
+                    segments,
+                    failed: None,
+                });
+            }
+            reopens += 1;
+            if error.is_outcome_unknown() {
+                // A request still in transit must reach the service before the reopen, not after it.
+                self.sleep.sleep(self.settings.lost_answer_margin).await;
+            }
+            tracing::info!(table, channel_id = %channel.id(), %error, "the fate of appended rows is unknown: reopening the channel to settle it");
+            if let Err(reopen) = self.open(table, writer, None, true).await {
+                tracing::warn!(table, %error, %reopen, "cannot reopen the channel to settle an append; poll will judge its rows");
+                segments.push(handed);
+                return Ok(AppendOutcome {
+                    channel,
+                    segments,
+                    failed: None,
+                });
+            }
+            let Some(found) = writer.opening.clone() else {
+                segments.push(handed);
+                return Ok(AppendOutcome {
+                    channel,
+                    segments,
+                    failed: None,
+                });
+            };
+            let judged = verdict::after_reopen(verdict::judge(
+                handed.epoch,
+                handed.first,
+                handed.last,
+                &found,
+                Fencing::Unfenced,
+            ));
+            let committed = (judged.committed_through + 1 - handed.first) as usize;
+            if committed > 0 {
+                segments.push(segment(pending.start..pending.start + committed, base));
+            }
+            match judged.rest {
+                Rest::Nothing => pending = pending.end..pending.end,
+                Rest::Lost => pending = pending.start + committed..pending.end,
+                Rest::InFlight | Rest::Undecidable(_) => {
+                    // Cannot be told from the opening: the rows stay handed over, for poll to judge (as
+                    // undecidable, so their jobs fail: never sent twice).
+                    tracing::warn!(table, rest = ?judged.rest, "rows of an append cannot be judged after reopening");
+                    segments.push(segment(
+                        pending.start + committed..pending.end,
+                        handed.first + committed as u64,
+                    ));
+                    pending = pending.end..pending.end;
+                }
+            }
         }
     }
 }

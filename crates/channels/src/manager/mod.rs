@@ -1,24 +1,40 @@
 //! [`ChannelManager`]: the channels of one destination and instance, on any backend — opened on demand
-//! with the schema and table they need, cached for the manager's life, recovered when the backend loses
-//! them, asked in bulk where they stand.
+//! with the schema and table they need, written by one writer at a time, with offset tokens that let any
+//! process tell later which rows committed; never dropped.
+//!
+//! - `open`: an opening starts an epoch (waiting first for an earlier writer's rows to commit, reading the
+//!   channel's committed token as the opening found it, writing it as a fence where the backend can);
+//! - `append`: rows get positions in the epoch; an answer that leaves their fate unknown is settled by
+//!   reopening, and only rows provably not in are sent again;
+//! - `judge`: an import's segments against the best token known, reopening lost, invalid and (when asked)
+//!   stuck channels to settle what is in flight.
 
 mod append;
-mod status;
+mod judge;
+mod open;
 
 use std::{
     collections::HashMap,
     future::Future,
+    ops::Range,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
 };
 
 use async_trait::async_trait;
 use snowpipe_api::{
-    Backend, ChannelHandle, ChannelRef, ChannelStatus, Column, DropOptions, MissingObject,
-    OpenOptions, OpenedChannel, Row, TableRef,
+    Backend, ChannelHandle, ChannelRef, ChannelStatus, Column, MissingObject, Row, TableRef,
+    retry::{Sleep, TokioSleep},
 };
 use snowpipe_grouping::{Schema, WarehouseType};
 
-use crate::{AuthBackoff, ChannelError, DdlStep, DestinationConfig, FailureKind, Warehouse};
+use crate::{
+    AuthBackoff, ChannelError, Clock, DdlStep, DestinationConfig, FailureKind, SystemClock,
+    Warehouse,
+    state::{MemoryState, StateStore},
+    token::{Epoch, Token},
+    verdict::SegmentVerdict,
+};
 
 /// An open channel and what its table holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +49,8 @@ pub struct Channel {
     /// The table's columns of a type the pipeline does not read (`GEOGRAPHY`, say): not in `schema`, yet
     /// the table has them, so they are never added again.
     pub untyped_columns: Vec<String>,
+    /// The epoch this opening started.
+    pub epoch: Epoch,
 }
 
 impl Channel {
@@ -51,14 +69,72 @@ pub struct ChannelId {
     pub id: String,
 }
 
-/// The channel layer as the manager sees it: it talks to the backend and the warehouse, the manager talks
-/// only to this.
+/// Rows of one append that went out in one epoch: positions `first..=last`, one per row, in the order of
+/// the append's rows `rows`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// The first row's position.
+    pub first: u64,
+    /// The last row's position.
+    pub last: u64,
+    /// The rows, as indexes into the append's rows.
+    pub rows: Range<usize>,
+    /// The token of the segment's last row, as its request carried it.
+    pub end_token: String,
+}
+
+/// Positions of one epoch an import entry names, to be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Positions {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// The first position.
+    pub first: u64,
+    /// The last position.
+    pub last: u64,
+}
+
+/// What became of an append.
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    /// The channel the last rows went into.
+    pub channel: Arc<Channel>,
+    /// Rows handed to the backend (accepted, or whose answer was lost and that no reopen could settle):
+    /// poll tells whether they commit. Each row is in at most one segment.
+    pub segments: Vec<Segment>,
+    /// Rows that surely did not go in (always the last ones), and why: their jobs fail and come back.
+    pub failed: Option<(Range<usize>, String)>,
+}
+
+/// An import entry's rows, to be judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRows {
+    /// The table.
+    pub table: String,
+    /// The channel id the rows went into last.
+    pub channel_id: String,
+    /// Their positions, segment by segment.
+    pub segments: Vec<Positions>,
+}
+
+/// The verdict on an import entry's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryVerdict {
+    /// One per segment, in order.
+    pub segments: Vec<SegmentVerdict>,
+    /// The backend had lost the channel or reported it invalid: it was reopened to settle the rows.
+    pub reopened_invalid: bool,
+}
+
+/// The channel layer as the manager sees it.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Channels: Send + Sync {
     /// The table's channel, from the cache or newly opened (creating schema and table when missing), with
     /// every column of `event_schema` in its table: missing columns are added with one DDL statement, then
-    /// the channel is opened anew so that it sees them.
+    /// the channel is opened anew (after its rows commit) so that it sees them.
     async fn initialize_with_schema(
         &self,
         table: &str,
@@ -66,51 +142,46 @@ pub trait Channels: Send + Sync {
     ) -> Result<Arc<Channel>, ChannelError>;
 
     /// Asks, in bulk, where the cached channels of these tables stand. A channel the backend lost or
-    /// reports invalid leaves the cache, so that the next [`Channels::initialize_with_schema`] opens it anew;
-    /// the others' statuses are kept for [`Channels::status_before`]. Fails when the backend cannot answer.
+    /// reports invalid leaves the cache, so that the next [`Channels::initialize_with_schema`] opens it anew.
+    /// Fails when the backend cannot answer.
     async fn refresh(&self, tables: &[String]) -> Result<(), ChannelError>;
 
-    /// Where the channel stood before this upload appended to it: from the last refresh, or asked now.
-    /// `None` when the backend cannot say.
-    async fn status_before(&self, channel: &Channel) -> Option<ChannelStatus>;
+    /// Appends rows to the table's channel (opened before by [`Channels::initialize_with_schema`]), each at
+    /// its own position. Rows whose fate an answer leaves unknown are settled by reopening the channel;
+    /// only rows provably not in are sent again. `Err` when nothing was handed over.
+    async fn append(&self, table: &str, rows: Vec<Row>) -> Result<AppendOutcome, ChannelError>;
 
-    /// Appends rows carrying one offset token, recovering what can be recovered without putting a row in
-    /// twice: a channel the backend lost is opened again and the rows sent once more; an append whose answer
-    /// was lost is resolved from where the channel stands. Returns the channel the rows went into.
-    async fn append(
+    /// Waits, at most `within`, until every row of `segments` of the table's channel committed. `false`
+    /// when some did not (yet, or ever).
+    async fn wait_for_commit(
         &self,
-        channel: Arc<Channel>,
-        rows: Vec<Row>,
-        token: String,
-    ) -> Result<Arc<Channel>, ChannelError>;
+        table: &str,
+        segments: &[Segment],
+        within: Duration,
+    ) -> Result<bool, ChannelError>;
+
+    /// Judges import entries. A channel the backend lost or reports invalid is reopened (one writer at a
+    /// time) and its rows judged from that opening; with `settle`, so is every channel whose rows are still
+    /// in flight (a stuck import), so that no row judged lost can commit later.
+    async fn judge(
+        &self,
+        entries: &[EntryRows],
+        settle: bool,
+    ) -> Vec<Result<EntryVerdict, ChannelError>>;
 
     /// Statuses of channels named by import entries, in bulk (in calls of at most the settings'
-    /// `bulk_status_batch_size`), in the order asked; `None` for a channel the backend does not know.
+    /// `bulk_status_batch_size`), in the order asked; `None` for a channel the backend does not know. For
+    /// entries of the scheme before tokens.
     async fn statuses(
         &self,
         channels: &[ChannelId],
     ) -> Result<Vec<Option<ChannelStatus>>, ChannelError>;
 
-    /// One channel's status, checked on the channel itself (bulk status can call a broken channel valid).
-    async fn status(&self, channel: &ChannelId) -> Result<Option<ChannelStatus>, ChannelError>;
-
-    /// Opens the table's channel anew without any DDL, for the poll path: after the backend lost it
-    /// (`stale_channel_id` = `None`), or after it turned invalid (the stale one is dropped first).
-    async fn recreate(
-        &self,
-        table: &str,
-        stale_channel_id: Option<String>,
-    ) -> Result<Arc<Channel>, ChannelError>;
-
-    /// Drops a failed channel from the cache and on the backend, without waiting for its rows to commit.
-    /// A channel the backend no longer knows counts as dropped.
-    async fn delete(&self, channel: &ChannelId) -> Result<(), ChannelError>;
-
     /// Ends the auth backoff (after an upload with no auth-kind or backoff failure).
     fn reset_backoff(&self);
 }
 
-/// Who the channels belong to and where their tables are.
+/// Who the channels belong to, where their tables are, and the bounds of their waits.
 #[derive(Debug, Clone)]
 pub struct ChannelSettings {
     /// Destination id.
@@ -125,6 +196,15 @@ pub struct ChannelSettings {
     pub iceberg: bool,
     /// Most channels in one bulk status call.
     pub bulk_status_batch_size: usize,
+    /// Longest wait, before a backend that cannot wait itself reopens a channel, for the rows an earlier
+    /// writer appended to commit (so they are not discarded); past it the channel is reopened anyway and
+    /// those rows come back as failed.
+    pub reopen_wait: Duration,
+    /// How long after an answer was lost to wait before reopening, so that a request still in transit
+    /// reaches the service before the reopen rather than after it.
+    pub lost_answer_margin: Duration,
+    /// Most reopens in a row to settle one append.
+    pub max_reopens: u32,
 }
 
 impl ChannelSettings {
@@ -137,6 +217,9 @@ impl ChannelSettings {
             schema: config.schema(),
             iceberg: config.enable_iceberg,
             bulk_status_batch_size: 100,
+            reopen_wait: Duration::from_secs(30),
+            lost_answer_margin: Duration::from_secs(1),
+            max_reopens: 3,
         }
     }
 
@@ -162,19 +245,34 @@ impl ChannelSettings {
     }
 }
 
+/// One table's writer: what is open now, and where its epoch stands. Every open, append and reopen of the
+/// table goes through it, one at a time.
+#[derive(Debug, Default)]
+struct Writer {
+    /// The channel open now.
+    channel: Option<Arc<Channel>>,
+    /// The current epoch's opening token.
+    opening: Option<Token>,
+    /// The next free position in the current epoch.
+    next_position: u64,
+    /// The newest committed token seen, to notice one that goes back.
+    committed_seen: Option<Token>,
+}
+
 /// The channels of one destination and partition, over a [`Backend`] and a [`Warehouse`]. Safe to share
-/// between tasks: no lock is held across a call to the backend or the warehouse.
+/// between tasks: each table has one writer at a time, and no lock but a table's own writer is held across
+/// a call to the backend or the warehouse.
 #[derive(Debug)]
 pub struct ChannelManager<B, W> {
     backend: B,
     warehouse: W,
     settings: ChannelSettings,
     backoff: AuthBackoff,
-    /// The channel of each table.
-    cache: Mutex<HashMap<String, Arc<Channel>>>,
-    /// The last status known of each channel id: from a refresh, a status asked for, and this process's own
-    /// appends.
-    known: Mutex<HashMap<String, ChannelStatus>>,
+    state: Arc<dyn StateStore>,
+    clock: Arc<dyn Clock>,
+    sleep: Arc<dyn Sleep>,
+    /// Each table's writer.
+    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Writer>>>>,
     /// Tables' columns read from the warehouse, for backends whose opens do not report them.
     described: Mutex<HashMap<String, (Schema, Vec<String>)>>,
 }
@@ -184,17 +282,35 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
-    /// A manager with an empty cache.
+    /// A manager with no channel open, its state in memory, on the system clock.
     pub fn new(backend: B, warehouse: W, settings: ChannelSettings, backoff: AuthBackoff) -> Self {
         Self {
             backend,
             warehouse,
             settings,
             backoff,
-            cache: Mutex::default(),
-            known: Mutex::default(),
+            state: Arc::new(MemoryState::default()),
+            clock: Arc::new(SystemClock),
+            sleep: Arc::new(TokioSleep),
+            writers: Mutex::default(),
             described: Mutex::default(),
         }
+    }
+
+    /// The same manager keeping tables' channel states in `state` (the command's state directory).
+    #[must_use]
+    pub fn with_state(mut self, state: Arc<dyn StateStore>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The same manager on another clock (epochs' ordered parts) and another way to wait (bounded waits
+    /// for commits), for tests.
+    #[must_use]
+    pub fn with_time(mut self, clock: Arc<dyn Clock>, sleep: Arc<dyn Sleep>) -> Self {
+        self.clock = clock;
+        self.sleep = sleep;
+        self
     }
 
     /// The settings the channels are opened with.
@@ -212,14 +328,14 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         &self.backend
     }
 
-    /// The cached channel of a table, if any.
-    pub fn cached(&self, table: &str) -> Option<Arc<Channel>> {
-        locked(&self.cache).get(table).cloned()
+    /// The table's writer.
+    fn writer(&self, table: &str) -> Arc<tokio::sync::Mutex<Writer>> {
+        Arc::clone(locked(&self.writers).entry(table.to_owned()).or_default())
     }
 
-    /// Drops a table's channel from the cache only.
-    pub fn forget(&self, table: &str) {
-        locked(&self.cache).remove(table);
+    /// The channel open for a table, if any.
+    pub async fn cached(&self, table: &str) -> Option<Arc<Channel>> {
+        self.writer(table).lock().await.channel.clone()
     }
 
     fn service_error(
@@ -237,45 +353,6 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             self.backoff.record_failure(&error.to_string());
         }
         error
-    }
-
-    /// Asks the backend to open the table's channel.
-    async fn open(&self, table: &str) -> Result<OpenedChannel, snowpipe_api::Error> {
-        // Every backend can discard: the sidecar always does, and this layer does not yet wait for an
-        // earlier writer's rows before reopening.
-        self.backend
-            .open_channel(&self.settings.channel(table), &OpenOptions::discard())
-            .await
-    }
-
-    /// Opens the channel; when `ddl_schema` is given and the schema or table is missing, creates them from
-    /// it and opens once more.
-    async fn create(
-        &self,
-        table: &str,
-        ddl_schema: Option<&Schema>,
-    ) -> Result<Arc<Channel>, ChannelError> {
-        let call = "opening the channel";
-        let error = match self.open(table).await {
-            Ok(opened) => return self.remember(table, opened, ddl_schema).await,
-            Err(error) => error,
-        };
-        let schema = &self.settings.schema;
-        match (error.missing_object(), ddl_schema) {
-            (Some(MissingObject::Schema), Some(columns)) => {
-                tracing::info!(table, schema, "schema missing: creating schema and table");
-                self.create_table(table, columns, true).await?;
-            }
-            (Some(MissingObject::Table), Some(columns)) => {
-                tracing::info!(table, schema, "table missing: creating it");
-                self.create_table(table, columns, false).await?;
-            }
-            _ => return Err(self.service_error(table, call, error)),
-        }
-        match self.open(table).await {
-            Ok(opened) => self.remember(table, opened, None).await,
-            Err(error) => Err(self.service_error(table, call, error)),
-        }
     }
 
     async fn create_table(
@@ -303,60 +380,16 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         Ok(())
     }
 
-    /// Caches an opened channel with its table's columns: those the open reported, else the warehouse's
-    /// (read once per table, again after DDL). A table the warehouse says is missing, when `ddl_schema` is
-    /// given, is created and the channel opened once more.
-    async fn remember(
+    /// The table's columns: those the open reported, else the warehouse's (read once per table, again after
+    /// DDL); `None` when the warehouse says the table does not exist.
+    async fn columns(
         &self,
         table: &str,
-        opened: OpenedChannel,
-        ddl_schema: Option<&Schema>,
-    ) -> Result<Arc<Channel>, ChannelError> {
-        let (schema, untyped_columns) = match opened.columns {
-            Some(columns) => warehouse_schema(&columns),
-            None => match self.describe(table).await? {
-                Some(schema) => schema,
-                None => {
-                    let Some(columns) = ddl_schema else {
-                        return Err(self.service_error(
-                            table,
-                            "reading the table's columns",
-                            snowpipe_api::Error::MissingObject {
-                                call: snowpipe_api::Call::OpenChannel,
-                                object: MissingObject::Table,
-                                code: "002003".into(),
-                                message:
-                                    "DESCRIBE TABLE: the table does not exist or is not authorized"
-                                        .into(),
-                            },
-                        ));
-                    };
-                    self.create_table(table, columns, false).await?;
-                    return Box::pin(self.create(table, None)).await;
-                }
-            },
-        };
-        let channel = Arc::new(Channel {
-            handle: opened.handle,
-            table: table.to_owned(),
-            schema,
-            untyped_columns,
-        });
-        tracing::debug!(table, channel_id = %channel.id(), "channel opened");
-        let replaced = locked(&self.cache).insert(table.to_owned(), Arc::clone(&channel));
-        let mut known = locked(&self.known);
-        if let Some(replaced) = replaced {
-            known.remove(replaced.id());
+        reported: Option<Vec<Column>>,
+    ) -> Result<Option<(Schema, Vec<String>)>, ChannelError> {
+        if let Some(columns) = reported {
+            return Ok(Some(warehouse_schema(&columns)));
         }
-        if let Some(status) = opened.status {
-            known.insert(channel.id().to_owned(), status);
-        }
-        Ok(channel)
-    }
-
-    /// The table's columns from the warehouse (typed, and those of types the pipeline does not read), cached;
-    /// `None` when the table does not exist.
-    async fn describe(&self, table: &str) -> Result<Option<(Schema, Vec<String>)>, ChannelError> {
         if let Some(schema) = locked(&self.described).get(table) {
             return Ok(Some(schema.clone()));
         }
@@ -409,26 +442,18 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         })
     }
 
-    /// Drops the channel from the cache (if it is the cached one) and on the backend; a channel the backend
-    /// does not know counts as dropped.
-    async fn remove(&self, channel: &ChannelId, wait_for_commit: bool) -> Result<(), ChannelError> {
-        {
-            let mut cache = locked(&self.cache);
-            if cache
-                .get(&channel.table)
-                .is_some_and(|c| c.id() == channel.id)
-            {
-                cache.remove(&channel.table);
-            }
-        }
-        locked(&self.known).remove(&channel.id);
-        self.backend
-            .drop_channel(
-                &self.settings.handle(channel),
-                &DropOptions { wait_for_commit },
-            )
-            .await
-            .map_err(|source| self.service_error(&channel.table, "deleting the channel", source))
+    /// An error for a table whose table the warehouse does not know, where no DDL may run.
+    fn missing_table(&self, table: &str) -> ChannelError {
+        self.service_error(
+            table,
+            "reading the table's columns",
+            snowpipe_api::Error::MissingObject {
+                call: snowpipe_api::Call::OpenChannel,
+                object: MissingObject::Table,
+                code: "002003".into(),
+                message: "DESCRIBE TABLE: the table does not exist or is not authorized".into(),
+            },
+        )
     }
 }
 
@@ -469,9 +494,11 @@ impl<B: Backend, W: Warehouse> Channels for ChannelManager<B, W> {
         table: &str,
         event_schema: &Schema,
     ) -> Result<Arc<Channel>, ChannelError> {
-        let channel = match self.cached(table) {
+        let writer = self.writer(table);
+        let mut writer = writer.lock().await;
+        let channel = match writer.channel.clone() {
             Some(channel) => channel,
-            None => self.create(table, Some(event_schema)).await?,
+            None => self.open(table, &mut writer, Some(event_schema), false).await?,
         };
         let missing: Schema = event_schema
             .iter()
@@ -496,30 +523,34 @@ impl<B: Backend, W: Warehouse> Channels for ChannelManager<B, W> {
         )
         .await?;
         locked(&self.described).remove(table);
-        // Reopening drops what the old channel still buffers: let it commit first.
-        let id = ChannelId {
-            table: table.to_owned(),
-            id: channel.id().to_owned(),
-        };
-        self.remove(&id, true).await?;
-        self.create(table, None).await
+        // The channel sees its table's columns as they were when it opened: reopen it, once its rows
+        // committed (the open waits for them where the backend cannot).
+        self.open(table, &mut writer, None, false).await
     }
 
     async fn refresh(&self, tables: &[String]) -> Result<(), ChannelError> {
-        self.refresh_cached(tables).await
+        self.refresh_open(tables).await
     }
 
-    async fn status_before(&self, channel: &Channel) -> Option<ChannelStatus> {
-        self.known_or_asked(channel).await
+    async fn append(&self, table: &str, rows: Vec<Row>) -> Result<AppendOutcome, ChannelError> {
+        self.append_rows(table, rows).await
     }
 
-    async fn append(
+    async fn wait_for_commit(
         &self,
-        channel: Arc<Channel>,
-        rows: Vec<Row>,
-        token: String,
-    ) -> Result<Arc<Channel>, ChannelError> {
-        self.append_rows(channel, rows, token).await
+        table: &str,
+        segments: &[Segment],
+        within: Duration,
+    ) -> Result<bool, ChannelError> {
+        self.wait_committed(table, segments, within).await
+    }
+
+    async fn judge(
+        &self,
+        entries: &[EntryRows],
+        settle: bool,
+    ) -> Vec<Result<EntryVerdict, ChannelError>> {
+        self.judge_entries(entries, settle).await
     }
 
     async fn statuses(
@@ -527,40 +558,6 @@ impl<B: Backend, W: Warehouse> Channels for ChannelManager<B, W> {
         channels: &[ChannelId],
     ) -> Result<Vec<Option<ChannelStatus>>, ChannelError> {
         self.bulk_statuses(channels).await
-    }
-
-    async fn status(&self, channel: &ChannelId) -> Result<Option<ChannelStatus>, ChannelError> {
-        self.backend
-            .channel_status(&self.settings.handle(channel))
-            .await
-            .map_err(|source| {
-                self.service_error(&channel.table, "reading the channel's status", source)
-            })
-    }
-
-    async fn recreate(
-        &self,
-        table: &str,
-        stale_channel_id: Option<String>,
-    ) -> Result<Arc<Channel>, ChannelError> {
-        self.forget(table);
-        if let Some(stale) = stale_channel_id {
-            let stale = ChannelId {
-                table: table.to_owned(),
-                id: stale,
-            };
-            // An invalid channel never commits again; its uncommitted rows are lost either way, so do not wait.
-            if let Err(error) = self.remove(&stale, false).await {
-                tracing::warn!(table, channel_id = %stale.id, %error, "cannot delete stale channel; reopening anyway");
-            }
-        }
-        self.create(table, None).await
-    }
-
-    async fn delete(&self, channel: &ChannelId) -> Result<(), ChannelError> {
-        // A channel is deleted because it failed: waiting for its rows to commit (which a stuck or invalid
-        // channel never does) would only hold the caller up.
-        self.remove(channel, false).await
     }
 
     fn reset_backoff(&self) {
