@@ -52,6 +52,20 @@ struct LatencyArg {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InTransitArg {
+    #[serde(default = "one")]
+    count: u32,
+    millis: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OffsetArg {
+    offset: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LagArg {
     millis: u64,
 }
@@ -147,6 +161,11 @@ fn handle(
             control.set_bulk_status_lie(arg.enabled);
             ok(json!({}))
         }
+        (["superseded-flush"], true, _) => {
+            let arg: EnabledArg = parse(body)?;
+            control.set_superseded_flush(arg.enabled);
+            ok(json!({}))
+        }
         (["commit-lag"], true, _) => {
             let arg: LagArg = parse(body)?;
             control.set_commit_lag(Duration::from_millis(arg.millis));
@@ -188,6 +207,11 @@ fn handle(
         (["faults", "latency"], true, _) => {
             let arg: LatencyArg = parse(body)?;
             control.set_latency(arg.endpoint, Duration::from_millis(arg.millis));
+            ok(json!({}))
+        }
+        (["faults", "in-transit"], true, _) => {
+            let arg: InTransitArg = parse(body)?;
+            control.delay_next_insert(arg.count, Duration::from_millis(arg.millis));
             ok(json!({}))
         }
         (["faults", "clear"], true, _) => {
@@ -238,6 +262,13 @@ fn handle(
         },
         (["channels", id, "invalidate"], true, _) => {
             ok(json!({"known": control.invalidate_channel(id)}))
+        }
+        (["channels", id, "committed-offset"], true, _) => {
+            let arg: OffsetArg = parse(body)?;
+            ok(json!({"known": control.set_committed_offset(id, &arg.offset)}))
+        }
+        (["channels", id, "drop-name"], true, _) => {
+            ok(json!({"known": control.drop_channel_name(id)}))
         }
         (["calls"], _, true) => json_response(StatusCode::OK, &json!(control.calls())),
         (["calls"], _, _) if *method == Method::DELETE => {

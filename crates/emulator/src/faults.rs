@@ -1,6 +1,7 @@
 //! Faults a test can script per endpoint: fail the next calls with a status (or, for create-channel, a
-//! failure code), drop the connection after reading a request (applied or not), and added latency.
-//! Also the call log, so a test can assert what the client did and did not call.
+//! failure code), drop the connection after reading a request (applied or not), and added latency; and
+//! inserts held in transit (accepted for processing only after a delay). Also the call log, so a test
+//! can assert what the client did and did not call.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -116,7 +117,8 @@ pub struct CallRecord {
     pub statement: Option<String>,
     /// The HTTP status answered; `None` when the connection was dropped.
     pub status: Option<u16>,
-    /// The fault applied, if any: `fail`, `drop_applied`, `drop_not_applied`.
+    /// The fault applied, if any: `fail`, `drop_applied`, `drop_not_applied`, `in_transit` (an insert
+    /// held back; with another fault after it, `in_transit,fail` and so on).
     pub fault: Option<String>,
 }
 
@@ -140,6 +142,8 @@ pub(crate) enum Plan {
 pub(crate) struct Faults {
     per_endpoint: HashMap<Endpoint, EndpointFaults>,
     pub(crate) bulk_status_lie: bool,
+    /// Inserts still to hold in transit, and for how long each.
+    in_transit: Option<(u32, Duration)>,
     calls: VecDeque<CallRecord>,
     next_seq: u64,
 }
@@ -164,10 +168,30 @@ impl Faults {
             .map_or(Duration::ZERO, |f| f.latency)
     }
 
-    /// Clears every scripted fault (not the call log).
+    /// Holds the next `count` inserts in transit for `delay` each before they are processed.
+    pub(crate) fn delay_next_insert(&mut self, count: u32, delay: Duration) {
+        self.in_transit = (count > 0 && !delay.is_zero()).then_some((count, delay));
+    }
+
+    /// Uses up one scripted in-transit delay, if `endpoint` is the insert and one is left.
+    pub(crate) fn take_in_transit(&mut self, endpoint: Endpoint) -> Option<Duration> {
+        if endpoint != Endpoint::Insert {
+            return None;
+        }
+        let (n, delay) = self.in_transit.as_mut()?;
+        let delay = *delay;
+        *n -= 1;
+        if *n == 0 {
+            self.in_transit = None;
+        }
+        Some(delay)
+    }
+
+    /// Clears every scripted fault (not the call log). Inserts already in transit stay so.
     pub(crate) fn clear(&mut self) {
         self.per_endpoint.clear();
         self.bulk_status_lie = false;
+        self.in_transit = None;
     }
 
     /// Decides the fate of one call and uses up one scripted fault. Failures go before drops.
@@ -236,6 +260,26 @@ mod tests {
         );
         assert_eq!(f.plan(Endpoint::Insert), Plan::Drop(DropMode::Applied));
         assert_eq!(f.plan(Endpoint::Insert), Plan::Normal);
+    }
+
+    #[test]
+    fn in_transit_delays_only_inserts_and_run_out() {
+        let mut f = Faults::default();
+        let d = Duration::from_millis(5);
+        f.delay_next_insert(2, d);
+        assert_eq!(f.take_in_transit(Endpoint::Status), None);
+        assert_eq!(f.take_in_transit(Endpoint::Insert), Some(d));
+        assert_eq!(f.take_in_transit(Endpoint::Insert), Some(d));
+        assert_eq!(f.take_in_transit(Endpoint::Insert), None);
+        f.delay_next_insert(1, d);
+        f.clear();
+        assert_eq!(f.take_in_transit(Endpoint::Insert), None);
+        f.delay_next_insert(1, Duration::ZERO);
+        assert_eq!(
+            f.take_in_transit(Endpoint::Insert),
+            None,
+            "no delay, no fault"
+        );
     }
 
     #[test]

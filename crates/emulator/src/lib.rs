@@ -4,7 +4,8 @@
 //! One port serves:
 //! - the service protocol of `docs/service-protocol.md` (channels, inserts, statuses, bulk status,
 //!   health), with Snowflake's behaviours: channel ids invalidated on reopen, commits after a lag, rows
-//!   validated against the table's schema, committed offsets that survive restarts;
+//!   validated against the table's schema, offset tokens kept as given (the last to commit, never a
+//!   maximum) that survive restarts, and scriptable service-side traps;
 //! - Snowflake's SQL API v2 for the DDL the manager runs (`CREATE SCHEMA`/`CREATE TABLE IF NOT EXISTS`,
 //!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`) and `DESCRIBE TABLE`, with key-pair JWT authentication;
 //! - an admin API under [`ADMIN_PREFIX`] to script faults and inspect state, the same as [`Control`].

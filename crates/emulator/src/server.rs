@@ -1,6 +1,7 @@
 //! The HTTP server: [`EmulatorBuilder`] configures, [`Emulator`] is the running instance's handle. One
 //! port serves the service protocol, the SQL API and the admin API. A flusher task commits buffered rows
-//! when their lag runs out; shutdown stops accepting, lets in-flight calls finish and joins every task.
+//! when their lag runs out; shutdown stops accepting, lets in-flight calls finish and joins every task
+//! (inserts still held in transit are discarded).
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -12,7 +13,11 @@ use std::{
 use http::Request;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinSet,
+};
 
 use crate::{
     admin::{self, ADMIN_PREFIX},
@@ -221,6 +226,9 @@ impl Emulator {
     pub async fn shutdown(mut self) {
         self.control.core.shutdown.send_replace(true);
         while self.tasks.join_next().await.is_some() {}
+        // Inserts in transit end at the shutdown signal; connections that waited on them are closed.
+        let mut detached = self.control.core.take_detached();
+        while detached.join_next().await.is_some() {}
     }
 }
 
@@ -397,6 +405,68 @@ async fn dispatch(core: Arc<Core>, req: Request<Incoming>) -> Result<Resp, Dropp
             () = until_shutdown(&mut shutdown) => {}
         }
     }
+    let call = Call {
+        route,
+        headers: parts.headers,
+        query,
+        body,
+        record,
+    };
+    let in_transit = core.lock().faults.take_in_transit(endpoint);
+    match in_transit {
+        None => process(&core, call, false).await,
+        Some(delay) => hold_in_transit(core, call, delay).await,
+    }
+}
+
+/// A call whose body has been read, waiting to be processed.
+struct Call {
+    route: Route,
+    headers: http::HeaderMap,
+    query: Option<String>,
+    body: bytes::Bytes,
+    record: CallRecord,
+}
+
+/// Processes `call` only after `delay`, in a task of its own so that it still lands when the client has
+/// hung up meanwhile (a dropped connection cancels the connection's future, not this task). Answers
+/// what processing answers, if the client still listens.
+async fn hold_in_transit(core: Arc<Core>, call: Call, delay: Duration) -> Result<Resp, Dropped> {
+    let (tx, rx) = oneshot::channel();
+    core.lock().in_transit += 1;
+    core.changed.notify_waiters();
+    let task_core = Arc::clone(&core);
+    core.spawn_detached(async move {
+        let core = task_core;
+        let mut shutdown = core.shutdown.subscribe();
+        let stopped = tokio::select! {
+            () = tokio::time::sleep(delay) => false,
+            () = until_shutdown(&mut shutdown) => true,
+        };
+        core.lock().in_transit -= 1;
+        core.changed.notify_waiters();
+        // Shutting down: the request never arrives, as when the network dies with it.
+        let answer = if stopped {
+            Err(Dropped)
+        } else {
+            process(&core, call, true).await
+        };
+        // Nobody may be listening any more; that is the point of this fault.
+        let _ = tx.send(answer);
+    });
+    rx.await.unwrap_or(Err(Dropped))
+}
+
+/// Applies the scripted failures and drops to one call, serves it, and logs it.
+async fn process(core: &Core, call: Call, in_transit: bool) -> Result<Resp, Dropped> {
+    let Call {
+        route,
+        headers,
+        query,
+        body,
+        mut record,
+    } = call;
+    let endpoint = record.endpoint;
     let plan = core.lock().faults.plan(endpoint);
     let (answer, fault) = match plan {
         Plan::Fail(failure) => (
@@ -405,18 +475,22 @@ async fn dispatch(core: Arc<Core>, req: Request<Incoming>) -> Result<Resp, Dropp
         ),
         Plan::Drop(DropMode::NotApplied) => (None, Some("drop_not_applied")),
         Plan::Drop(DropMode::Applied) => {
-            let outcome = run(&core, route, &parts.headers, query.as_deref(), &body).await;
+            let outcome = run(core, route, &headers, query.as_deref(), &body).await;
             fill(&mut record, &outcome);
             (None, Some("drop_applied"))
         }
         Plan::Normal => {
-            let outcome = run(&core, route, &parts.headers, query.as_deref(), &body).await;
+            let outcome = run(core, route, &headers, query.as_deref(), &body).await;
             fill(&mut record, &outcome);
             (Some(outcome.resp), None)
         }
     };
     record.status = answer.as_ref().map(|r| r.status().as_u16());
-    record.fault = fault.map(str::to_owned);
+    record.fault = match (in_transit, fault) {
+        (true, Some(f)) => Some(format!("in_transit,{f}")),
+        (true, None) => Some("in_transit".to_owned()),
+        (false, f) => f.map(str::to_owned),
+    };
     log_call(&record);
     core.record(record);
     answer.ok_or(Dropped)

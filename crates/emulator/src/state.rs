@@ -3,7 +3,8 @@
 //!
 //! One mutex guards the catalog, the channels and the faults; it is never held across an await (crypto,
 //! JSON and row validation run outside it). Waiters (sync delete, tests) sleep on a [`Notify`] that every
-//! change wakes, never on time.
+//! change wakes, never on time. Inserts held in transit run as detached tasks the core keeps, so they
+//! still land after their client gave up, and shutdown joins them.
 
 use std::{
     collections::HashMap,
@@ -13,7 +14,10 @@ use std::{
 };
 
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinSet,
+};
 
 use crate::{
     buffers::BufferPool,
@@ -23,7 +27,7 @@ use crate::{
     ident,
     keys::ParsedKeys,
     keys::{self, KeyError},
-    store::{ChannelInfo, Committed, Store, offset_cmp},
+    store::{ChannelInfo, Committed, Store},
 };
 
 /// A configured user, keys parsed.
@@ -39,6 +43,8 @@ pub(crate) struct State {
     pub(crate) faults: Faults,
     pub(crate) commit_lag: Duration,
     pub(crate) sync_delete_waiters: usize,
+    /// Inserts held in transit right now.
+    pub(crate) in_transit: usize,
 }
 
 impl State {
@@ -74,6 +80,8 @@ pub(crate) struct Core {
     /// Wakes the flusher to recompute when the next commit falls due.
     pub(crate) flusher: Notify,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Work that outlives the connection that started it (inserts in transit).
+    detached: Mutex<JoinSet<()>>,
 }
 
 /// Why an emulator could not be built from its configuration.
@@ -144,10 +152,12 @@ impl Core {
                 faults: Faults::default(),
                 commit_lag: config.commit_lag,
                 sync_delete_waiters: 0,
+                in_transit: 0,
             }),
             changed: Notify::new(),
             flusher: Notify::new(),
             shutdown,
+            detached: Mutex::new(JoinSet::new()),
         })
     }
 
@@ -180,6 +190,22 @@ impl Core {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// Runs `task` apart from any connection: it goes on when the client hangs up.
+    pub(crate) fn spawn_detached(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let mut tasks = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
+        // Reap finished tasks so a long run does not accumulate them.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Takes the detached tasks, for shutdown to wait for them.
+    pub(crate) fn take_detached(&self) -> JoinSet<()> {
+        std::mem::take(&mut *self.detached.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub(crate) fn record(&self, record: CallRecord) {
@@ -273,9 +299,48 @@ impl Control {
         self.core.lock().faults.set_latency(endpoint, latency);
     }
 
-    /// Removes every scripted failure, drop, latency and the bulk-status lie. Stalls stay.
+    /// Holds the next `count` inserts in transit: each is accepted for processing only `delay` after its
+    /// body arrived (a client with a shorter timeout gives up first, and may reopen meanwhile), then
+    /// applied to the channel id it named if that id still takes inserts (a reopened or superseded id
+    /// refuses it as invalid) and answered, if anyone still listens. The call log records it when
+    /// processed, with fault `in_transit`. Zero `count` or `delay` removes the fault.
+    pub fn delay_next_insert(&self, count: u32, delay: Duration) {
+        self.core.lock().faults.delay_next_insert(count, delay);
+    }
+
+    /// While on (default off), reopening a channel does not drop the old id's buffered rows: the old id
+    /// takes no more inserts (answered as an invalid channel) but its rows still commit after the lag,
+    /// in insert order with the new id's, each moving the name's committed token; only then does it turn
+    /// invalid. Its status reports `valid:true` and its own tokens meanwhile. The new id starts from the
+    /// name's committed token as it stands at the open, and reports the name's token from then on.
+    pub fn set_superseded_flush(&self, enabled: bool) {
+        self.core.lock().store.set_superseded_flush(enabled);
+    }
+
+    /// Sets the committed token of `channel_id`'s channel name, as
+    /// `SYSTEM$SNOWPIPE_STREAMING_UPDATE_CHANNEL_OFFSET_TOKEN` does: the name's persisted token (a
+    /// reopen starts from it) and its current id's. Answers whether the id was known.
+    pub fn set_committed_offset(&self, channel_id: &str, offset: &str) -> bool {
+        let known = self.core.lock().store.set_committed(channel_id, offset);
+        self.core.notify();
+        known
+    }
+
+    /// Drops `channel_id`'s channel name, as a `DROP` by hand or an expiry does: every id of the name
+    /// answers 404 (bulk status: `notFound`), its buffered rows are lost and its committed token is
+    /// gone, so a new open starts from none. Answers whether the id was known.
+    pub fn drop_channel_name(&self, channel_id: &str) -> bool {
+        let known = self.core.lock().store.drop_name(channel_id);
+        self.core.notify();
+        known
+    }
+
+    /// Removes every scripted failure, drop, latency and in-transit delay not yet used, the bulk-status
+    /// lie and superseded flushing. Stalls, and inserts already in transit, stay.
     pub fn clear_faults(&self) {
-        self.core.lock().faults.clear();
+        let mut state = self.core.lock();
+        state.faults.clear();
+        state.store.set_superseded_flush(false);
     }
 
     /// Commits every buffered row of every channel not stalled now, whatever the lag. Answers how many
@@ -378,18 +443,32 @@ impl Control {
         self.core.lock().faults.clear_calls();
     }
 
-    /// Waits until the channel's committed offset reaches `offset`. Answers false when the channel is
-    /// unknown or invalid (it will never commit) or the emulator shuts down. Waits on state, not time.
+    /// Waits until `offset` is the channel's committed token or, while waiting, a request ending in it
+    /// commits on the channel (later commits may have moved the token on since: tokens are not
+    /// compared). Answers false when the channel is or becomes unknown, invalid or deleted and flushed
+    /// (it will never commit it), or the emulator shuts down. Waits on state, not time.
     pub async fn wait_for_commit(&self, channel_id: &str, offset: &str) -> bool {
+        /// Ends the wait in the store however the future ends (dropped included).
+        struct Unwatch<'a>(&'a Core, &'a str, &'a str);
+        impl Drop for Unwatch<'_> {
+            fn drop(&mut self) {
+                self.0.lock().store.unwatch(self.1, self.2);
+            }
+        }
+        self.core.lock().store.watch(channel_id, offset);
+        let _unwatch = Unwatch(&self.core, channel_id, offset);
         let mut reached = false;
         self.core
-            .wait_until(|s| match s.store.status(channel_id) {
-                Some(st) if offset_cmp(&st.committed, offset).is_ge() => {
+            .wait_until(|s| {
+                if s.store.watch_reached(channel_id, offset) {
                     reached = true;
-                    true
+                    return true;
                 }
-                Some(st) => !st.valid && !st.deleted,
-                None => true,
+                match s.store.status(channel_id) {
+                    Some(st) if st.deleted => !s.store.has_pending(channel_id),
+                    Some(st) => !st.valid,
+                    None => true,
+                }
             })
             .await;
         reached
@@ -401,6 +480,12 @@ impl Control {
         self.core
             .wait_until(|s| s.sync_delete_waiters >= count)
             .await
+    }
+
+    /// Waits until at least `count` inserts are held in transit (see [`Self::delay_next_insert`]), so a
+    /// test knows the emulator has one before it reopens. Answers false on shutdown.
+    pub async fn wait_for_in_transit(&self, count: usize) -> bool {
+        self.core.wait_until(|s| s.in_transit >= count).await
     }
 
     /// Waits until the call log holds at least `count` calls. Answers false on shutdown.

@@ -228,3 +228,127 @@ async fn fault_routes() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn trap_routes() {
+    let emu = start(HOUR).await;
+    let http = std::sync::Arc::new(Http::new(&emu));
+    post(&http, "superseded-flush", json!({"enabled": true})).await;
+    let old = http.open("d", "EVENTS").await;
+    http.insert(&old, rows("a", 0..1), "1").await;
+
+    // An insert held in transit, given up on by its client, arriving after a reopen superseded its id.
+    post(
+        &http,
+        "faults/in-transit",
+        json!({"count": 1, "millis": 500}),
+    )
+    .await;
+    let sent = {
+        let (http, old) = (std::sync::Arc::clone(&http), old.clone());
+        tokio::spawn(async move {
+            tokio::time::timeout(
+                Duration::from_millis(50),
+                http.insert(&old, rows("late", 0..1), "2"),
+            )
+            .await
+            .is_ok()
+        })
+    };
+    assert!(emu.control().wait_for_in_transit(1).await);
+    let new = http.open("d", "EVENTS").await;
+    assert!(!sent.await.unwrap(), "the client gave up");
+    // Open, insert, reopen, then the held insert once processed.
+    assert!(emu.control().wait_for_calls(4).await);
+    let calls = get(&http, "calls").await;
+    assert_eq!(
+        (
+            calls[3]["offset"].clone(),
+            calls[3]["status"].clone(),
+            calls[3]["fault"].clone()
+        ),
+        (json!("2"), json!(200), json!("in_transit"))
+    );
+    // Refused by the superseded id, which still flushes what it had.
+    let info = get(&http, &format!("channels/{old}")).await;
+    assert_eq!(
+        (
+            info["valid"].clone(),
+            info["superseded"].clone(),
+            info["latestInsertedOffset"].clone(),
+            info["bufferedRows"].clone()
+        ),
+        (json!(true), json!(true), json!("1"), json!(1))
+    );
+    assert_eq!(http.status(&new).await.1, "");
+    assert_eq!(post(&http, "flush", json!({})).await["committed"], 1);
+    assert_eq!(
+        http.status(&old).await,
+        (false, "1".to_owned(), "1".to_owned())
+    );
+    assert_eq!(http.status(&new).await.1, "1", "the name's token moved");
+    let (status, _) = admin(
+        &http,
+        Method::POST,
+        "faults/in-transit",
+        Some(json!({"count": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = admin(
+        &http,
+        Method::POST,
+        "superseded-flush",
+        Some(json!({"on": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A token rewritten by hand.
+    let b = post(
+        &http,
+        &format!("channels/{new}/committed-offset"),
+        json!({"offset": "v2.by-hand"}),
+    )
+    .await;
+    assert_eq!(b["known"], true);
+    assert_eq!(http.status(&new).await.1, "v2.by-hand");
+    assert_eq!(
+        get(&http, &format!("channels/{new}")).await["committedOffset"],
+        "v2.by-hand"
+    );
+    let b = post(
+        &http,
+        "channels/nope/committed-offset",
+        json!({"offset": "x"}),
+    )
+    .await;
+    assert_eq!(b["known"], false);
+    let (status, _) = admin(
+        &http,
+        Method::POST,
+        &format!("channels/{new}/committed-offset"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A channel name dropped by hand.
+    assert_eq!(
+        post(&http, &format!("channels/{new}/drop-name"), json!({})).await["known"],
+        true
+    );
+    for id in [&old, &new] {
+        assert_eq!(
+            http.get(&format!("/channels/{id}/status")).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(
+        post(&http, &format!("channels/{new}/drop-name"), json!({})).await["known"],
+        false
+    );
+    let fresh = http.open("d", "EVENTS").await;
+    assert_eq!(http.status(&fresh).await.1, "", "the token went with it");
+    emu.shutdown().await;
+}

@@ -440,7 +440,8 @@ async fn the_flusher_commits_after_the_lag() {
 }
 
 #[tokio::test]
-async fn offsets_compare_numerically_and_never_go_back() {
+async fn tokens_are_the_last_ones_never_a_maximum() {
+    // Snowflake compares nothing: a lower or unordered token sent last is the one that stays.
     let emu = start(HOUR).await;
     let http = Http::new(&emu);
     let ch = http.open("d", "EVENTS").await;
@@ -450,12 +451,24 @@ async fn offsets_compare_numerically_and_never_go_back() {
     }
     assert_eq!(
         http.status(&ch).await,
-        (true, String::new(), "10".to_owned())
+        (true, String::new(), "8".to_owned())
     );
     emu.control().flush();
     assert_eq!(
         http.status(&ch).await,
-        (true, "10".to_owned(), "10".to_owned())
+        (true, "8".to_owned(), "8".to_owned())
+    );
+    let token = "v2.lz5h3k2fa-1x3c.2s.0.lz5h3k1zz-9a0b-2r";
+    http.insert(&ch, rows("s", 0..1), token).await;
+    emu.control().flush();
+    let reopened = http.open("d", "EVENTS").await;
+    assert_eq!(
+        http.status(&reopened).await,
+        (true, token.to_owned(), token.to_owned())
+    );
+    assert_eq!(
+        emu.control().channel(&reopened).unwrap().committed_offset,
+        token
     );
     emu.shutdown().await;
 }
