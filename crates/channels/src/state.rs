@@ -26,6 +26,10 @@ pub struct TableState {
     /// The committed token the last writer saw, to notice a token that goes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub committed_seen: Option<String>,
+    /// Why that opening knows nothing of epochs before its list's start, when not because the list ran out
+    /// (a label of `verdict::Undecidable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<String>,
 }
 
 /// Where tables' channel states are kept between processes.

@@ -282,7 +282,12 @@ impl fmt::Display for Base36 {
 }
 
 fn from_base36(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 13 || !text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+    if text.is_empty()
+        || text.len() > 13
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
         return None;
     }
     u64::from_str_radix(text, 36).ok()
@@ -357,7 +362,7 @@ mod tests {
         assert_eq!(second.known_since, 0);
         // e3 opened while e2 had committed nothing: e2 is not listed, e1 still is.
         let e3 = epoch(30, 3);
-        let third = Token::opening(e3, &Committed::Token(second.clone()));
+        let third = Token::opening(e3, &Committed::Token(second));
         assert_eq!(third.final_of(e2), None);
         assert_eq!(third.final_of(e1), Some(5));
         // A job id or a token written by hand tells nothing of earlier epochs.

@@ -26,6 +26,9 @@ pub enum Undecidable {
     LegacyEntry,
     /// The channel could not be reopened to settle rows in flight, for twice the stuck threshold.
     ReopenImpossible,
+    /// A channel superseded by a reopen still committed rows after it (the sidecar's SDK may): the
+    /// reopen's token is not final for the superseded epoch.
+    SupersededFlushing,
 }
 
 impl Undecidable {
@@ -38,7 +41,25 @@ impl Undecidable {
             Self::TokenWentBack => "token_went_back",
             Self::LegacyEntry => "legacy_entry",
             Self::ReopenImpossible => "reopen_impossible",
+            Self::SupersededFlushing => "superseded_flushing",
         }
+    }
+}
+
+impl Undecidable {
+    /// Reads a label [`Undecidable::as_str`] wrote.
+    pub fn from_label(label: &str) -> Option<Self> {
+        [
+            Self::TwoWriters,
+            Self::ListTooShort,
+            Self::UnreadableToken,
+            Self::TokenWentBack,
+            Self::LegacyEntry,
+            Self::ReopenImpossible,
+            Self::SupersededFlushing,
+        ]
+        .into_iter()
+        .find(|cause| cause.as_str() == label)
     }
 }
 
@@ -58,6 +79,9 @@ impl fmt::Display for Undecidable {
             }
             Self::ReopenImpossible => {
                 "the channel could not be reopened to settle its rows for twice the stuck threshold"
+            }
+            Self::SupersededFlushing => {
+                "the channel's superseded writer still committed rows after the reopen"
             }
         })
     }
@@ -98,7 +122,27 @@ pub enum Fencing {
 
 /// The verdict on positions `first..=last` of `epoch`, from `view`: the newest token known of the channel
 /// (its committed token, or the opening token of a later epoch this layer opened itself).
-pub fn judge(epoch: Epoch, first: u64, last: u64, view: &Token, fencing: Fencing) -> SegmentVerdict {
+pub fn judge(
+    epoch: Epoch,
+    first: u64,
+    last: u64,
+    view: &Token,
+    fencing: Fencing,
+) -> SegmentVerdict {
+    judge_within(epoch, first, last, view, fencing, Undecidable::ListTooShort)
+}
+
+/// [`judge`], where an epoch older than the view's `known_since` is undecidable for `horizon`: why the view
+/// knows nothing before it (its list ran out, or the opening that wrote it found a token that went back,
+/// or a superseded writer still committing).
+pub fn judge_within(
+    epoch: Epoch,
+    first: u64,
+    last: u64,
+    view: &Token,
+    fencing: Fencing,
+    horizon: Undecidable,
+) -> SegmentVerdict {
     let none = first.saturating_sub(1);
     let verdict = |committed_through: u64, rest: Rest| SegmentVerdict {
         committed_through,
@@ -135,7 +179,7 @@ pub fn judge(epoch: Epoch, first: u64, last: u64, view: &Token, fencing: Fencing
         Some(done) if done.epoch == epoch => settled(done.position),
         Some(_) => verdict(none, Rest::Undecidable(Undecidable::TwoWriters)),
         None if epoch.ordered >= view.known_since => verdict(none, Rest::Lost),
-        None => verdict(none, Rest::Undecidable(Undecidable::ListTooShort)),
+        None => verdict(none, Rest::Undecidable(horizon)),
     }
 }
 
@@ -252,7 +296,10 @@ mod tests {
         // The opening of epoch 9 read epoch 5's token at position 12: its final.
         let opening = Token::opening(epoch(9), &Committed::Token(token(5, 12, 0, &[])));
         let before = judge(epoch(5), 11, 20, &token(5, 12, 0, &[]), Fencing::Unfenced);
-        assert_eq!((before.committed_through, before.rest), (12, Rest::InFlight));
+        assert_eq!(
+            (before.committed_through, before.rest),
+            (12, Rest::InFlight)
+        );
         let after = judge(epoch(5), 11, 20, &opening, Fencing::Unfenced);
         assert_eq!((after.committed_through, after.rest), (12, Rest::Lost));
         assert_eq!(after_reopen(before), after);

@@ -83,6 +83,34 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) instance_id: String,
 
+    /// Folder for each destination and instance's lock and channel state; created (mode 0700) when needed.
+    ///
+    /// upload, poll and run hold the lock while they run, so that one process at a time writes a destination
+    /// and instance; each table's last channel id and opening token let a later process wait for the earlier
+    /// one's rows to commit before it reopens the channel. The default is $XDG_CACHE_HOME/snowpipe-streaming,
+    /// else ~/.cache/snowpipe-streaming (~/Library/Caches/snowpipe-streaming on macOS), else the temporary
+    /// folder. Two hosts must never share a destination and instance.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value_os_t = crate::state::default_dir(),
+        env = "SNOWPIPE_STREAMING_STATE_DIR"
+    )]
+    pub(crate) state_dir: PathBuf,
+
+    /// How long upload and run wait for another process of this destination and instance to finish before
+    /// giving up (exit status 1); poll waits at most 5s, then answers "in progress".
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "60s",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_LOCK_TIMEOUT"
+    )]
+    pub(crate) lock_timeout: Duration,
+
     /// Longest line of an event file, in bytes; a longer line aborts the batch.
     #[arg(
         long,

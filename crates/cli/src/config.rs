@@ -24,7 +24,7 @@ const NOT_IN_FILE: &[&str] = &["config", "help", "version"];
 const COMMAND_KEYS: &[(&str, &str)] = &[("run", "poll-interval")];
 
 /// Options whose value is a path: a relative one in the file is relative to the file.
-const PATH_KEYS: &[&str] = &["destination"];
+const PATH_KEYS: &[&str] = &["destination", "state-dir"];
 
 /// Parses the command line with the environment and the config file.
 pub(crate) fn parse<I, T>(args: I) -> Result<Cli, CliError>
@@ -186,7 +186,8 @@ mod tests {
     fn the_file_fills_what_flags_leave_unset() {
         let file = config(
             "service-url = \"http://file:1\"\nstuck_threshold = \"2m\"\nretry-max = 9\nno-compression = true\n\
-             log-format = \"json\"\nverbose = 2\npoll-interval = \"250ms\"\ndestination = \"dest.json\"\n",
+             log-format = \"json\"\nverbose = 2\npoll-interval = \"250ms\"\ndestination = \"dest.json\"\n\
+             state-dir = \"state\"\nlock_timeout = \"5s\"\n",
         );
         let cli = parse_with(&file, &["--retry-max", "1", "run", "--file", "a.jsonl"]).unwrap();
         let g = &cli.global;
@@ -201,6 +202,12 @@ mod tests {
             Some(file.path().parent().unwrap().join("dest.json").as_path()),
             "relative to the file"
         );
+        assert_eq!(
+            g.state_dir,
+            file.path().parent().unwrap().join("state"),
+            "relative to the file"
+        );
+        assert_eq!(g.lock_timeout, Duration::from_secs(5));
         assert_eq!(g.request_timeout, Duration::from_secs(60), "default kept");
         let Command::Run(run) = cli.command else {
             panic!("run expected")

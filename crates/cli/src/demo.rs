@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -18,6 +19,7 @@ use crate::{
     run::{self, Progress, RunOutput},
     sample::{self, SampleBatch},
     settings,
+    state::{FileState, StateDir},
 };
 
 /// How long the emulator waits before committing inserted rows, as Snowflake does (about a second there).
@@ -49,7 +51,12 @@ pub(crate) async fn demo(global: &GlobalArgs) -> Result<(), CliError> {
         config: account::destination_config(NAMESPACE),
     };
     let connection = settings::connection(global, emulator.base_url(), Some(emulator.base_url()))?;
-    let manager = settings::manager(global, &destination, connection)?;
+    // A state directory of its own, in the temporary folder: the demo never touches the user's (and, alone
+    // with its emulator, needs no lock).
+    let state_dir = StateDir::open(&dir.path().join("state"))
+        .map_err(|e| CliError::Failed(format!("cannot make the demo's state directory: {e}")))?;
+    let state = FileState::open(&state_dir, &destination.id, &global.instance_id);
+    let manager = settings::manager(global, &destination, connection, Arc::new(state))?;
 
     let progress = Progress::new(batches.len());
     let mut results = Vec::with_capacity(batches.len());

@@ -17,6 +17,7 @@ mod output;
 mod run;
 mod sample;
 mod settings;
+mod state;
 mod telemetry;
 
 use std::process::ExitCode;

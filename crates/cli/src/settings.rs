@@ -1,8 +1,10 @@
 //! The manager's settings and connection, from the global options.
 
+use std::sync::Arc;
+
 use snowpipe_manager::{
     BackendConfig, BackoffConfig, ConnectError, Connection, Destination, HttpConfig, Manager,
-    RetryConfig, Settings,
+    RetryConfig, Settings, StateStore,
 };
 
 use crate::{
@@ -23,6 +25,7 @@ pub(crate) fn settings(global: &GlobalArgs) -> Settings {
 }
 
 /// How to reach the service (`service_url`) and the SQL API (`sql_api_url`, `None` for Snowflake's own).
+/// Checks the options first; the state store is given to [`manager`].
 pub(crate) fn connection(
     global: &GlobalArgs,
     service_url: String,
@@ -81,12 +84,18 @@ pub(crate) fn connection(
     })
 }
 
-/// A manager for the destination, over HTTP.
+/// A manager for the destination, over HTTP, keeping its tables' channel states in `state` (the state
+/// directory's file, read after taking the destination and instance's lock).
 pub(crate) fn manager(
     global: &GlobalArgs,
     destination: &Destination,
     connection: Connection,
+    state: Arc<dyn StateStore>,
 ) -> Result<Manager, CliError> {
+    let connection = Connection {
+        state: Some(state),
+        ..connection
+    };
     Manager::connect(destination, settings(global), connection).map_err(|e| match e {
         ConnectError::Service(e) => usage(format!("--service-url / HTTP options: {e}")),
         other => CliError::Failed(format!(

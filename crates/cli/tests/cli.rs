@@ -6,12 +6,13 @@ mod support;
 use std::{
     io::{Read as _, Write as _},
     net::TcpStream,
-    time::Duration,
+    path::Path,
+    time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
 use snowpipe_emulator::{Endpoint, demo};
-use support::{World, ids, page, run, track};
+use support::{World, finish, ids, page, run, spawn, track};
 
 /// Long enough that nothing commits unless the test flushes.
 const NEVER: Duration = Duration::from_secs(3600);
@@ -25,7 +26,17 @@ fn upload_poll_and_stats_work_in_three_fresh_processes() {
     data["N"] = json!("three");
     let file = world.events(&[track(1), track(2), (job, table, columns, data), page(4)]);
 
-    let upload = run(world.command().args(["upload", "--file"]).arg(&file)).json();
+    // The rows of TRACKS go out only once its discard row has committed: commit that one (and whatever
+    // else is buffered by then) as soon as it is there; the rows of TRACKS then stay uncommitted.
+    let child = spawn(world.command().args(["upload", "--file"]).arg(&file));
+    world.wait_until("the discard row is buffered", |control| {
+        control
+            .channels()
+            .iter()
+            .any(|c| c.table == "RUDDER_DISCARDS" && c.buffered_rows > 0)
+    });
+    world.control.flush();
+    let upload = finish(child).json();
     assert_eq!(ids(&upload["importingJobIds"]), [1, 2, 3, 4], "{upload}");
     assert_eq!(upload["importingCount"], 4);
     assert_eq!(upload["destinationId"], "dest-cli");
@@ -37,7 +48,8 @@ fn upload_poll_and_stats_work_in_three_fresh_processes() {
     let parameters = &upload["importingParameters"];
     let entries = parameters["importId"].as_array().expect("importId array");
     let tables: Vec<&str> = entries.iter().filter_map(|e| e["table"].as_str()).collect();
-    assert_eq!(tables, ["TRACKS", "PAGES", "RUDDER_DISCARDS"], "{upload}");
+    // No entry for the discard row: it committed before the rows of TRACKS went out.
+    assert_eq!(tables, ["TRACKS", "PAGES"], "{upload}");
 
     // Poll in a process of its own, with the whole importing parameters object from a file: nothing has
     // committed yet.
@@ -100,11 +112,8 @@ fn rows_lost_in_a_restart_between_upload_and_poll_fail_exactly_those_jobs() {
     assert_eq!(poll["hasFailed"], true, "{poll}");
     let failed = &poll["failedJobParameters"];
     assert_eq!(failed[0]["failed"], true, "{poll}");
-    assert_eq!(
-        failed[0]["failedJobIds"],
-        json!({"start": 1, "end": 3}),
-        "{poll}"
-    );
+    assert_eq!(failed[0]["scheme"], "v2", "{poll}");
+    assert_eq!(failed[0]["failedJobs"], json!([[1, 3]]), "{poll}");
 
     let stats = run(world
         .bare()
@@ -276,6 +285,10 @@ fn demo_exits_0_and_prints_its_summary() {
     let world = World::start(Duration::ZERO);
     let ran = run(world.bare().arg("demo"));
     assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        !world.state_dir().exists(),
+        "the demo keeps its state in a temporary folder of its own"
+    );
     for needle in [
         "rows landed in DEMO_DB.DEMO",
         "ORDER_COMPLETED",
@@ -591,4 +604,344 @@ fn metrics_are_served_on_the_metrics_address_while_the_command_runs() {
         "{answer}"
     );
     assert!(answer.contains("destinationId=\"dest-cli\""), "{answer}");
+}
+
+/// The files of a folder, by name.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Polls the import in fresh processes until it is complete; panics after a minute.
+fn poll_until_complete(world: &World, import_id: &Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = run(world
+            .command()
+            .args(["poll", "--import-id", &import_id.to_string()]))
+        .json();
+        if answer["complete"] == true {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "still in progress: {answer}");
+    }
+}
+
+/// Stats, in a process of its own, for an import poll judged complete.
+fn stats_of(world: &World, import_id: &Value, poll: &Value, jobs: &Path) -> Value {
+    let parameters = match &poll["failedJobParameters"] {
+        Value::Null => import_id.to_string(),
+        other => other.to_string(),
+    };
+    run(world
+        .bare()
+        .args(["stats", "--failed-job-parameters", &parameters, "--jobs"])
+        .arg(jobs))
+    .json()
+}
+
+#[test]
+fn the_state_dir_is_created_when_needed_and_keeps_channel_ids_but_no_secret() {
+    let mut world = World::start(NEVER);
+    let file = world.events(&[track(1), page(2)]);
+    let state_dir = world.state_dir();
+
+    // Stats opens no channel: no state directory.
+    let stats = run(world
+        .bare()
+        .args(["stats", "--failed-job-parameters", "[]", "--jobs"])
+        .arg(&file))
+    .json();
+    assert_eq!(stats["statusCode"], 200, "{stats}");
+    assert!(!state_dir.exists(), "stats made {}", state_dir.display());
+
+    let upload = run(world.command().args(["upload", "--file"]).arg(&file)).json();
+    assert_eq!(ids(&upload["importingJobIds"]), [1, 2], "{upload}");
+    assert!(state_dir.is_dir(), "{} is made", state_dir.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&state_dir)
+            .expect("state dir")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+    assert_eq!(
+        files_in(&state_dir),
+        ["dest-cli+1.json", "dest-cli+1.lock"],
+        "one state file and one lock per destination and instance"
+    );
+
+    let text = std::fs::read_to_string(state_dir.join("dest-cli+1.json")).expect("state file");
+    let state: Value = serde_json::from_str(&text).expect("the state file is JSON");
+    for entry in upload["importingParameters"]["importId"]
+        .as_array()
+        .expect("entries")
+    {
+        let table = entry["table"].as_str().expect("table");
+        assert_eq!(
+            state["tables"][table]["channelId"], entry["channelId"],
+            "the channel id of {table} is kept: {text}"
+        );
+        assert!(
+            state["tables"][table]["opening"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("v2.")),
+            "{text}"
+        );
+    }
+    assert_no_secrets(&text);
+
+    // A state directory given by the option is used instead, with its parents made.
+    let elsewhere = world.dir.path().join("elsewhere").join("state");
+    let file = world.events(&[track(3)]);
+    let upload = run(world
+        .command()
+        .arg("--state-dir")
+        .arg(&elsewhere)
+        .args(["upload", "--file"])
+        .arg(&file))
+    .json();
+    assert_eq!(ids(&upload["importingJobIds"]), [3], "{upload}");
+    assert!(elsewhere.join("dest-cli+1.json").is_file());
+}
+
+#[test]
+fn back_to_back_uploads_of_one_table_wait_for_each_other_instead_of_discarding() {
+    // Rows commit 300 ms after they are inserted: the second upload starts while the first's rows are
+    // still uncommitted on the channel it must reopen.
+    let mut world = World::start(Duration::from_millis(300));
+    let first = world.events(&[track(1), track(2), track(3)]);
+    let second = world.events(&[track(11), track(12), track(13)]);
+
+    let one = run(world.command().args(["upload", "--file"]).arg(&first)).json();
+    assert_eq!(ids(&one["importingJobIds"]), [1, 2, 3], "{one}");
+    let two = run(world.command().args(["upload", "--file"]).arg(&second)).json();
+    assert_eq!(ids(&two["importingJobIds"]), [11, 12, 13], "{two}");
+
+    // Wait (on the emulator's state, not the clock) until the second upload's rows are committed.
+    let entry = &two["importingParameters"]["importId"][0];
+    let (channel, offset) = (
+        entry["channelId"].as_str().expect("channel id"),
+        entry["offset"].as_str().expect("offset"),
+    );
+    let committed = world.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            world.control.wait_for_commit(channel, offset),
+        )
+        .await
+    });
+    assert!(
+        committed.is_ok_and(|ok| ok),
+        "the second upload's rows commit"
+    );
+
+    let import_one = &one["importingParameters"]["importId"];
+    let poll_one = poll_until_complete(&world, import_one);
+    assert_eq!(poll_one["hasFailed"], false, "{poll_one}");
+    let stats_one = stats_of(&world, import_one, &poll_one, &first);
+    assert_eq!(
+        ids(&stats_one["metadata"]["succeededKeys"]),
+        [1, 2, 3],
+        "the first upload's rows were kept: {stats_one}"
+    );
+    assert_eq!(ids(&stats_one["metadata"]["failedKeys"]), Vec::<i64>::new());
+
+    let import_two = &two["importingParameters"]["importId"];
+    let poll_two = poll_until_complete(&world, import_two);
+    let stats_two = stats_of(&world, import_two, &poll_two, &second);
+    assert_eq!(
+        ids(&stats_two["metadata"]["succeededKeys"]),
+        [11, 12, 13],
+        "{stats_two}"
+    );
+
+    let mut landed: Vec<i64> = world
+        .rows("TRACKS")
+        .iter()
+        .filter_map(|r| r["N"].as_i64())
+        .collect();
+    landed.sort_unstable();
+    assert_eq!(landed, [1, 2, 3, 11, 12, 13], "all six rows, once each");
+}
+
+#[test]
+fn a_poll_that_cannot_get_the_lock_answers_in_progress_without_calling_the_service() {
+    let mut world = World::start(NEVER);
+    let file = world.events(&[track(1), track(2)]);
+    let upload = run(world.command().args(["upload", "--file"]).arg(&file)).json();
+    let import_id = upload["importingParameters"]["importId"].to_string();
+    world.control.flush();
+
+    let lock = world.hold_lock();
+    world.control.clear_calls();
+    let poll = |timeout: &str| {
+        run(world.command().args([
+            "-v",
+            "--lock-timeout",
+            timeout,
+            "poll",
+            "--import-id",
+            &import_id,
+        ]))
+    };
+    let ran = poll("100ms");
+    let answer = ran.json();
+    assert_eq!(answer["complete"], false, "{answer}");
+    assert_eq!(answer["inProgress"], true, "{answer}");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["hasFailed"], false, "{answer}");
+    assert_eq!(answer["failedJobParameters"], Value::Null, "{answer}");
+    assert!(
+        ran.stderr.contains("holds the lock"),
+        "says why at info: {ran:?}"
+    );
+
+    // Poll waits for the lock at most 5 s, whatever --lock-timeout says.
+    let started = Instant::now();
+    let answer = poll("1h").json();
+    assert_eq!(answer["inProgress"], true, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        world.control.calls().is_empty(),
+        "no service call while the lock is held: {:?}",
+        world.control.calls()
+    );
+
+    drop(lock);
+    let answer = poll("100ms").json();
+    assert_eq!(answer["complete"], true, "{answer}");
+    assert_eq!(answer["hasFailed"], false, "{answer}");
+}
+
+#[test]
+fn upload_and_run_give_up_with_status_1_when_another_process_holds_the_lock() {
+    let mut world = World::start(Duration::ZERO);
+    let file = world.events(&[track(1)]);
+    let state_dir = world.state_dir().display().to_string();
+
+    let lock = world.hold_lock();
+    for command in [
+        &["upload", "--file"][..],
+        &["run", "--poll-interval", "10ms", "--file"][..],
+    ] {
+        let started = Instant::now();
+        let ran = run(world
+            .command()
+            .args(["--lock-timeout", "200ms"])
+            .args(command)
+            .arg(&file));
+        assert_eq!(ran.code, 1, "{ran:?}");
+        assert!(ran.stdout.is_empty(), "{ran:?}");
+        for needle in [
+            "another process for destination dest-cli and instance 1 is running",
+            state_dir.as_str(),
+            "--state-dir",
+            "--lock-timeout",
+        ] {
+            assert!(ran.stderr.contains(needle), "{needle:?} in {ran:?}");
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "waited the lock timeout"
+        );
+    }
+    assert!(
+        world.control.calls().is_empty(),
+        "no service call without the lock: {:?}",
+        world.control.calls()
+    );
+
+    drop(lock);
+    let upload = run(world
+        .command()
+        .args(["--lock-timeout", "200ms", "upload", "--file"])
+        .arg(&file))
+    .json();
+    assert_eq!(ids(&upload["importingJobIds"]), [1], "{upload}");
+}
+
+#[test]
+fn a_state_dir_that_is_not_a_folder_is_a_usage_error_naming_the_option() {
+    let mut world = World::start(Duration::ZERO);
+    let file = world.events(&[track(1)]);
+    let not_a_folder = world.file("I am a file");
+    let shown = not_a_folder.display().to_string();
+
+    run(world
+        .command()
+        .arg("--state-dir")
+        .arg(&not_a_folder)
+        .args(["upload", "--file"])
+        .arg(&file))
+    .assert_usage_error(&["--state-dir", &shown, "not a folder"]);
+    run(world
+        .command()
+        .env("SNOWPIPE_STREAMING_STATE_DIR", not_a_folder.join("below"))
+        .args(["poll", "--import-id", "[]"]))
+    .assert_usage_error(&["--state-dir", &shown]);
+    let config = world.dir.path().join("state.toml");
+    std::fs::write(&config, "state-dir = \"input-1.jsonl\"\n").expect("write config");
+    run(world
+        .command()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--file"])
+        .arg(&file))
+    .assert_usage_error(&["--state-dir", "input-1.jsonl", "not a folder"]);
+
+    assert!(
+        world.control.calls().is_empty(),
+        "no service or SQL call was made: {:?}",
+        world.control.calls()
+    );
+}
+
+#[test]
+fn the_default_state_dir_is_under_the_cache_directory_of_home_without_xdg_cache_home() {
+    let mut world = World::start(Duration::ZERO);
+    let file = world.events(&[track(1)]);
+    let home = world.dir.path().join("home");
+    let upload = run(world
+        .command()
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", &home)
+        .args(["upload", "--file"])
+        .arg(&file))
+    .json();
+    assert_eq!(ids(&upload["importingJobIds"]), [1], "{upload}");
+    let expected = if cfg!(target_os = "macos") {
+        home.join("Library/Caches/snowpipe-streaming")
+    } else {
+        home.join(".cache/snowpipe-streaming")
+    };
+    assert!(
+        expected.join("dest-cli+1.json").is_file(),
+        "state in {}",
+        expected.display()
+    );
+    assert!(!world.state_dir().exists());
+
+    // A relative XDG_CACHE_HOME is ignored, as the XDG rules say.
+    let file = world.events(&[track(2)]);
+    let upload = run(world
+        .command()
+        .env("XDG_CACHE_HOME", "relative")
+        .env("HOME", &home)
+        .args(["upload", "--file"])
+        .arg(&file))
+    .json();
+    assert_eq!(ids(&upload["importingJobIds"]), [2], "{upload}");
+    assert!(!world.dir.path().join("relative").exists());
 }

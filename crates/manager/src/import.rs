@@ -108,7 +108,9 @@ impl JobRuns {
 
     /// Whether `id` is one of them.
     pub fn contains(&self, id: i64) -> bool {
-        self.0.iter().any(|&(start, end)| (start..=end).contains(&id))
+        self.0
+            .iter()
+            .any(|&(start, end)| (start..=end).contains(&id))
     }
 }
 

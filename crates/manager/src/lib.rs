@@ -34,6 +34,7 @@ pub use stats::upload_stats;
 // The configuration a caller builds a manager from, so that it need not depend on the layers below.
 pub use snowpipe_api::{
     RetryConfig,
+    retry::Sleep,
     sidecar::{DEFAULT_BASE_URL as DEFAULT_SIDECAR_URL, HttpConfig},
 };
 pub use snowpipe_channels::{

@@ -182,7 +182,11 @@ fn judge_legacy(entry: &ImportEntry, status: &ChannelStatus) -> Judgement {
 
 /// What a verdict on an entry's segments means for its jobs. `stuck`: the verdict came from settling a
 /// stuck import.
-fn judgement(entry: &ImportEntry, verdict: &EntryVerdict, stuck: bool) -> (Judgement, Vec<Undecidable>) {
+fn judgement(
+    entry: &ImportEntry,
+    verdict: &EntryVerdict,
+    stuck: bool,
+) -> (Judgement, Vec<Undecidable>) {
     let mut failed = Vec::new();
     let mut lost = false;
     let mut causes = Vec::new();
@@ -284,17 +288,29 @@ impl Manager {
         let mut judged: HashMap<EntryKey, Judgement> = known;
         let mut undecidable: BTreeMap<Undecidable, usize> = BTreeMap::new();
 
-        let segmented: Vec<&ImportEntry> =
-            pending.iter().copied().filter(|e| is_segmented(e)).collect();
+        let segmented: Vec<&ImportEntry> = pending
+            .iter()
+            .copied()
+            .filter(|e| is_segmented(e))
+            .collect();
         let rows: Vec<EntryRows> = segmented.iter().map(|e| rows_of(e)).collect();
-        let verdicts = self.channels.judge(&rows, false).await;
+        let verdicts = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.channels.judge(&rows, false).await
+        };
         for (entry, verdict) in segmented.iter().zip(verdicts) {
             let judgement = match verdict {
                 Ok(verdict) => {
                     let (judgement, causes) = judgement(entry, &verdict, false);
-                    if let Judgement::Failed { jobs: Failed::Jobs(jobs), .. } = &judgement {
+                    if let Judgement::Failed {
+                        jobs: Failed::Jobs(jobs),
+                        ..
+                    } = &judgement
+                    {
                         for cause in causes {
-                            *undecidable.entry(cause).or_default() += usize::try_from(jobs.len()).unwrap_or(usize::MAX);
+                            *undecidable.entry(cause).or_default() +=
+                                usize::try_from(jobs.len()).unwrap_or(usize::MAX);
                         }
                     }
                     judgement
@@ -309,7 +325,11 @@ impl Manager {
             judged.insert(key(entry), judgement);
         }
 
-        let legacy: Vec<&ImportEntry> = pending.iter().copied().filter(|e| !is_segmented(e)).collect();
+        let legacy: Vec<&ImportEntry> = pending
+            .iter()
+            .copied()
+            .filter(|e| !is_segmented(e))
+            .collect();
         if !legacy.is_empty() {
             let ids: Vec<ChannelId> = legacy
                 .iter()
@@ -363,7 +383,11 @@ impl Manager {
         }
 
         for (cause, jobs) in &undecidable {
-            tracing::warn!(cause = cause.as_str(), jobs, "{cause}: the jobs failed and are retried; their rows may be in the table");
+            tracing::warn!(
+                cause = cause.as_str(),
+                jobs,
+                "{cause}: the jobs failed and are retried; their rows may be in the table"
+            );
             self.labels.undecidable(cause.as_str(), *jobs);
         }
         {
@@ -397,28 +421,42 @@ impl Manager {
         judged: &mut HashMap<EntryKey, Judgement>,
         undecidable: &mut BTreeMap<Undecidable, usize>,
     ) {
-        let segmented: Vec<&ImportEntry> =
-            in_progress.iter().copied().filter(|e| is_segmented(e)).collect();
+        let segmented: Vec<&ImportEntry> = in_progress
+            .iter()
+            .copied()
+            .filter(|e| is_segmented(e))
+            .collect();
         let rows: Vec<EntryRows> = segmented.iter().map(|e| rows_of(e)).collect();
-        let verdicts = self.channels.judge(&rows, true).await;
+        let verdicts = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.channels.judge(&rows, true).await
+        };
         for (entry, verdict) in segmented.iter().zip(verdicts) {
             let judgement = match verdict {
                 Ok(verdict) => {
                     let (judgement, causes) = judgement(entry, &verdict, true);
-                    if let Judgement::Failed { jobs: Failed::Jobs(jobs), stuck, .. } = &judgement {
+                    if let Judgement::Failed {
+                        jobs: Failed::Jobs(jobs),
+                        stuck,
+                        ..
+                    } = &judgement
+                    {
                         if *stuck {
                             tracing::warn!(table = %entry.table, channel_id = %entry.channel_id,
                                 "pipeline stuck: the rows did not commit within the stuck threshold");
                         }
                         for cause in causes {
-                            *undecidable.entry(cause).or_default() += usize::try_from(jobs.len()).unwrap_or(usize::MAX);
+                            *undecidable.entry(cause).or_default() +=
+                                usize::try_from(jobs.len()).unwrap_or(usize::MAX);
                         }
                     }
                     judgement
                 }
                 Err(error) if waited >= self.settings.stuck_threshold * 2 => {
-                    *undecidable.entry(Undecidable::ReopenImpossible).or_default() +=
-                        usize::try_from(entry.count).unwrap_or(usize::MAX);
+                    *undecidable
+                        .entry(Undecidable::ReopenImpossible)
+                        .or_default() += usize::try_from(entry.count).unwrap_or(usize::MAX);
                     Judgement::Failed {
                         reason: format!(
                             "stuck: whether the rows of table {} committed cannot be told: {} ({error}); the jobs are retried",

@@ -262,11 +262,11 @@ impl Manager {
         for (table, result) in inserted {
             match result {
                 Ok(appended) => {
-                    if let Some((rows, reason)) = &appended.failed {
+                    for failed in &appended.failed {
                         outcomes.reject(
                             Verdict::Failed,
-                            table.job_ids[rows.clone()].iter().copied(),
-                            reason,
+                            failed.rows.iter().map(|&row| table.job_ids[row]),
+                            &failed.reason,
                         );
                     }
                     let segments: Vec<EntrySegment> = appended
@@ -372,7 +372,11 @@ impl Manager {
     /// go out: so a table's jobs never succeed while the record of their discarded values is lost. Tables
     /// whose discard rows did not commit in time fail before their rows are sent (and their retry writes the
     /// discard rows again); the others go on.
-    async fn insert_discards(&self, mut ready: Vec<Prepared>, outcomes: &mut Outcomes) -> Vec<Prepared> {
+    async fn insert_discards(
+        &self,
+        mut ready: Vec<Prepared>,
+        outcomes: &mut Outcomes,
+    ) -> Vec<Prepared> {
         let with_discards: Vec<usize> = (0..ready.len())
             .filter(|&i| !ready[i].discards.is_empty())
             .collect();
@@ -386,10 +390,14 @@ impl Manager {
         let count = rows.len();
         let wait = self.settings.discards_commit_wait;
         let failure = match self.channels.append(DISCARDS_TABLE, rows).await {
-            Ok(AppendOutcome {
-                failed: Some((_, reason)),
-                ..
-            }) => Some(format!("writing discard rows failed: {reason}")),
+            Ok(appended) if !appended.failed.is_empty() => {
+                let reasons: Vec<&str> =
+                    appended.failed.iter().map(|f| f.reason.as_str()).collect();
+                Some(format!(
+                    "writing discard rows failed: {}",
+                    reasons.join("; ")
+                ))
+            }
             Ok(appended) => {
                 match self
                     .channels

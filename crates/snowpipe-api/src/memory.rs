@@ -298,11 +298,16 @@ impl InMemory {
             .sum()
     }
 
-    /// Forgets every channel and its uncommitted rows, as a service restart does: every id handed out so
-    /// far becomes unknown.
+    /// Forgets every channel id and every uncommitted row, as a service restart does: every id handed out
+    /// so far becomes unknown. What was committed stays, with each channel's committed token and counters
+    /// (Snowflake keeps them): a channel opened again starts from them.
     pub fn restart(&self) {
         let mut state = self.state();
-        state.channels.clear();
+        for channel in state.channels.values_mut() {
+            channel.id.clear();
+            channel.pending.clear();
+            channel.inserted.clone_from(&channel.committed);
+        }
         state.ids.clear();
     }
 

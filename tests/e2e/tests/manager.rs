@@ -201,7 +201,10 @@ async fn type_mismatches_are_converted_or_discarded() {
     // judge of them.
     let entries = &upload.importing_parameters.unwrap().import_id;
     assert!(
-        entries.entries().iter().all(|e| e.table != "RUDDER_DISCARDS"),
+        entries
+            .entries()
+            .iter()
+            .all(|e| e.table != "RUDDER_DISCARDS"),
         "{entries:?}"
     );
 }

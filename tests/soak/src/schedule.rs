@@ -199,15 +199,44 @@ pub enum Fault {
     },
     /// Scripted failures, drops, latencies and the lie removed (stalls stay).
     Clear,
-    /// The manager's process restarts: a new manager (no channel cache, no poll state) carries on with the
-    /// import in flight. Not injected after a call (it would cut a call short).
+    /// The manager's process restarts: a new manager (no channel cache, no poll state; the same state
+    /// store, as the command's state directory) carries on with the import in flight. Not injected after a
+    /// call (it would cut a call short).
     RestartManager,
+    /// A second manager of the same destination and instance (another process on the same host, sharing
+    /// the state store) uploads a batch of its own right after this batch's upload, before this batch is
+    /// polled; its import is polled once this batch's completes. Always played right after the upload,
+    /// wherever it is scheduled.
+    OverlappingUpload,
+    /// A channel reopened while this is on leaves its superseded id committing its buffered rows after the
+    /// reopen (as the sidecar's SDK may).
+    SupersededFlush(bool),
+    /// The next insert reaches the service only after this long (more than the client's timeout): the
+    /// client gives up, may reopen, and the request lands after it.
+    InTransit {
+        /// The delay in milliseconds.
+        millis: u16,
+    },
+    /// The target's committed token is rewritten by hand (`SYSTEM$SNOWPIPE_STREAMING_UPDATE_CHANNEL_OFFSET_TOKEN`).
+    RewriteToken(Target),
+    /// The target's channel is dropped by hand (or expires): its committed token is gone.
+    DropChannelName(Target),
 }
 
 impl Fault {
     /// Whether this fault can make the manager abort jobs (an abort-kind cause).
     pub fn is_abort_kind(self) -> bool {
         matches!(self, Self::RefuseChannel | Self::InvalidSql)
+    }
+
+    /// Whether this fault lets rows land after their jobs were judged failed in a way the manager cannot
+    /// see (the token it judges by is rewritten or erased, or a superseded channel commits late): the
+    /// duplicates that follow are counted by cause, not as violations.
+    pub fn hides_commits(self) -> bool {
+        matches!(
+            self,
+            Self::SupersededFlush(true) | Self::RewriteToken(_) | Self::DropChannelName(_)
+        )
     }
 }
 
@@ -267,6 +296,14 @@ impl fmt::Display for Fault {
             Self::Latency { ep, millis } => write!(f, "{ep} answers {millis} ms late"),
             Self::Clear => write!(f, "clear scripted faults"),
             Self::RestartManager => write!(f, "restart the manager"),
+            Self::OverlappingUpload => write!(f, "a second manager uploads a batch of its own"),
+            Self::SupersededFlush(true) => write!(f, "superseded channels keep flushing"),
+            Self::SupersededFlush(false) => write!(f, "superseded channels stop flushing"),
+            Self::InTransit { millis } => write!(f, "the next insert lands {millis} ms late"),
+            Self::RewriteToken(target) => {
+                write!(f, "rewrite the {target} channel's committed token")
+            }
+            Self::DropChannelName(target) => write!(f, "drop the {target} channel by hand"),
         }
     }
 }
@@ -374,6 +411,11 @@ pub fn fault() -> impl Strategy<Value = Fault> {
         1 => (ep(), 1..=150u16).prop_map(|(ep, millis)| Fault::Latency { ep, millis }),
         1 => Just(Fault::Clear),
         2 => Just(Fault::RestartManager),
+        2 => Just(Fault::OverlappingUpload),
+        1 => any::<bool>().prop_map(Fault::SupersededFlush),
+        1 => (1100..1400u16).prop_map(|millis| Fault::InTransit { millis }),
+        1 => target().prop_map(Fault::RewriteToken),
+        1 => target().prop_map(Fault::DropChannelName),
     ]
 }
 

@@ -5,17 +5,18 @@
 //! An answer that leaves the rows' fate unknown (a lost answer; the sidecar's `success:false`, whose SDK may
 //! keep the good rows; a channel lost, superseded or invalid) has one resolution: reopen the channel,
 //! which supersedes every earlier writer, judge the rows from the token that opening found (final), and
-//! send again only the rows provably not in, in the new epoch. A request the service refused uses up no
-//! position.
+//! send again only the rows provably not in, in the new epoch. Rows the service named as refused are
+//! never sent again (they would be refused again) and never counted in. A request the service refused
+//! whole uses up no position.
 
 use std::{ops::Range, sync::Arc};
 
 use snowpipe_api::{AppendRequest, Backend, Error as BackendError, OffsetTokens, Row, TokenRange};
 
-use super::{AppendOutcome, ChannelManager, Segment, Writer};
+use super::{AppendOutcome, ChannelManager, FailedRows, Segment, Writer};
 use crate::{
     ChannelError, Warehouse,
-    token::Token,
+    token::{Epoch, Token},
     verdict::{self, Fencing, Rest},
 };
 
@@ -34,6 +35,46 @@ impl OffsetTokens for Positions {
             start: self.opening.at(at(rows.start)).to_string(),
             end: self.opening.at(at(rows.end - 1)).to_string(),
         }
+    }
+}
+
+/// Rows of one request handed over in one epoch: the request's rows `from..to` are the append's rows
+/// `rows[from..to]`, at positions `base + from ..`.
+struct Handed<'a> {
+    opening: &'a Token,
+    base: u64,
+    rows: &'a [usize],
+}
+
+impl Handed<'_> {
+    /// Segments for the request's rows whose index passes `keep`: one per run of rows consecutive in the
+    /// append (so a segment's rows are a range of it) and in the request (so its positions are too).
+    fn segments(&self, keep: impl Fn(usize) -> bool) -> Vec<Segment> {
+        let epoch: Epoch = self.opening.epoch;
+        let mut segments: Vec<Segment> = Vec::new();
+        for (k, &row) in self.rows.iter().enumerate() {
+            if !keep(k) {
+                continue;
+            }
+            let position = self.base + k as u64;
+            match segments.last_mut() {
+                Some(last) if last.rows.end == row && last.last + 1 == position => {
+                    last.rows.end = row + 1;
+                    last.last = position;
+                }
+                _ => segments.push(Segment {
+                    epoch,
+                    first: position,
+                    last: position,
+                    rows: row..row + 1,
+                    end_token: String::new(),
+                }),
+            }
+        }
+        for segment in &mut segments {
+            segment.end_token = self.opening.at(segment.last).to_string();
+        }
+        segments
     }
 }
 
@@ -66,8 +107,9 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             self.open(table, writer, None, false).await?;
         }
         let mut segments: Vec<Segment> = Vec::new();
-        // Rows still to hand over: always the rows after those settled, since commits go in order.
-        let mut pending: Range<usize> = 0..rows.len();
+        let mut failed: Vec<FailedRows> = Vec::new();
+        // Rows still to hand over, as indexes into `rows`, in order.
+        let mut pending: Vec<usize> = (0..rows.len()).collect();
         let mut reopens = 0;
         loop {
             let (Some(channel), Some(opening)) = (writer.channel.clone(), writer.opening.clone())
@@ -82,7 +124,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 return Ok(AppendOutcome {
                     channel,
                     segments,
-                    failed: None,
+                    failed,
                 });
             }
             let base = writer.next_position;
@@ -90,37 +132,35 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 rows: if pending.len() == rows.len() {
                     Arc::clone(rows)
                 } else {
-                    rows[pending.clone()].into()
+                    pending.iter().map(|&i| rows[i].clone()).collect()
                 },
                 tokens: Arc::new(Positions {
                     opening: opening.clone(),
                     base,
                 }),
             };
-            let segment = |handed: Range<usize>, first: u64| {
-                let last = first + handed.len() as u64 - 1;
-                Segment {
-                    epoch: opening.epoch,
-                    first,
-                    last,
-                    rows: handed,
-                    end_token: opening.at(last).to_string(),
-                }
+            let handed = Handed {
+                opening: &opening,
+                base,
+                rows: &pending,
             };
-            let failure = match self.backend.append(&channel.handle, &request).await {
-                Ok(_) => {
-                    writer.next_position = base + pending.len() as u64;
-                    segments.push(segment(pending.clone(), base));
-                    return Ok(AppendOutcome {
-                        channel,
-                        segments,
-                        failed: None,
-                    });
-                }
-                Err(failure) => failure,
+            let Err(failure) = self.backend.append(&channel.handle, &request).await else {
+                writer.next_position = base + pending.len() as u64;
+                segments.extend(handed.segments(|_| true));
+                return Ok(AppendOutcome {
+                    channel,
+                    segments,
+                    failed,
+                });
             };
             let accepted: usize = failure.accepted.iter().map(|r| r.rows.len()).sum();
             let error = failure.error;
+            let refused: Vec<usize> = match &error {
+                BackendError::RowsRejected { rows: listed, .. } => {
+                    listed.iter().map(|r| r.index).collect()
+                }
+                _ => Vec::new(),
+            };
             let unsettled = matches!(
                 error,
                 BackendError::OutcomeUnknown { .. }
@@ -131,16 +171,16 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 // The failing request was refused whole: its positions are free again, and its rows (and those
                 // after it) surely did not go in.
                 writer.next_position = base + accepted as u64;
-                let handed = pending.start..pending.start + accepted;
-                if !handed.is_empty() {
-                    segments.push(segment(handed.clone(), base));
-                }
-                let failed = handed.end..pending.end;
+                segments.extend(handed.segments(|k| k < accepted));
                 let reason = format!(
                     "inserting into table {table} (channel {}) failed: {error}",
                     channel.id()
                 );
-                if segments.is_empty() {
+                failed.push(FailedRows {
+                    rows: pending[accepted..].to_vec(),
+                    reason: reason.clone(),
+                });
+                if segments.is_empty() && failed.len() == 1 {
                     return Err(ChannelError::Append {
                         table: table.to_owned(),
                         channel_id: channel.id().to_owned(),
@@ -150,21 +190,45 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 return Ok(AppendOutcome {
                     channel,
                     segments,
-                    failed: Some((failed, reason)),
+                    failed,
                 });
             }
             // The request's rows, and every row of this append handed over before it in this epoch, may or may
             // not be in: their positions are used up.
             writer.next_position = base + pending.len() as u64;
-            let handed = segment(pending.clone(), base);
+            if !refused.is_empty() {
+                // Rows the service named will be refused again whatever happens: they fail now, with its word.
+                let why: Vec<String> = match &error {
+                    BackendError::RowsRejected {
+                        rows: listed, code, ..
+                    } => listed
+                        .iter()
+                        .take(10)
+                        .map(|r| format!("row {}: {} ({code})", r.index, r.message))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                failed.push(FailedRows {
+                    rows: refused
+                        .iter()
+                        .filter_map(|&k| pending.get(k).copied())
+                        .collect(),
+                    reason: format!(
+                        "inserting into table {table} (channel {}) was refused for these rows: {}",
+                        channel.id(),
+                        why.join("; ")
+                    ),
+                });
+            }
+            let unrefused = |k: usize| !refused.contains(&k);
             if reopens >= self.settings.max_reopens {
                 tracing::warn!(table, channel_id = %channel.id(), %error, reopens,
                     "rows of an append are still unsettled after reopening the channel; poll will judge them");
-                segments.push(handed);
+                segments.extend(handed.segments(unrefused));
                 return Ok(AppendOutcome {
                     channel,
                     segments,
-                    failed: None,
+                    failed,
                 });
             }
             reopens += 1;
@@ -173,46 +237,47 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 self.sleep.sleep(self.settings.lost_answer_margin).await;
             }
             tracing::info!(table, channel_id = %channel.id(), %error, "the fate of appended rows is unknown: reopening the channel to settle it");
-            if let Err(reopen) = self.open(table, writer, None, true).await {
-                tracing::warn!(table, %error, %reopen, "cannot reopen the channel to settle an append; poll will judge its rows");
-                segments.push(handed);
-                return Ok(AppendOutcome {
-                    channel,
-                    segments,
-                    failed: None,
-                });
-            }
-            let Some(found) = writer.opening.clone() else {
-                segments.push(handed);
-                return Ok(AppendOutcome {
-                    channel,
-                    segments,
-                    failed: None,
-                });
+            let reopened = self.open(table, writer, None, true).await;
+            let found = match (reopened, writer.opening.clone()) {
+                (Ok(_), Some(found)) if found.epoch != opening.epoch => found,
+                (reopened, _) => {
+                    if let Err(reopen) = reopened {
+                        tracing::warn!(table, %error, %reopen, "cannot reopen the channel to settle an append; poll will judge its rows");
+                    }
+                    segments.extend(handed.segments(unrefused));
+                    return Ok(AppendOutcome {
+                        channel,
+                        segments,
+                        failed,
+                    });
+                }
             };
+            let last = base + pending.len() as u64 - 1;
             let judged = verdict::after_reopen(verdict::judge(
-                handed.epoch,
-                handed.first,
-                handed.last,
+                opening.epoch,
+                base,
+                last,
                 &found,
                 Fencing::Unfenced,
             ));
-            let committed = (judged.committed_through + 1 - handed.first) as usize;
-            if committed > 0 {
-                segments.push(segment(pending.start..pending.start + committed, base));
-            }
+            let committed = usize::try_from(judged.committed_through + 1 - base).unwrap_or(0);
+            segments.extend(handed.segments(|k| k < committed && unrefused(k)));
             match judged.rest {
-                Rest::Nothing => pending = pending.end..pending.end,
-                Rest::Lost => pending = pending.start + committed..pending.end,
+                Rest::Nothing => pending.clear(),
+                Rest::Lost => {
+                    pending = pending
+                        .iter()
+                        .enumerate()
+                        .filter(|&(k, _)| k >= committed && unrefused(k))
+                        .map(|(_, &row)| row)
+                        .collect();
+                }
                 Rest::InFlight | Rest::Undecidable(_) => {
                     // Cannot be told from the opening: the rows stay handed over, for poll to judge (as
                     // undecidable, so their jobs fail: never sent twice).
                     tracing::warn!(table, rest = ?judged.rest, "rows of an append cannot be judged after reopening");
-                    segments.push(segment(
-                        pending.start + committed..pending.end,
-                        handed.first + committed as u64,
-                    ));
-                    pending = pending.end..pending.end;
+                    segments.extend(handed.segments(|k| k >= committed && unrefused(k)));
+                    pending.clear();
                 }
             }
         }

@@ -19,8 +19,9 @@ const POLL_MAX: Duration = Duration::from_millis(500);
 
 /// What a channel's rows are judged from.
 enum View {
-    /// The newest token known: the committed one, or a later opening's.
-    Token(Token),
+    /// The newest token known: the committed one, or a later opening's; with why it knows nothing of epochs
+    /// before its list's start.
+    Token(Token, Undecidable),
     /// Nothing committed ever, and no opening known: every row is still in flight.
     Nothing,
     /// A committed token this layer cannot read.
@@ -56,33 +57,44 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
 
     /// The newest token known of the table's channel, with its committed token `committed`.
     async fn view(&self, table: &str, committed: Option<&str>) -> View {
-        let opening = {
+        let local = {
             let writer = self.writer(table);
             let mut writer = writer.lock().await;
             if let Committed::Token(token) = Committed::read(committed)
-                && writer
-                    .committed_seen
-                    .as_ref()
-                    .is_none_or(|seen| (token.epoch.ordered, token.position) > (seen.epoch.ordered, seen.position))
+                && writer.committed_seen.as_ref().is_none_or(|seen| {
+                    (token.epoch.ordered, token.position) > (seen.epoch.ordered, seen.position)
+                })
             {
                 writer.committed_seen = Some(token);
             }
-            writer.opening.clone()
+            writer
+                .opening
+                .clone()
+                .map(|o| (o, writer.horizon.unwrap_or(Undecidable::ListTooShort)))
         }
         .or_else(|| {
-            self.state
-                .load(table)
-                .and_then(|kept| Token::parse(&kept.opening).ok())
+            let kept = self.state.load(table)?;
+            let horizon = kept
+                .horizon
+                .as_deref()
+                .and_then(Undecidable::from_label)
+                .unwrap_or(Undecidable::ListTooShort);
+            Token::parse(&kept.opening).ok().map(|o| (o, horizon))
         });
         let newer = |token: &Token| {
-            opening
+            local
                 .as_ref()
-                .is_some_and(|o| o.epoch.ordered > token.epoch.ordered)
+                .is_some_and(|(o, _)| o.epoch.ordered > token.epoch.ordered)
         };
         match Committed::read(committed) {
-            Committed::Token(token) if newer(&token) => View::Token(opening.unwrap_or(token)),
-            Committed::Token(token) => View::Token(token),
-            Committed::None | Committed::Legacy(_) => opening.map_or(View::Nothing, View::Token),
+            Committed::Token(token) if newer(&token) => match local {
+                Some((opening, horizon)) => View::Token(opening, horizon),
+                None => View::Token(token, Undecidable::ListTooShort),
+            },
+            Committed::Token(token) => View::Token(token, Undecidable::ListTooShort),
+            Committed::None | Committed::Legacy(_) => {
+                local.map_or(View::Nothing, |(o, h)| View::Token(o, h))
+            }
             Committed::Unreadable(_) => View::Unreadable,
         }
     }
@@ -91,7 +103,9 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         positions
             .iter()
             .map(|p| match view {
-                View::Token(token) => verdict::judge(p.epoch, p.first, p.last, token, self.fencing()),
+                View::Token(token, horizon) => {
+                    verdict::judge_within(p.epoch, p.first, p.last, token, self.fencing(), *horizon)
+                }
                 View::Nothing => SegmentVerdict {
                     committed_through: p.first.saturating_sub(1),
                     rest: match self.fencing() {
@@ -188,9 +202,10 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         let mut writer = writer.lock().await;
         tracing::info!(table = %entry.table, channel_id = %entry.channel_id, invalid, "reopening the channel to settle an import's rows");
         self.open(&entry.table, &mut writer, None, true).await?;
-        let opening = writer.opening.clone();
+        let view = writer.opening.clone().map_or(View::Nothing, |o| {
+            View::Token(o, writer.horizon.unwrap_or(Undecidable::ListTooShort))
+        });
         drop(writer);
-        let view = opening.map_or(View::Nothing, View::Token);
         let segments = self
             .judge_with(&view, &entry.segments)
             .into_iter()
@@ -227,7 +242,9 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 .backend
                 .channel_status(&channel.handle)
                 .await
-                .map_err(|source| self.service_error(table, "reading the channel's status", source))?;
+                .map_err(|source| {
+                    self.service_error(table, "reading the channel's status", source)
+                })?;
             let Some(status) = status.filter(|s| s.valid) else {
                 return Ok(false);
             };
@@ -236,7 +253,11 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             if verdicts.iter().all(|v| v.rest == Rest::Nothing) {
                 return Ok(true);
             }
-            if verdicts.iter().any(|v| v.rest != Rest::InFlight) || waited >= within {
+            if verdicts
+                .iter()
+                .any(|v| !matches!(v.rest, Rest::Nothing | Rest::InFlight))
+                || waited >= within
+            {
                 return Ok(false);
             }
             self.sleep.sleep(step).await;

@@ -33,7 +33,7 @@ use crate::{
     Warehouse,
     state::{MemoryState, StateStore},
     token::{Epoch, Token},
-    verdict::SegmentVerdict,
+    verdict::{SegmentVerdict, Undecidable},
 };
 
 /// An open channel and what its table holds.
@@ -104,8 +104,17 @@ pub struct AppendOutcome {
     /// Rows handed to the backend (accepted, or whose answer was lost and that no reopen could settle):
     /// poll tells whether they commit. Each row is in at most one segment.
     pub segments: Vec<Segment>,
-    /// Rows that surely did not go in (always the last ones), and why: their jobs fail and come back.
-    pub failed: Option<(Range<usize>, String)>,
+    /// Rows that surely did not go in, and why: their jobs fail and come back.
+    pub failed: Vec<FailedRows>,
+}
+
+/// Rows of an append that surely did not go in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRows {
+    /// The rows, as indexes into the append's rows.
+    pub rows: Vec<usize>,
+    /// Why.
+    pub reason: String,
 }
 
 /// An import entry's rows, to be judged.
@@ -257,6 +266,8 @@ struct Writer {
     next_position: u64,
     /// The newest committed token seen, to notice one that goes back.
     committed_seen: Option<Token>,
+    /// Why the opening knows nothing before its list's start, when not because the list ran out.
+    horizon: Option<Undecidable>,
 }
 
 /// The channels of one destination and partition, over a [`Backend`] and a [`Warehouse`]. Safe to share
@@ -498,7 +509,10 @@ impl<B: Backend, W: Warehouse> Channels for ChannelManager<B, W> {
         let mut writer = writer.lock().await;
         let channel = match writer.channel.clone() {
             Some(channel) => channel,
-            None => self.open(table, &mut writer, Some(event_schema), false).await?,
+            None => {
+                self.open(table, &mut writer, Some(event_schema), false)
+                    .await?
+            }
         };
         let missing: Schema = event_schema
             .iter()

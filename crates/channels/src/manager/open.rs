@@ -20,6 +20,7 @@ use crate::{
     ChannelError, Warehouse,
     state::TableState,
     token::{Committed, Epoch, Token},
+    verdict::Undecidable,
 };
 
 /// Most times an opening starts over because another writer's fence got in between.
@@ -100,21 +101,36 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 .clone()
                 .or_else(|| kept.as_ref().and_then(|k| Token::parse(&k.opening).ok()));
             let epoch = self.new_epoch(&committed, prior.as_ref());
+            let mut horizon = match committed {
+                Committed::Legacy(_) | Committed::Unreadable(_) => {
+                    Some(Undecidable::UnreadableToken)
+                }
+                Committed::None | Committed::Token(_) => None,
+            };
             let mut opening = if Self::went_back(&committed, writer, kept.as_ref()) {
                 tracing::warn!(table, committed = ?found,
                     "the channel's committed token went back (rewritten, or the channel dropped and created anew): earlier rows cannot be judged");
-                Token::opening(epoch, &Committed::Unreadable(found.clone().unwrap_or_default()))
+                horizon = Some(Undecidable::TokenWentBack);
+                Token::opening(
+                    epoch,
+                    &Committed::Unreadable(found.clone().unwrap_or_default()),
+                )
             } else {
                 Token::opening(epoch, &committed)
             };
             if let Some(superseded) = cautious {
                 opening = opening.without_final_of(superseded);
+                horizon = Some(Undecidable::SupersededFlushing);
             }
             let handle = if capabilities.sets_offset_token {
                 match self.fence(table, &opened, &opening).await? {
                     Some(handle) => handle,
                     None if attempt < MAX_FENCE_ATTEMPTS => {
-                        tracing::warn!(table, attempt, "another writer opened the channel meanwhile; opening again");
+                        tracing::warn!(
+                            table,
+                            attempt,
+                            "another writer opened the channel meanwhile; opening again"
+                        );
                         continue;
                     }
                     None => {
@@ -153,12 +169,14 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                     channel_id: channel.id().to_owned(),
                     opening: opening.to_string(),
                     committed_seen: found,
+                    horizon: horizon.map(|h| h.as_str().to_owned()),
                 },
             );
             writer.channel = Some(Arc::clone(&channel));
             writer.opening = Some(opening);
             writer.next_position = 1;
             writer.committed_seen = committed.token().cloned();
+            writer.horizon = horizon;
             return Ok(channel);
         }
     }
@@ -241,7 +259,9 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             .await
             .map_err(|error| self.service_error(table, "writing the channel's fence", error))?;
         let counters = |opened: &OpenedChannel| match opened.status.as_ref().map(|s| &s.progress) {
-            Some(Progress::Counters(c)) => Some((c.rows_inserted, c.rows_error_count, c.created_on_ms)),
+            Some(Progress::Counters(c)) => {
+                Some((c.rows_inserted, c.rows_error_count, c.created_on_ms))
+            }
             _ => None,
         };
         let fenced = second
@@ -350,7 +370,11 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             let mut writer = writer.lock().await;
             // Only this channel: another task may have opened the table's channel anew meanwhile. The epoch's
             // opening stays: it still judges the rows written before.
-            if writer.channel.as_ref().is_some_and(|c| c.id() == channel.id()) {
+            if writer
+                .channel
+                .as_ref()
+                .is_some_and(|c| c.id() == channel.id())
+            {
                 writer.channel = None;
             }
         }

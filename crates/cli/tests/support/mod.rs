@@ -4,7 +4,7 @@
 use std::{
     io::Write as _,
     path::PathBuf,
-    process::{Command, Stdio},
+    process::{Child, Command, Output, Stdio},
     time::Duration,
 };
 
@@ -69,7 +69,23 @@ impl World {
         self.runtime.block_on(future)
     }
 
-    /// The binary with no arguments and none of the caller's `SNOWPIPE_STREAMING_*` variables.
+    /// Waits until `done` holds of the emulator, looking again after each call it receives (so whatever is
+    /// expected must come with calls). Panics after a minute without it.
+    pub(crate) fn wait_until(&self, what: &str, mut done: impl FnMut(&Control) -> bool) {
+        let mut seen = 0;
+        while !done(&self.control) {
+            seen += 1;
+            let waited = self.block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), self.control.wait_for_calls(seen))
+                    .await
+            });
+            assert!(waited.is_ok_and(|ok| ok), "never happened: {what}");
+        }
+    }
+
+    /// The binary with no arguments and none of the caller's `SNOWPIPE_STREAMING_*` variables, its cache
+    /// directory (`XDG_CACHE_HOME`) in the test's folder, so the default state directory is
+    /// [`World::state_dir`] and never the user's.
     pub(crate) fn bare(&self) -> Command {
         let mut command = Command::new(BIN);
         for (name, _) in std::env::vars_os() {
@@ -77,8 +93,28 @@ impl World {
                 command.env_remove(name);
             }
         }
+        command.env("XDG_CACHE_HOME", self.dir.path().join("cache"));
         command.current_dir(self.dir.path());
         command
+    }
+
+    /// The default state directory of the commands this world runs.
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("cache").join("snowpipe-streaming")
+    }
+
+    /// Takes the lock of the test destination (`dest-cli`, instance `1`) in the default state directory,
+    /// as another process of the command would; held until the file is dropped.
+    pub(crate) fn hold_lock(&self) -> std::fs::File {
+        std::fs::create_dir_all(self.state_dir()).expect("state dir");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.state_dir().join("dest-cli+1.lock"))
+            .expect("open the lock file");
+        file.lock().expect("lock");
+        file
     }
 
     /// The binary pointed at this emulator for the service and the SQL API, with the destination and quick
@@ -193,6 +229,25 @@ pub(crate) fn run(command: &mut Command) -> Ran {
         .stdin(Stdio::null())
         .output()
         .expect("the binary runs");
+    ran(&output)
+}
+
+/// Starts the command, its output captured: finish it with [`finish`].
+pub(crate) fn spawn(command: &mut Command) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Waits for a command started with [`spawn`] to end.
+pub(crate) fn finish(child: Child) -> Ran {
+    ran(&child.wait_with_output().expect("the binary ends"))
+}
+
+fn ran(output: &Output) -> Ran {
     Ran {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

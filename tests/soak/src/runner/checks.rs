@@ -10,7 +10,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::{DISCARDS, Run, State, Verdict};
 use crate::{
     events,
-    schedule::{BatchPlan, EventKind, TABLES},
+    schedule::{EventKind, TABLES},
 };
 
 impl Run {
@@ -97,14 +97,8 @@ impl Run {
         }
     }
 
-    pub(super) fn record(
-        &mut self,
-        n: usize,
-        plan: &BatchPlan,
-        verdicts: &BTreeMap<i64, Verdict>,
-        discards_failed: bool,
-        unverifiable: &BTreeSet<String>,
-    ) {
+    /// Takes in the verdicts of one batch's jobs (`bad_line`: the batch's file held a line that aborts it).
+    pub(super) fn record(&mut self, n: usize, bad_line: bool, verdicts: &BTreeMap<i64, Verdict>) {
         for verdict in verdicts.values() {
             self.count(match verdict {
                 Verdict::Succeeded => "job succeeded",
@@ -130,7 +124,7 @@ impl Run {
             };
             let line_missing = std::mem::take(&mut entry.line_missing);
             let over_limit = entry.job.kind == EventKind::OverLimit && !line_missing;
-            if line_missing && !matches!(verdict, Verdict::Failed(_)) && plan.bad_line.is_none() {
+            if line_missing && !matches!(verdict, Verdict::Failed(_)) && !bad_line {
                 violations.push((
                     format!("missing line {id}"),
                     format!("batch {n}: job {id}'s line was not in the file, yet it came out {verdict:?}"),
@@ -142,9 +136,6 @@ impl Run {
             match verdict {
                 Verdict::Succeeded => {
                     entry.state = State::Succeeded;
-                    entry.discards_entry_failed = discards_failed;
-                    entry.unverifiable = unverifiable.contains(entry.job.table);
-                    entry.discards_unverifiable = unverifiable.contains(DISCARDS);
                     if over_limit {
                         violations.push((
                             format!("over {id}"),
@@ -155,10 +146,7 @@ impl Run {
                     }
                 }
                 Verdict::Failed(why) => {
-                    if why.starts_with("stuck") {
-                        entry.stuck_failures += 1;
-                    } else if let Some(cause) = may_have_landed(why) {
-                        entry.contract_failures += 1;
+                    if let Some(cause) = may_have_landed(why) {
                         entry.landed_causes.push(cause);
                     }
                     entry.history.push(format!("batch {n}: failed: {why}"));
@@ -169,7 +157,7 @@ impl Run {
                 Verdict::Aborted(why) => {
                     let cause = if over_limit && why.contains("insert request limit") {
                         Some("oversized event")
-                    } else if plan.bad_line.is_some() && why.contains("line") {
+                    } else if bad_line && why.contains("line") {
                         Some("bad line")
                     } else if abort_faults
                         && (why.contains("injected fault")
@@ -211,52 +199,42 @@ impl Run {
         out
     }
 
+    /// Rows: a succeeded job's row is in its table; no row is there more often than once plus the failures
+    /// after which the manager said it could not tell whether the row had landed (counted by cause); a job
+    /// not succeeded has no row unless such a failure explains it; no row that no job sent. At the end, the
+    /// discard rows too.
     pub(super) fn check_rows(&mut self, n: usize, last: bool) {
         let committed = self.committed();
         let mut violations = Vec::new();
         let mut known = BTreeSet::new();
-        let mut allowed = 0;
         let mut by_cause: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let mut unverifiable = 0;
-        let mut pending_unverified = 0;
+        let hidden = self.hidden_commits;
         for (id, entry) in &self.jobs {
             let mark = entry.job.mark();
             let copies = committed[entry.job.table].get(&mark).copied().unwrap_or(0);
             known.insert((entry.job.table, mark));
-            if entry.state == State::Succeeded && copies == 0 && entry.unverifiable {
-                if last {
-                    unverifiable += 1;
-                } else {
-                    pending_unverified += 1;
-                }
-            } else if entry.state == State::Succeeded && copies == 0 {
+            if entry.state == State::Succeeded && copies == 0 {
                 violations.push((
                     format!("false success {id}"),
                     format!("batch {n}: false success: job {id} was reported succeeded but its row is not in {} ({})", entry.job.table, entry.history.join(" | ")),
                 ));
             }
-            let (stuck, gap) = (
-                entry.stuck_failures as usize,
-                entry.contract_failures as usize,
-            );
-            if copies > 1 + stuck + gap {
+            let allowed = entry.landed_causes.len();
+            if copies > 1 + allowed && !hidden {
                 violations.push((
                     format!("duplicate {id}"),
                     format!(
-                        "batch {n}: duplicate: job {id}'s row is in {} {copies} times (sent {} times, failed as stuck {stuck} times, failed while its rows may have landed {gap} times) ({})",
+                        "batch {n}: duplicate: job {id}'s row is in {} {copies} times (sent {} times, failed {allowed} times in a way that may have landed) ({})",
                         entry.job.table, entry.sends, entry.history.join(" | ")
                     ),
                 ));
             } else if last && copies > 1 {
-                let extra = copies - 1;
-                allowed += extra.min(stuck);
-                let gap = extra - extra.min(stuck);
-                if gap > 0 {
-                    let cause = entry.landed_causes.first().copied().unwrap_or("?");
-                    *by_cause.entry(cause).or_default() += gap;
-                }
+                let cause = entry.landed_causes.first().copied().unwrap_or(
+                    "a fault that commits behind the manager's back (a superseded channel flushing late, a token rewritten or dropped by hand)",
+                );
+                *by_cause.entry(cause).or_default() += copies - 1;
             }
-            if last && copies > 0 && entry.state != State::Succeeded && stuck + gap == 0 {
+            if last && copies > 0 && entry.state != State::Succeeded && allowed == 0 && !hidden {
                 violations.push((
                     format!("unreported {id}"),
                     format!(
@@ -278,24 +256,10 @@ impl Run {
                 }
             }
         }
-        if pending_unverified > 0 {
-            *self
-                .outcome
-                .coverage
-                .entry("succeeded unverifiably before the rows committed (checked at the end)")
-                .or_default() += pending_unverified;
-        }
         if last {
-            self.outcome.allowed_duplicates += allowed;
             for (cause, count) in by_cause {
-                self.outcome.contract_duplicates += count;
-                *self
-                    .outcome
-                    .contract_duplicates_by_cause
-                    .entry(cause)
-                    .or_default() += count;
+                *self.outcome.duplicates_by_cause.entry(cause).or_default() += count;
             }
-            self.outcome.unverifiable_successes += unverifiable;
             self.check_discards(n, &mut violations);
         }
         for (key, text) in violations {
@@ -303,8 +267,8 @@ impl Run {
         }
     }
 
-    /// Discard rows, at the end: each succeeded job's are there (unless its import's discards entry failed),
-    /// none more often than the job was sent, and none that no job explains.
+    /// Discard rows, at the end: each succeeded job's are there, none more often than the job was sent (a
+    /// retried job writes them again: counted as a duplicate of that cause), and none that no job explains.
     pub(super) fn check_discards(&mut self, n: usize, violations: &mut Vec<(String, String)>) {
         let mut types: HashMap<&'static str, HashMap<String, &'static str>> = HashMap::new();
         for table in TABLES {
@@ -335,9 +299,7 @@ impl Run {
             *rows.entry(key).or_default() += 1;
         }
         let mut explained = BTreeSet::new();
-        let mut allowed = 0;
-        let mut lost = 0;
-        let mut unverifiable = 0;
+        let mut again = 0;
         for (id, entry) in &self.jobs {
             let table = entry.job.table;
             for (column, declared) in &entry.job.columns {
@@ -355,16 +317,10 @@ impl Run {
                 let copies = rows.get(&key).copied().unwrap_or(0);
                 explained.insert(key);
                 if entry.state == State::Succeeded && copies == 0 {
-                    if entry.discards_entry_failed {
-                        lost += 1;
-                    } else if entry.discards_unverifiable || entry.unverifiable {
-                        unverifiable += 1;
-                    } else {
-                        violations.push((
-                            format!("discard lost {id} {column}"),
-                            format!("end: job {id} succeeded but its discard row for {table}.{column} ({declared} into {actual}) is missing ({})", entry.history.join(" | ")),
-                        ));
-                    }
+                    violations.push((
+                        format!("discard lost {id} {column}"),
+                        format!("end: job {id} succeeded but its discard row for {table}.{column} ({declared} into {actual}) is missing ({})", entry.history.join(" | ")),
+                    ));
                 }
                 if copies > entry.sends as usize {
                     violations.push((
@@ -372,7 +328,7 @@ impl Run {
                         format!("end: the discard row of job {id} for {table}.{column} is there {copies} times, the job was sent {} times", entry.sends),
                     ));
                 } else if copies > 1 {
-                    allowed += copies - 1;
+                    again += copies - 1;
                 }
             }
         }
@@ -384,32 +340,43 @@ impl Run {
                 ));
             }
         }
-        self.outcome.allowed_duplicates += allowed;
-        self.outcome.lost_discards += lost;
-        self.outcome.unverifiable_discards += unverifiable;
+        if again > 0 {
+            *self
+                .outcome
+                .duplicates_by_cause
+                .entry("discard rows written again with their retried job (the behaviour page's rule: discards before rows)")
+                .or_default() += again;
+        }
     }
 }
 
-/// Whether a failure reason is one where the contract fails the jobs although their rows may have landed:
-/// poll could not reopen a lost or invalid channel or read its status ("failure to do so fails the entry"),
-/// or an insert's answer was lost and whether it went in could not be told.
+/// Whether a failure reason says the manager could not tell whether the job's rows landed (and so fails
+/// the job, to be retried, knowing its rows may land twice): the cause it names.
 fn may_have_landed(reason: &str) -> Option<&'static str> {
     [
         (
-            "reopening the channel of table",
-            "poll could not reopen a lost or invalid channel",
+            "another writer opened the channel at the same time",
+            "undecidable: two writers",
         ),
         (
-            "the status of the reopened channel",
-            "poll could not read a reopened channel's status",
+            "opened more times since than its committed token remembers",
+            "undecidable: more openings than the token's list holds",
         ),
         (
-            "and its status is unknown",
-            "an insert's answer was lost and the channel's status could not be read",
+            "not one this manager wrote",
+            "undecidable: a committed token this manager did not write",
         ),
         (
-            "whether the rows went in cannot be told",
-            "an insert's answer was lost and the offsets could not tell",
+            "committed token went back",
+            "undecidable: the committed token went back",
+        ),
+        (
+            "import id is of the old scheme",
+            "undecidable: an import id of the old scheme",
+        ),
+        (
+            "could not be reopened to settle its rows",
+            "undecidable: the channel could not be reopened for twice the stuck threshold",
         ),
     ]
     .into_iter()

@@ -21,6 +21,9 @@ impl Run {
         if fault.is_abort_kind() {
             self.abort_faults = true;
         }
+        if fault.hides_commits() {
+            self.hidden_commits = true;
+        }
         self.outcome.faults += 1;
     }
 
@@ -104,8 +107,22 @@ pub(super) fn apply(control: &Control, fault: Fault) {
             control.set_latency(endpoint(ep), Duration::from_millis(millis.into()));
         }
         Fault::Clear => control.clear_faults(),
-        // The soak swaps the manager itself (see `Run::inject`).
-        Fault::RestartManager => {}
+        // The soak swaps the manager itself (see `Run::inject`), and plays overlapping uploads itself.
+        Fault::RestartManager | Fault::OverlappingUpload => {}
+        Fault::SupersededFlush(on) => control.set_superseded_flush(on),
+        Fault::InTransit { millis } => {
+            control.delay_next_insert(1, Duration::from_millis(millis.into()));
+        }
+        Fault::RewriteToken(target) => {
+            if let Some(id) = current_channel(control, target) {
+                control.set_committed_offset(&id, "rewritten-by-hand");
+            }
+        }
+        Fault::DropChannelName(target) => {
+            if let Some(id) = current_channel(control, target) {
+                control.drop_channel_name(&id);
+            }
+        }
     }
 }
 

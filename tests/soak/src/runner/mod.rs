@@ -5,7 +5,7 @@ mod checks;
 mod inject;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     future::Future,
     io::Write as _,
     path::PathBuf,
@@ -16,14 +16,14 @@ use std::{
 use serde_json::Value;
 use snowpipe_e2e::World;
 use snowpipe_manager::{
-    BackendConfig, Clock, FailedJobParameters, HttpConfig, ImportId, ManualClock, RetryConfig,
+    BackendConfig, Clock, Connection, FailedJobParameters, HttpConfig, ImportId, Manager,
+    ManualClock, MemoryState, PollOutput, RetryConfig, Settings, StateStore, UploadOutput,
 };
-use snowpipe_manager::{Connection, Manager, PollOutput, Settings, UploadOutput};
 
 use self::inject::apply;
 use crate::{
     events::{self, Job, MAX_INSERT_BYTES, MAX_LINE_BYTES},
-    schedule::{At, BadLine, BatchPlan, CommitMode, EventKind, EventPlan, Fault, Schedule, TABLES},
+    schedule::{At, BadLine, BatchPlan, CommitMode, EventKind, EventPlan, Fault, Schedule},
 };
 
 /// The stuck threshold the soak's manager runs with (on its own clock, which the soak moves).
@@ -44,28 +44,20 @@ const DISCARDS: &str = "RUDDER_DISCARDS";
 pub struct Outcome {
     /// Faults injected.
     pub faults: usize,
-    /// Rows committed more than once where the behaviour page allows it, each attributed to its cause.
-    pub allowed_duplicates: usize,
-    /// Rows committed more than once after their job failed in a way the behaviour page makes a failure
-    /// although the rows may have landed (poll cannot reopen a lost or invalid channel; an insert whose
-    /// answer was lost cannot be resolved): a gap in the contract, reported apart from violations.
-    pub contract_duplicates: usize,
-    /// [`Outcome::contract_duplicates`] by the failure that let them happen.
-    pub contract_duplicates_by_cause: BTreeMap<&'static str, usize>,
-    /// Discard rows missing for succeeded jobs because the discards entry of their import failed: the
-    /// contract judges jobs by their table's entry only, so these are reported, not violations.
-    pub lost_discards: usize,
-    /// Succeeded jobs whose rows are not in their table, where the import's offset for the table was not
-    /// above the table's committed offset before the upload: offsets cannot tell whether such an insert
-    /// landed, and the contract calls it succeeded (reported apart from violations).
-    pub unverifiable_successes: usize,
-    /// Discard rows missing for succeeded jobs where the discards entry (or the table's) could not be judged
-    /// by offsets, as with [`Outcome::unverifiable_successes`].
-    pub unverifiable_discards: usize,
+    /// Rows (and discard rows) committed more than once, by the cause that allows it: each cause is a
+    /// failure after which the manager could not tell whether the rows had landed, and says so.
+    pub duplicates_by_cause: BTreeMap<&'static str, usize>,
     /// Broken invariants, each a readable line.
     pub violations: Vec<String>,
     /// How often interesting things happened, to see what a soak exercised.
     pub coverage: BTreeMap<&'static str, usize>,
+}
+
+impl Outcome {
+    /// Every duplicate row, whatever its cause.
+    pub fn duplicates(&self) -> usize {
+        self.duplicates_by_cause.values().sum()
+    }
 }
 
 /// Where a job stands with the router.
@@ -85,24 +77,13 @@ struct Entry {
     state: State,
     /// Uploads that carried the job.
     sends: u32,
-    /// Times the job came back failed as stuck (its rows may commit later: an allowed duplicate).
-    stuck_failures: u32,
-    /// Times the job failed although its rows may have landed, as the contract has it (see
-    /// [`Outcome::contract_duplicates`]).
-    contract_failures: u32,
-    /// Why, for those failures (the first one names the cause of a duplicate).
+    /// Failures after which the job's rows may have landed, each with its cause (see
+    /// [`Outcome::duplicates_by_cause`]): each allows one more copy of its row.
     landed_causes: Vec<&'static str>,
     /// The line was too long to read.
     too_long: bool,
     /// Its line was left out of the file it was last sent in.
     line_missing: bool,
-    /// It succeeded in an import whose discards entry failed.
-    discards_entry_failed: bool,
-    /// It succeeded in an import whose offset for its table was not above the table's committed offset
-    /// before the upload (see [`Outcome::unverifiable_successes`]).
-    unverifiable: bool,
-    /// The same for the discards entry of that import.
-    discards_unverifiable: bool,
     /// Every failure reason, in order, for reports.
     history: Vec<String>,
 }
@@ -128,8 +109,11 @@ struct Run {
     next_job_id: i64,
     /// An abort-kind fault was injected: aborts naming it are expected.
     abort_faults: bool,
-    /// Each table's committed offset, the greatest seen (see `committed_offsets`).
-    committed_high: HashMap<String, i64>,
+    /// A fault that lets rows commit behind the manager's back was injected (see
+    /// [`Fault::hides_commits`]).
+    hidden_commits: bool,
+    /// Imports of overlapping uploads (a second manager's), polled after their batch's.
+    overlapping: Vec<(Manager, UploadOutput, Vec<i64>)>,
     /// `SOAK_TRACE` is set.
     tracing: bool,
     outcome: Outcome,
@@ -165,7 +149,14 @@ impl Run {
         if schedule.commit == CommitMode::Flushed {
             world.control.set_commit_lag(Duration::from_secs(3600));
         }
+        // Every manager of the run shares one state store, as processes on one host share the command's
+        // state directory.
         let mut connection = world.connection();
+        connection.state = Some(Arc::new(MemoryState::default()) as Arc<dyn StateStore>);
+        let sleep = Arc::new(TimePasses {
+            control: world.control.clone(),
+            flush: schedule.commit == CommitMode::Flushed,
+        });
         connection.backend = BackendConfig::Sidecar(HttpConfig {
             base_url: world.emulator.base_url(),
             timeout: HTTP_TIMEOUT,
@@ -177,6 +168,7 @@ impl Run {
                 jitter: false,
                 ..RetryConfig::default()
             },
+            sleep,
             ..HttpConfig::default()
         });
         let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
@@ -188,6 +180,9 @@ impl Run {
             table_concurrency: schedule.table_concurrency,
             // One knob for both, so a schedule with one table at a time replays exactly.
             channel_concurrency: schedule.table_concurrency,
+            discards_commit_wait: Duration::from_secs(2),
+            reopen_wait: Duration::from_secs(1),
+            lost_answer_margin: Duration::from_millis(20),
             ..Settings::default()
         };
         let manager = connect(&world, &settings, &connection, &clock);
@@ -201,7 +196,8 @@ impl Run {
             jobs: BTreeMap::new(),
             next_job_id: 1000,
             abort_faults: false,
-            committed_high: HashMap::new(),
+            hidden_commits: false,
+            overlapping: Vec::new(),
             tracing: std::env::var_os("SOAK_TRACE").is_some(),
             outcome: Outcome::default(),
             reported: BTreeSet::new(),
@@ -297,35 +293,6 @@ impl Run {
         *self.outcome.coverage.entry(what).or_default() += 1;
     }
 
-    /// Each table's committed offset, as far as the soak can tell: for the event tables the highest job id
-    /// among their committed rows (an insert's offset is the highest job id in it, and its rows commit with
-    /// it), for every table the greatest over its channels now and at every earlier look (a restart hides
-    /// channels, but Snowflake keeps a channel name's committed offset, and it never goes back).
-    fn committed_offsets(&mut self) -> HashMap<String, i64> {
-        for channel in self.world.control.channels() {
-            if let Ok(offset) = channel.committed_offset.parse::<i64>() {
-                let slot = self.committed_high.entry(channel.table).or_insert(i64::MIN);
-                *slot = (*slot).max(offset);
-            }
-        }
-        for table in TABLES {
-            let highest = self
-                .world
-                .rows(table)
-                .iter()
-                .filter_map(|row| row["MARK"].as_str()?.strip_prefix('m')?.parse::<i64>().ok())
-                .max();
-            if let Some(highest) = highest {
-                let slot = self
-                    .committed_high
-                    .entry(table.to_owned())
-                    .or_insert(i64::MIN);
-                *slot = (*slot).max(highest);
-            }
-        }
-        self.committed_high.clone()
-    }
-
     fn overran(&mut self, n: usize, what: &str) {
         self.violation(
             format!("bound {n} {what}"),
@@ -342,7 +309,6 @@ impl Run {
         self.inject_at(plan, At::BeforeUpload);
         let mut waiters = self.arm_after_call_faults(plan);
         let (file, ids) = self.compose(plan);
-        let committed_before = self.committed_offsets();
         let Some(upload) = bounded(self.manager.upload(&file, &ids)).await else {
             self.overran(n, "upload");
             return self.give_up(&ids, "the upload did not return");
@@ -359,6 +325,13 @@ impl Run {
         });
         self.inject_at(plan, At::AfterUpload);
         self.check_upload(n, &ids, &upload);
+        if plan
+            .faults
+            .iter()
+            .any(|t| t.fault == Fault::OverlappingUpload)
+        {
+            self.overlapping_upload(n).await;
+        }
         let mut verdicts: BTreeMap<i64, Verdict> = BTreeMap::new();
         for id in &upload.failed_job_ids {
             verdicts.insert(*id, Verdict::Failed(reason(&upload, *id)));
@@ -366,7 +339,6 @@ impl Run {
         for id in &upload.aborted_job_ids {
             verdicts.insert(*id, Verdict::Aborted(reason(&upload, *id)));
         }
-        let mut discards_failed = false;
         if let Some(params) = &upload.importing_parameters {
             let import_id = params.import_id.clone();
             let Some(poll) = self.poll_until_complete(n, plan, &import_id).await else {
@@ -379,11 +351,6 @@ impl Run {
             )
             .expect("failed job parameters serialise");
             self.check_poll(n, &poll, &params);
-            discards_failed = params.as_array().is_some_and(|entries| {
-                entries
-                    .iter()
-                    .any(|e| e["table"] == DISCARDS && e["failed"] == Value::Bool(true))
-            });
             verdicts.extend(self.stats(n, &upload, &params));
         }
         waiters.abort_all();
@@ -400,17 +367,102 @@ impl Run {
                 format!("batch {n}: {calls} calls to the service and SQL API (bound {MAX_CALLS_PER_BATCH})"),
             );
         }
-        let unverifiable = unverifiable_tables(&upload, &committed_before);
-        self.count_retries_below_committed(&verdicts, &committed_before, &unverifiable);
         self.trace(|| {
             format!(
                 "batch {n}: verdicts {verdicts:?}; channels {:?}",
                 self.world.control.channels()
             )
         });
-        self.record(n, plan, &verdicts, discards_failed, &unverifiable);
+        self.record(n, plan.bad_line.is_some(), &verdicts);
+        self.poll_overlapping(n).await;
         self.check_rows(n, false);
-        self.committed_offsets();
+    }
+
+    /// A second manager (another process of the same destination and instance, sharing the state store)
+    /// uploads two new events of its own, right after this batch's upload and before its polls.
+    async fn overlapping_upload(&mut self, n: usize) {
+        let events = [
+            EventPlan {
+                table: 0,
+                id: 1,
+                kind: EventKind::Plain,
+            },
+            EventPlan {
+                table: 1,
+                id: 2,
+                kind: EventKind::Plain,
+            },
+        ];
+        let plan = BatchPlan {
+            events: events.to_vec(),
+            bad_line: None,
+            defer_retries: true,
+            missing_line: false,
+            wait_secs: 0,
+            flush_at: 0,
+            faults: Vec::new(),
+        };
+        let (file, ids) = self.compose(&plan);
+        let other = self.connect();
+        let Some(upload) = bounded(other.upload(&file, &ids)).await else {
+            self.overran(n, "overlapping upload");
+            return self.give_up(&ids, "the overlapping upload did not return");
+        };
+        self.trace(|| format!("batch {n}: overlapping upload of {ids:?}: {upload:?}"));
+        self.check_upload(n, &ids, &upload);
+        self.count("overlapping upload");
+        self.overlapping.push((other, upload, ids));
+    }
+
+    /// Polls the overlapping uploads' imports with their own managers, and records their jobs.
+    async fn poll_overlapping(&mut self, n: usize) {
+        for (other, upload, _ids) in std::mem::take(&mut self.overlapping) {
+            let mut verdicts: BTreeMap<i64, Verdict> = BTreeMap::new();
+            for id in &upload.failed_job_ids {
+                verdicts.insert(*id, Verdict::Failed(reason(&upload, *id)));
+            }
+            for id in &upload.aborted_job_ids {
+                verdicts.insert(*id, Verdict::Aborted(reason(&upload, *id)));
+            }
+            if let Some(params) = &upload.importing_parameters {
+                let import_id = params.import_id.clone();
+                let mut complete = None;
+                for _ in 0..MAX_POLLS {
+                    if self.commit == CommitMode::Flushed {
+                        self.world.control.flush();
+                    }
+                    self.clock
+                        .advance(STUCK_THRESHOLD / 3 + Duration::from_secs(1));
+                    let Some(poll) = bounded(other.poll(&import_id)).await else {
+                        self.overran(n, "overlapping poll");
+                        break;
+                    };
+                    if poll.complete {
+                        complete = Some(poll);
+                        break;
+                    }
+                }
+                let Some(poll) = complete else {
+                    self.violation(
+                        format!("overlapping poll {n}"),
+                        format!("batch {n}: the overlapping upload's import was not complete after {MAX_POLLS} polls"),
+                    );
+                    return self.give_up(
+                        &upload.importing_job_ids,
+                        "the overlapping import never completed",
+                    );
+                };
+                let params = serde_json::to_value(
+                    poll.failed_job_parameters
+                        .clone()
+                        .unwrap_or_else(|| FailedJobParameters::from(import_id)),
+                )
+                .expect("failed job parameters serialise");
+                self.check_poll(n, &poll, &params);
+                verdicts.extend(self.stats(n, &upload, &params));
+            }
+            self.record(n, false, &verdicts);
+        }
     }
 
     /// Faults to inject right after the batch's n-th call: each waits on the call log in its own task.
@@ -503,42 +555,12 @@ impl Run {
         verdicts
     }
 
-    /// Coverage: how retried jobs at or below their table's committed offset fared.
-    fn count_retries_below_committed(
-        &mut self,
-        verdicts: &BTreeMap<i64, Verdict>,
-        committed_before: &HashMap<String, i64>,
-        unverifiable: &BTreeSet<String>,
-    ) {
-        for (id, verdict) in verdicts {
-            let entry = &self.jobs[id];
-            let table = entry.job.table;
-            let below = entry.sends > 1 && committed_before.get(table).is_some_and(|c| *c >= *id);
-            if !below {
-                continue;
-            }
-            self.count("retried job at or below its table's committed offset");
-            self.count(match verdict {
-                Verdict::Failed(why) if why.contains("were lost") => {
-                    "retried job below the committed offset: lost again"
-                }
-                Verdict::Failed(_) => "retried job below the committed offset: failed",
-                Verdict::Succeeded if unverifiable.contains(table) => {
-                    "retried job below the committed offset: succeeded unverifiably"
-                }
-                Verdict::Succeeded => "retried job below the committed offset: succeeded",
-                Verdict::Aborted(_) => "retried job below the committed offset: aborted",
-            });
-        }
-    }
-
     /// A call that never returned (already a violation): its jobs stay with the router, to be sent again,
     /// and rows that land twice because of it are not reported a second time.
     fn give_up(&mut self, ids: &[i64], why: &str) {
         for id in ids {
             if let Some(entry) = self.jobs.get_mut(id) {
                 entry.history.push(why.to_owned());
-                entry.contract_failures += 1;
                 entry.landed_causes.push("the soak gave up on the call");
             }
         }
@@ -600,14 +622,9 @@ impl Entry {
             job,
             state: State::Pending,
             sends: 0,
-            stuck_failures: 0,
-            contract_failures: 0,
             landed_causes: Vec::new(),
             too_long,
             line_missing: false,
-            discards_entry_failed: false,
-            unverifiable: false,
-            discards_unverifiable: false,
             history: Vec::new(),
         }
     }
@@ -633,24 +650,21 @@ fn connect(
     .expect("the manager connects")
 }
 
-/// The tables whose offset in the import was not above their committed offset before the upload: offsets
-/// cannot tell whether their rows landed.
-fn unverifiable_tables(
-    upload: &UploadOutput,
-    committed_before: &HashMap<String, i64>,
-) -> BTreeSet<String> {
-    upload
-        .importing_parameters
-        .iter()
-        .flat_map(|p| p.import_id.entries())
-        .filter(|entry| {
-            let offset = entry.offset.parse::<i64>().unwrap_or(i64::MAX);
-            committed_before
-                .get(&entry.table)
-                .is_some_and(|committed| *committed >= offset)
-        })
-        .map(|entry| entry.table.clone())
-        .collect()
+/// Time passing while the manager waits (between retries, for rows to commit): it returns at once, and in
+/// [`CommitMode::Flushed`] the service commits meanwhile, as it would in that time.
+#[derive(Debug)]
+struct TimePasses {
+    control: snowpipe_emulator::Control,
+    flush: bool,
+}
+
+impl snowpipe_manager::Sleep for TimePasses {
+    fn sleep(&self, _duration: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        if self.flush {
+            self.control.flush();
+        }
+        Box::pin(tokio::task::yield_now())
+    }
 }
 
 /// The call's answer, or `None` when it outlived [`CALL_BOUND`].
