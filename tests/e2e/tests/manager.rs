@@ -552,3 +552,138 @@ async fn a_bad_line_aborts_every_readable_job() {
     assert!(upload.importing_job_ids.is_empty() && upload.failed_job_ids.is_empty());
     assert!(world.control.calls().is_empty(), "nothing was sent");
 }
+
+/// Polls an import until complete (bounded), with stats for the jobs of `file`.
+async fn settle(
+    manager: &snowpipe_manager::Manager,
+    import_id: &snowpipe_manager::ImportId,
+    file: &std::path::Path,
+) -> (
+    snowpipe_manager::PollOutput,
+    snowpipe_manager::UploadStatsOutput,
+) {
+    let mut poll = manager.poll(import_id).await;
+    for _ in 0..50 {
+        if poll.complete {
+            break;
+        }
+        poll = manager.poll(import_id).await;
+    }
+    assert!(poll.complete, "{poll:?}");
+    let params = poll
+        .failed_job_parameters
+        .clone()
+        .unwrap_or_else(|| import_id.clone().into());
+    let stats = manager.upload_stats(&params, &jobs_of(file));
+    (poll, stats)
+}
+
+/// Two imports polled in turn by one manager: the first stays in progress while its rows wait, the second
+/// completes, and the first then completes on its own verdict (before, completing one import reset the
+/// other's state and reopened its channel).
+#[tokio::test]
+async fn two_imports_polled_in_turn_are_judged_each_on_its_own() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    world.control.set_commit_lag(Duration::from_secs(3600));
+    let first = world.file(&tracks(&[1, 2]));
+    let upload_a = manager.upload(&first, &[]).await;
+    let pages = |jobs: &[i64]| -> Vec<(i64, &'static str, Value, Value)> {
+        jobs.iter()
+            .map(|&j| {
+                (
+                    j,
+                    "PAGES",
+                    json!({"ID": "string"}),
+                    json!({"ID": format!("p{j}")}),
+                )
+            })
+            .collect()
+    };
+    let second = world.file(&pages(&[11]));
+    let upload_b = manager.upload(&second, &[]).await;
+    let import_a = upload_a.importing_parameters.unwrap().import_id;
+    let import_b = upload_b.importing_parameters.unwrap().import_id;
+    assert!(manager.poll(&import_a).await.in_progress);
+    world.control.flush();
+    let opens = count_calls(&world, Endpoint::CreateChannel);
+    let (poll_b, stats_b) = settle(&manager, &import_b, &second).await;
+    assert!(!poll_b.has_failed, "{poll_b:?}");
+    assert_eq!(stats_b.metadata.succeeded_keys, [11]);
+    let (poll_a, stats_a) = settle(&manager, &import_a, &first).await;
+    assert!(!poll_a.has_failed, "{poll_a:?}");
+    assert_eq!(stats_a.metadata.succeeded_keys, [1, 2]);
+    assert_eq!(
+        count_calls(&world, Endpoint::CreateChannel),
+        opens,
+        "no channel was reopened to judge either import"
+    );
+    assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
+}
+
+/// A channel turns invalid (losing the rows of an import), then a later upload to the same table commits.
+/// With offsets as job ids, the later commit (offset 12) "passed" the first import's offset (2) and its jobs
+/// were called succeeded; now the first import's rows are judged from the later epoch's record of the
+/// invalid one: lost, exactly those jobs failed.
+#[tokio::test]
+async fn an_invalidation_followed_by_a_later_upload_fails_exactly_the_lost_jobs() {
+    let mut world = World::start().await;
+    let manager = world.manager(Settings::default());
+    world.control.set_commit_lag(Duration::from_secs(3600));
+    let first = world.file(&tracks(&[1, 2]));
+    let upload_a = manager.upload(&first, &[]).await;
+    let import_a = upload_a.importing_parameters.unwrap().import_id;
+    let channel = import_a.entries()[0].channel_id.clone();
+    assert!(world.control.invalidate_channel(&channel));
+    let second = world.file(&tracks(&[11, 12]));
+    let upload_b = manager.upload(&second, &[]).await;
+    assert_eq!(upload_b.importing_job_ids, [11, 12], "{upload_b:?}");
+    world.control.flush();
+    let import_b = upload_b.importing_parameters.unwrap().import_id;
+    let (poll_b, stats_b) = settle(&manager, &import_b, &second).await;
+    assert!(!poll_b.has_failed, "{poll_b:?}");
+    assert_eq!(stats_b.metadata.succeeded_keys, [11, 12]);
+    let (poll_a, stats_a) = settle(&manager, &import_a, &first).await;
+    assert!(poll_a.has_failed && !poll_a.has_warning, "{poll_a:?}");
+    assert_eq!(stats_a.metadata.failed_keys, [1, 2], "{stats_a:?}");
+    assert!(stats_a.metadata.succeeded_keys.is_empty());
+    assert_eq!(ids(&world.rows("TRACKS")), ["t11", "t12"]);
+}
+
+/// Two managers of one destination and instance (two processes of one host, sharing the state store)
+/// upload to one table one after the other before the first import is polled: the second waits for the
+/// first's rows to commit before it reopens the channel, so both batches land and both imports succeed.
+#[tokio::test]
+async fn overlapping_managers_of_one_destination_do_not_discard_each_other() {
+    let mut world = World::start().await;
+    world.control.set_commit_lag(Duration::from_millis(300));
+    let mut connection = world.connection();
+    connection.state = Some(std::sync::Arc::new(snowpipe_manager::MemoryState::default()));
+    let connect = || {
+        snowpipe_manager::Manager::connect(
+            &world.destination(),
+            Settings::default(),
+            connection.clone(),
+        )
+        .expect("manager connects")
+    };
+    let (first_manager, second_manager) = (connect(), connect());
+    let first = world.file(&tracks(&[1, 2, 3]));
+    let upload_a = first_manager.upload(&first, &[]).await;
+    let second = world.file(&tracks(&[11, 12, 13]));
+    let upload_b = second_manager.upload(&second, &[]).await;
+    assert_eq!(upload_b.importing_job_ids, [11, 12, 13], "{upload_b:?}");
+    let import_a = upload_a.importing_parameters.unwrap().import_id;
+    let import_b = upload_b.importing_parameters.unwrap().import_id;
+    // The second batch's rows commit after the lag; the test does not wait for the clock.
+    world.control.flush();
+    let (poll_b, stats_b) = settle(&second_manager, &import_b, &second).await;
+    assert!(!poll_b.has_failed, "{poll_b:?}");
+    assert_eq!(stats_b.metadata.succeeded_keys, [11, 12, 13]);
+    let (poll_a, stats_a) = settle(&first_manager, &import_a, &first).await;
+    assert!(!poll_a.has_failed, "{poll_a:?}");
+    assert_eq!(stats_a.metadata.succeeded_keys, [1, 2, 3]);
+    let mut landed = ids(&world.rows("TRACKS"));
+    landed.sort();
+    assert_eq!(landed, ["t1", "t11", "t12", "t13", "t2", "t3"]);
+}
