@@ -45,7 +45,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let (mut walls, mut floors, mut peak_rss) = (Vec::new(), Vec::new(), 0);
     for round in 1..=ROUNDS {
         let floor = floor_seconds(&events, &rows)?;
-        let (wall, rss) = timed_run(root, &release, &dir, &events)?;
+        let (wall, rss) = timed_run(root, &release, &dir, &events, "0")?;
         eprintln!(
             "bench e2e: round {round}/{ROUNDS}: wall {wall:.2} s, floor {floor:.2} s, ratio {:.2}, peak RSS {:.1} MB",
             wall / floor,
@@ -60,8 +60,28 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let ratio = wall / floor;
     #[allow(clippy::cast_precision_loss)]
     let (mb, events_per_s) = (file_bytes as f64 / 1e6, EVENTS as f64 / wall);
+
+    // What committing discard rows before their tables' rows costs when commits take time: the same batch
+    // with a commit lag, as it is and with one event in a thousand carrying a value its column cannot take
+    // (a discard row in every table), alternately.
+    let mismatched = dir.join("e2e-events-discards.jsonl");
+    with_mismatches(&events, &mismatched)?;
+    let (mut plain, mut discarding) = (Vec::new(), Vec::new());
+    for round in 1..=LAG_ROUNDS {
+        let (a, _) = timed_run(root, &release, &dir, &events, COMMIT_LAG)?;
+        let (b, _) = timed_run(root, &release, &dir, &mismatched, COMMIT_LAG)?;
+        eprintln!(
+            "bench e2e: commit lag {COMMIT_LAG}, round {round}/{LAG_ROUNDS}: wall {a:.2} s without discard rows, {b:.2} s with"
+        );
+        plain.push(a);
+        discarding.push(b);
+    }
+    let (plain, discarding) = (median(&mut plain), median(&mut discarding));
+    eprintln!(
+        "bench e2e: commit lag {COMMIT_LAG}: wall {plain:.2} s without discard rows, {discarding:.2} s with (discard rows commit before their tables' rows go out)"
+    );
     let json = format!(
-        "{{\"events\":{EVENTS},\"fileBytes\":{file_bytes},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{ratio:.3},\"peakRssBytes\":{peak_rss}}}\n"
+        "{{\"events\":{EVENTS},\"fileBytes\":{file_bytes},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{ratio:.3},\"peakRssBytes\":{peak_rss},\"commitLag\":{{\"lag\":\"{COMMIT_LAG}\",\"wallSeconds\":{plain:.3},\"withDiscardsWallSeconds\":{discarding:.3}}}}}\n"
     );
     fs::write(dir.join("e2e.json"), &json)?;
     eprintln!(
@@ -77,9 +97,15 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 }
 
 /// Starts the release emulator, times one `snowpipe-streaming run` against it, and stops the emulator.
-fn timed_run(root: &Path, release: &Path, dir: &Path, events: &Path) -> Result<(f64, u64)> {
+fn timed_run(
+    root: &Path,
+    release: &Path,
+    dir: &Path,
+    events: &Path,
+    commit_lag: &str,
+) -> Result<(f64, u64)> {
     let mut emulator = Command::new(release.join("snowpipe-emulator"))
-        .args(["--port", "0", "--commit-lag", "0", "--log", "warn"])
+        .args(["--port", "0", "--commit-lag", commit_lag, "--log", "warn"])
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start the release emulator")?;
@@ -96,6 +122,34 @@ fn timed_run(root: &Path, release: &Path, dir: &Path, events: &Path) -> Result<(
     let _ = emulator.kill();
     let _ = emulator.wait();
     result
+}
+
+/// The commit lag of the discard-cost rounds, and how many of each.
+const COMMIT_LAG: &str = "1s";
+const LAG_ROUNDS: usize = 3;
+
+/// A copy of the event file where one event in a thousand declares `QUANTITY` a string and carries one: the
+/// table's column is a number, so the value becomes null and a discard row records it.
+fn with_mismatches(events: &Path, out: &Path) -> Result<()> {
+    let input = BufReader::new(fs::File::open(events)?);
+    let mut output = BufWriter::new(fs::File::create(out)?);
+    for (i, line) in input.lines().enumerate() {
+        let mut line = line?;
+        if i % 1000 == 999 {
+            line = line.replace(r#""QUANTITY":"int""#, r#""QUANTITY":"string""#);
+            let data = line.find(r#""data":"#).context("an event has data")?;
+            let key = r#""QUANTITY":"#;
+            let value = data + line[data..].find(key).context("an event has QUANTITY")? + key.len();
+            let digits = line[value..]
+                .find(|c: char| !c.is_ascii_digit())
+                .context("QUANTITY is a number")?;
+            line.replace_range(value..value + digits, r#""n/a""#);
+        }
+        output.write_all(line.as_bytes())?;
+        output.write_all(b"\n")?;
+    }
+    output.into_inner()?.sync_all()?;
+    Ok(())
 }
 
 /// The median of `values` (the upper of the middle two for an even count).
