@@ -243,6 +243,23 @@ fn judgement(
     )
 }
 
+/// Counts each undecidable cause once per failed job of the entry.
+fn count_undecidable(
+    judgement: &Judgement,
+    causes: Vec<Undecidable>,
+    counts: &mut BTreeMap<Undecidable, usize>,
+) {
+    if let Judgement::Failed {
+        jobs: Failed::Jobs(jobs),
+        ..
+    } = judgement
+    {
+        for cause in causes {
+            *counts.entry(cause).or_default() += usize::try_from(jobs.len()).unwrap_or(usize::MAX);
+        }
+    }
+}
+
 fn rows_of(entry: &ImportEntry) -> EntryRows {
     EntryRows {
         table: entry.table.clone(),
@@ -264,6 +281,29 @@ fn is_segmented(entry: &ImportEntry) -> bool {
 }
 
 impl Manager {
+    /// Asks the channel layer to judge the entries of the token scheme among `entries` (settling them by
+    /// reopening their channels when `settle`).
+    async fn judge_segmented<'e>(
+        &self,
+        entries: &[&'e ImportEntry],
+        settle: bool,
+    ) -> Vec<(
+        &'e ImportEntry,
+        Result<EntryVerdict, snowpipe_channels::ChannelError>,
+    )> {
+        let segmented: Vec<&ImportEntry> = entries
+            .iter()
+            .copied()
+            .filter(|e| is_segmented(e))
+            .collect();
+        if segmented.is_empty() {
+            return Vec::new();
+        }
+        let rows: Vec<EntryRows> = segmented.iter().map(|e| rows_of(e)).collect();
+        let verdicts = self.channels.judge(&rows, settle).await;
+        segmented.into_iter().zip(verdicts).collect()
+    }
+
     /// Polls an import: the `importId` array from upload's importing parameters ([`ImportId::decode`] reads it
     /// from the JSON a caller holds).
     pub async fn poll(&self, import_id: &ImportId) -> PollOutput {
@@ -288,31 +328,11 @@ impl Manager {
         let mut judged: HashMap<EntryKey, Judgement> = known;
         let mut undecidable: BTreeMap<Undecidable, usize> = BTreeMap::new();
 
-        let segmented: Vec<&ImportEntry> = pending
-            .iter()
-            .copied()
-            .filter(|e| is_segmented(e))
-            .collect();
-        let rows: Vec<EntryRows> = segmented.iter().map(|e| rows_of(e)).collect();
-        let verdicts = if rows.is_empty() {
-            Vec::new()
-        } else {
-            self.channels.judge(&rows, false).await
-        };
-        for (entry, verdict) in segmented.iter().zip(verdicts) {
+        for (entry, verdict) in self.judge_segmented(&pending, false).await {
             let judgement = match verdict {
                 Ok(verdict) => {
                     let (judgement, causes) = judgement(entry, &verdict, false);
-                    if let Judgement::Failed {
-                        jobs: Failed::Jobs(jobs),
-                        ..
-                    } = &judgement
-                    {
-                        for cause in causes {
-                            *undecidable.entry(cause).or_default() +=
-                                usize::try_from(jobs.len()).unwrap_or(usize::MAX);
-                        }
-                    }
+                    count_undecidable(&judgement, causes, &mut undecidable);
                     judgement
                 }
                 Err(error) => {
@@ -421,36 +441,15 @@ impl Manager {
         judged: &mut HashMap<EntryKey, Judgement>,
         undecidable: &mut BTreeMap<Undecidable, usize>,
     ) {
-        let segmented: Vec<&ImportEntry> = in_progress
-            .iter()
-            .copied()
-            .filter(|e| is_segmented(e))
-            .collect();
-        let rows: Vec<EntryRows> = segmented.iter().map(|e| rows_of(e)).collect();
-        let verdicts = if rows.is_empty() {
-            Vec::new()
-        } else {
-            self.channels.judge(&rows, true).await
-        };
-        for (entry, verdict) in segmented.iter().zip(verdicts) {
+        for (entry, verdict) in self.judge_segmented(in_progress, true).await {
             let judgement = match verdict {
                 Ok(verdict) => {
                     let (judgement, causes) = judgement(entry, &verdict, true);
-                    if let Judgement::Failed {
-                        jobs: Failed::Jobs(jobs),
-                        stuck,
-                        ..
-                    } = &judgement
-                    {
-                        if *stuck {
-                            tracing::warn!(table = %entry.table, channel_id = %entry.channel_id,
-                                "pipeline stuck: the rows did not commit within the stuck threshold");
-                        }
-                        for cause in causes {
-                            *undecidable.entry(cause).or_default() +=
-                                usize::try_from(jobs.len()).unwrap_or(usize::MAX);
-                        }
+                    if let Judgement::Failed { stuck: true, .. } = &judgement {
+                        tracing::warn!(table = %entry.table, channel_id = %entry.channel_id,
+                            "pipeline stuck: the rows did not commit within the stuck threshold");
                     }
+                    count_undecidable(&judgement, causes, undecidable);
                     judgement
                 }
                 Err(error) if waited >= self.settings.stuck_threshold * 2 => {
