@@ -9,7 +9,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{demo, ident};
+use crate::{demo, store::ident};
 
 /// Default time from insert to commit, as Snowflake's ingest SDK flushes about once a second.
 pub const DEFAULT_COMMIT_LAG: Duration = Duration::from_secs(1);

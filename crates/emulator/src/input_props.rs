@@ -4,7 +4,11 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::{http, ident, jwt, sql, types::ColumnType};
+use crate::{
+    auth::jwt,
+    http,
+    store::{ColumnType, ddl, ident},
+};
 
 const TYPES: [ColumnType; 13] = [
     ColumnType::Number {
@@ -49,14 +53,14 @@ fn json_value() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn sql_parsing_never_panics(text in "\\PC{0,80}") {
-        let _ = sql::parse(&text);
+        let _ = ddl::parse(&text);
     }
 
     #[test]
     fn ddl_shaped_text_never_panics(
         text in "(CREATE|ALTER|TABLE|SCHEMA|IF|NOT|EXISTS|ADD|COLUMN|NUMBER|VARCHAR|\\(|\\)|,|\\.|;|\"[^\"]{0,3}\"|'x'|[0-9]{1,12}|[a-z]{1,4}| ){0,24}"
     ) {
-        let _ = sql::parse(&text);
+        let _ = ddl::parse(&text);
     }
 
     #[test]

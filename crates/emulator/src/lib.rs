@@ -29,47 +29,29 @@
 //! ```
 
 mod admin;
-mod buffers;
-mod catalog;
-mod column_keys;
+mod auth;
 mod config;
 pub mod demo;
 mod faults;
-mod field;
-mod gzip;
 mod http;
-mod ident;
 #[cfg(test)]
 mod input_props;
-mod insert_body;
-pub mod jwt;
-mod keys;
-mod row;
 mod server;
-mod service;
+mod sidecar;
 mod sql;
-mod sqlapi;
 mod state;
 mod store;
-#[cfg(test)]
-mod store_props;
-mod types;
-mod utc_stamp;
-mod validate;
-#[cfg(test)]
-mod validate_props;
 
 pub use admin::ADMIN_PREFIX;
-pub use catalog::{ColumnInfo, SqlError, TableInfo};
+pub use auth::{KeyError, fingerprint, jwt, public_key_der, public_key_der_of_private};
 pub use config::{
     ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_CALL_LOG_CAPACITY, DEFAULT_COMMIT_LAG,
     DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, Database, EmulatorConfig, User,
     parse_duration,
 };
 pub use faults::{CallRecord, DropMode, Endpoint, Failure};
+#[doc(no_inline)]
 pub use jwt::JwtError;
-pub use keys::{KeyError, fingerprint, public_key_der, public_key_der_of_private};
 pub use server::{Emulator, EmulatorBuilder, StartError};
 pub use state::{Control, SetupError};
-pub use store::ChannelInfo;
-pub use types::ColumnType;
+pub use store::{ChannelInfo, ColumnInfo, ColumnType, SqlError, TableInfo};

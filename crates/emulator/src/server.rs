@@ -23,9 +23,9 @@ use crate::{
     admin::{self, ADMIN_PREFIX},
     config::{Database, EmulatorConfig, User},
     faults::{CallRecord, DropMode, Plan},
-    http::{Resp, decode_body, read_body},
-    service::{self, Outcome, Route},
-    sqlapi,
+    http::{Outcome, Resp, decode_body, read_body},
+    sidecar::{self, Route},
+    sql,
     state::{Control, Core, SetupError},
 };
 
@@ -341,8 +341,8 @@ async fn run(
     body: &bytes::Bytes,
 ) -> Outcome {
     match route {
-        Route::Statements => sqlapi::serve(core, headers, body),
-        other => service::serve(core, other, query, body).await,
+        Route::Statements => sql::serve(core, headers, body),
+        other => sidecar::serve(core, other, query, body).await,
     }
 }
 
@@ -366,7 +366,7 @@ async fn dispatch(core: Arc<Core>, req: Request<Incoming>) -> Result<Resp, Dropp
             &body,
         ));
     }
-    let route = match service::route(&parts.method, &path) {
+    let route = match sidecar::route(&parts.method, &path) {
         Ok(r) => r,
         Err(reject) => {
             tracing::debug!(method = %parts.method, path, status = reject.status.as_u16(), "unknown path");
@@ -470,7 +470,7 @@ async fn process(core: &Core, call: Call, in_transit: bool) -> Result<Resp, Drop
     let plan = core.lock().faults.plan(endpoint);
     let (answer, fault) = match plan {
         Plan::Fail(failure) => (
-            Some(service::failure_response(endpoint, &failure)),
+            Some(sidecar::failure_response(endpoint, &failure)),
             Some("fail"),
         ),
         Plan::Drop(DropMode::NotApplied) => (None, Some("drop_not_applied")),

@@ -20,14 +20,13 @@ use tokio::{
 };
 
 use crate::{
-    buffers::BufferPool,
-    catalog::{Catalog, SqlContext, SqlError, TableInfo, TableRef},
+    auth::{self, KeyError, ParsedKeys},
     config::EmulatorConfig,
     faults::{CallRecord, DropMode, Endpoint, Failure, Faults},
-    ident,
-    keys::ParsedKeys,
-    keys::{self, KeyError},
-    store::{ChannelInfo, Committed, Store},
+    http::BufferPool,
+    store::{
+        Catalog, ChannelInfo, Committed, SqlContext, SqlError, Store, TableInfo, TableRef, ident,
+    },
 };
 
 /// A configured user, keys parsed.
@@ -110,11 +109,11 @@ impl Core {
         if config.include_demo {
             all_users.insert(
                 0,
-                crate::User::new(crate::demo::USER)
+                crate::config::User::new(crate::demo::USER)
                     .public_key(crate::demo::PUBLIC_KEY_PEM)
                     .role(crate::demo::ROLE),
             );
-            databases.insert(0, crate::Database::new(crate::demo::DATABASE));
+            databases.insert(0, crate::config::Database::new(crate::demo::DATABASE));
         }
         for u in all_users {
             let name = ident::resolve(&u.name);
@@ -124,7 +123,7 @@ impl Core {
             let keys = u
                 .public_keys
                 .iter()
-                .map(|k| keys::public_key_der(k))
+                .map(|k| auth::public_key_der(k))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|source| SetupError::PublicKey {
                     user: name.clone(),

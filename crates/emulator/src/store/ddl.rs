@@ -11,7 +11,7 @@
 //! double-quoted ones may hold any character, `""` being one quote. Anything outside the subset is a
 //! syntax error naming the line, position and token, like Snowflake's.
 
-use crate::{ident, types::ColumnType};
+use super::{ident, types::ColumnType};
 
 /// A column in `CREATE TABLE` or `ALTER TABLE ... ADD COLUMN`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use time::{
     format_description::well_known::Rfc3339,
 };
 
-use crate::{field::Field, utc_stamp};
+use super::{field::Field, utc_stamp};
 
 /// Longest VARCHAR (and default length) in characters.
 pub(crate) const MAX_VARCHAR: u32 = 16_777_216;

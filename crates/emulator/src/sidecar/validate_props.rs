@@ -9,12 +9,11 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::{
-    catalog::{Column, TableSchema},
+use super::{
     insert_body,
-    types::ColumnType,
     validate::{INVALID_VALUE, Rejected, RowError, SCHEMA_CONFLICT},
 };
+use crate::store::{Column, ColumnType, TableSchema};
 
 fn schema() -> TableSchema {
     let column = |name: &str, ty, nullable| Column {
@@ -216,7 +215,7 @@ fn check(rows: &[Vec<(usize, usize)>]) -> Result<(), TestCaseError> {
     prop_assert_eq!(read.row_count, rows.len());
     let got = read.rows.unwrap().map(|rows| {
         rows.iter()
-            .map(crate::row::Row::to_json)
+            .map(crate::store::Row::to_json)
             .collect::<Vec<_>>()
     });
     prop_assert_eq!(got, want, "{}", text);

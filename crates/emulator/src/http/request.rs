@@ -1,72 +1,17 @@
-//! HTTP plumbing shared by the routes: bounded body reading (413 past the limit, compressed or not),
-//! content decoding, query strings and JSON answers. Nothing here panics on any input.
+//! Reading requests: bounded body reading (413 past the limit, compressed or not), content decoding and
+//! query strings. Nothing here panics on any input.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use serde_json::{Value, json};
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::{
+use super::{
+    answer::Reject,
     buffers::{self, BufferPool},
     gzip,
 };
-
-/// Every answer the emulator gives.
-pub(crate) type Resp = Response<Full<Bytes>>;
-
-/// A JSON answer.
-pub(crate) fn json_response(status: StatusCode, value: &Value) -> Resp {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-/// An answer with no body (204, 202).
-pub(crate) fn empty_response(status: StatusCode) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = status;
-    resp
-}
-
-/// A JSON error in the service's shape: `{"success": false, "error": "..."}`.
-pub(crate) fn error_response(status: StatusCode, message: &str) -> Resp {
-    json_response(status, &json!({"success": false, "error": message}))
-}
-
-/// A refused request, small enough to pass around in `Result`s; becomes an error answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reject {
-    pub(crate) status: StatusCode,
-    pub(crate) message: String,
-    /// The `Allow` header of a 405.
-    pub(crate) allow: Option<&'static str>,
-}
-
-impl Reject {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            allow: None,
-        }
-    }
-
-    pub(crate) fn response(&self) -> Resp {
-        let mut resp = error_response(self.status, &self.message);
-        if let Some(allow) = self.allow {
-            resp.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
-        }
-        resp
-    }
-}
 
 fn too_large(limit: usize) -> Reject {
     Reject::new(

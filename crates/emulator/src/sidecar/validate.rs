@@ -6,12 +6,8 @@ use std::{borrow::Cow, sync::Arc};
 
 use serde::Serialize;
 
-use crate::{
-    catalog::TableSchema,
-    column_keys::KeyResolver,
-    field::Field,
-    row::{Row, RowWriter},
-};
+use super::column_keys::KeyResolver;
+use crate::store::{Field, Row, RowWriter, TableSchema};
 
 /// One row's problems, in the service's `errors` shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -240,7 +236,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::{catalog::Column, types::ColumnType};
+    use crate::store::{Column, ColumnType};
 
     fn schema() -> TableSchema {
         TableSchema {
@@ -271,7 +267,7 @@ mod tests {
     fn validate(schema: &TableSchema, rows: &Value) -> Result<Vec<Row>, Rejected> {
         let body = json!({"rows": rows, "offset": "1"}).to_string();
         let schema = Arc::new(schema.clone());
-        let read = crate::insert_body::parse(body.as_bytes(), Some(&schema)).unwrap();
+        let read = crate::sidecar::insert_body::parse(body.as_bytes(), Some(&schema)).unwrap();
         read.rows.unwrap()
     }
 

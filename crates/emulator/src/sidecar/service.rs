@@ -9,13 +9,15 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::insert_body;
 use crate::{
-    catalog::{LookupError, TableRef, TableSchema},
     faults::{Endpoint, Failure},
-    http::{Reject, Resp, empty_response, error_response, json_response, query_pairs, query_value},
-    ident, insert_body,
+    http::{
+        Outcome, Reject, Resp, empty_response, error_response, json_response, query_pairs,
+        query_value,
+    },
     state::Core,
-    store::{ChannelKey, InsertError},
+    store::{ChannelKey, InsertError, LookupError, TableRef, TableSchema, ident},
 };
 
 /// A request matched to an endpoint.
@@ -100,32 +102,6 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<Route, Reject> {
         message: format!("{method} is not allowed on {path}"),
         allow: Some(allowed),
     })
-}
-
-/// What a handled call answers, with what the call log keeps of it.
-pub(crate) struct Outcome {
-    pub(crate) resp: Resp,
-    pub(crate) channel_id: Option<String>,
-    pub(crate) offset: Option<String>,
-    pub(crate) row_count: Option<usize>,
-    pub(crate) statement: Option<String>,
-}
-
-impl Outcome {
-    pub(crate) fn new(resp: Resp) -> Self {
-        Self {
-            resp,
-            channel_id: None,
-            offset: None,
-            row_count: None,
-            statement: None,
-        }
-    }
-
-    fn channel(mut self, id: &str) -> Self {
-        self.channel_id = Some(id.to_owned());
-        self
-    }
 }
 
 /// The answer of a scripted failure.
@@ -365,7 +341,7 @@ fn create_channel(core: &Core, body: &Bytes) -> Outcome {
             };
             let msg = format!(
                 "{what} '{}' does not exist or not authorized.",
-                crate::sql::display_name(&name)
+                crate::store::ddl::display_name(&name)
             );
             Outcome::new(channel_failure(code, 404, &msg))
         }

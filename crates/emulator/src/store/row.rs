@@ -15,7 +15,7 @@ use std::{fmt, sync::Arc};
 
 use serde_json::{Map, Number, Value};
 
-use crate::{catalog::TableSchema, field::Field};
+use super::{field::Field, table_schema::TableSchema};
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -293,7 +293,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{catalog::Column, types::ColumnType};
+    use crate::store::{table_schema::Column, types::ColumnType};
 
     fn schema(names: &[&str]) -> Arc<TableSchema> {
         Arc::new(TableSchema {

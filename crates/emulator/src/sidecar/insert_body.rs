@@ -13,12 +13,8 @@ use serde::{
     de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
 
-use crate::{
-    catalog::TableSchema,
-    field::{Field, Key},
-    row::Row,
-    validate::{Pairs, Rejected, Validator},
-};
+use super::validate::{Pairs, Rejected, Validator};
+use crate::store::{Field, Key, Row, TableSchema};
 
 /// What an insert request said.
 pub(crate) struct InsertBody {
@@ -226,7 +222,7 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     use super::*;
-    use crate::{catalog::Column, types::ColumnType};
+    use crate::store::{Column, ColumnType};
 
     /// The request as it used to be read, whose answers `parse` must give.
     #[derive(Deserialize)]

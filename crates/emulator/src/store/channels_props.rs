@@ -15,10 +15,11 @@ use std::{
 
 use proptest::prelude::*;
 
-use crate::{
-    catalog::{Column, TableRef, TableSchema},
+use super::{
+    catalog::TableRef,
+    channels::{ChannelKey, Committed, InsertError, Store},
     row::Row,
-    store::{ChannelKey, Committed, InsertError, Store},
+    table_schema::{Column, TableSchema},
     types::ColumnType,
 };
 

@@ -3,7 +3,7 @@
 //! repeat the same few keys, nearly always in the same order; so each distinct key text is resolved
 //! once per request, and the next key is first looked for right after the last one found.
 
-use crate::catalog::TableSchema;
+use crate::store::TableSchema;
 
 /// Distinct key texts remembered per request. Past this a request with ever-new keys (a client bug
 /// or an attack) is resolved key by key, as before, instead of growing a list that is searched.
@@ -56,7 +56,7 @@ fn same(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{catalog::Column, types::ColumnType};
+    use crate::store::{Column, ColumnType};
 
     fn schema() -> TableSchema {
         let column = |name: &str| Column {

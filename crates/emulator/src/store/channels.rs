@@ -20,10 +20,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::{
-    catalog::{TableRef, TableSchema},
-    row::Row,
-};
+use super::{catalog::TableRef, row::Row, table_schema::TableSchema};
 
 /// Retired (invalid or deleted) channel ids remembered, so old ids answer "invalid" rather than
 /// "not found"; past this the oldest are forgotten, keeping memory bounded.
@@ -619,9 +616,9 @@ mod tests {
 
     fn row(i: u64) -> Row {
         let schema = Arc::new(TableSchema {
-            columns: vec![crate::catalog::Column {
+            columns: vec![crate::store::table_schema::Column {
                 name: "ID".to_owned(),
-                ty: crate::types::ColumnType::Variant,
+                ty: crate::store::types::ColumnType::Variant,
                 nullable: true,
             }],
         });

@@ -1,5 +1,8 @@
 //! The emulated Snowflake account's objects: databases, schemas, tables with their columns, and the rows
 //! committed into each table. DDL statements run here; channels look their tables up here.
+//!
+//! A table keeps its columns as a [`TableSchema`] and its rows as [`Row`]s: the catalog imports both,
+//! and neither imports the catalog.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -9,45 +12,12 @@ use std::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{
+use super::{
+    ddl::{self, ColumnDef, ObjectName, ParseError, Statement},
     ident,
     row::Row,
-    sql::{self, ColumnDef, ObjectName, ParseError, Statement},
-    types::ColumnType,
+    table_schema::{Column, TableSchema},
 };
-
-/// A column of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Column {
-    pub(crate) name: String,
-    pub(crate) ty: ColumnType,
-    pub(crate) nullable: bool,
-}
-
-/// A table's columns at one moment. Channels keep the schema they saw when opened, as Snowflake's do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TableSchema {
-    pub(crate) columns: Vec<Column>,
-}
-
-impl TableSchema {
-    /// The index of the column a row key names: a quoted key exactly, any other key
-    /// case-insensitively.
-    pub(crate) fn column_index(&self, key: &str) -> Option<usize> {
-        let name = ident::resolve(key);
-        self.columns.iter().position(|c| c.name == name)
-    }
-
-    /// The `tableSchema` object of a channel answer.
-    pub(crate) fn to_json(&self) -> Value {
-        Value::Object(
-            self.columns
-                .iter()
-                .map(|c| (c.name.clone(), c.ty.schema_entry(c.nullable)))
-                .collect(),
-        )
-    }
-}
 
 /// Names a table: database, schema and table, each resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,7 +29,7 @@ pub(crate) struct TableRef {
 
 impl TableRef {
     fn display(&self) -> String {
-        sql::display_name(&[
+        ddl::display_name(&[
             self.database.clone(),
             self.schema.clone(),
             self.table.clone(),
@@ -387,7 +357,7 @@ impl Catalog {
         sql_text: &str,
         ctx: &SqlContext,
     ) -> Result<StatementResult, SqlError> {
-        let stmt = sql::parse(sql_text).map_err(SqlError::from_parse)?;
+        let stmt = ddl::parse(sql_text).map_err(SqlError::from_parse)?;
         match stmt {
             Statement::CreateSchema {
                 name,
@@ -524,7 +494,7 @@ impl Catalog {
         db.schemas.get_mut(&r.schema).ok_or_else(|| {
             SqlError::does_not_exist(
                 ObjectKind::Schema,
-                &sql::display_name(&[r.database.clone(), r.schema.clone()]),
+                &ddl::display_name(&[r.database.clone(), r.schema.clone()]),
             )
         })
     }

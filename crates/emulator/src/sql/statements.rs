@@ -10,11 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    catalog::{ResultSet, SqlContext, SqlError, StatementResult},
-    http::{Resp, json_response},
-    ident, jwt,
-    service::Outcome,
+    auth::jwt,
+    http::{Outcome, Resp, json_response},
     state::Core,
+    store::{ResultSet, SqlContext, SqlError, StatementResult, ident},
 };
 
 #[derive(Deserialize)]

@@ -16,7 +16,7 @@ use base64::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::keys::{self, KeyError};
+use super::keys::{self, KeyError};
 
 /// Snowflake refuses tokens that live longer than this (`exp - iat`), in seconds.
 const MAX_LIFETIME_SECS: i64 = 3600;
