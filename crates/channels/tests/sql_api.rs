@@ -234,3 +234,22 @@ async fn a_key_that_cannot_be_read_is_an_auth_failure_before_any_call() {
     assert!(!error.to_string().contains("garbage"), "{error}");
     assert!(seen.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_service_that_is_not_there_is_named_with_its_address_and_the_cause() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let error = warehouse(&url, false)
+        .create_schema("RUDDER")
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&url) && message.contains("connection refused"),
+        "{message}"
+    );
+}

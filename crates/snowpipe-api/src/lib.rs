@@ -12,6 +12,8 @@
 //! - [`Instrumented`], a decorator adding a tracing span and metrics to every call of any backend.
 //! - [`Row`]: a JSON object's text as shared bytes, sent as it is; [`Column`] and [`WarehouseType`] for
 //!   tables' columns.
+//! - [`https`]: the HTTP client every client shares (TLS, proxies from the environment, connection
+//!   failures named by cause).
 //! - [`retry`]: the one retry policy ([`RetryConfig`]) that every client's own classifier plugs into.
 //! - With the `test-util` feature, [`memory::InMemory`], a deterministic backend in memory, and the
 //!   [`conformance`] suite every backend passes; with `mock`, `MockBackend` (mockall).
@@ -61,6 +63,7 @@ mod columns;
 pub mod conformance;
 mod error;
 mod excerpt;
+pub mod https;
 mod instrumented;
 #[cfg(feature = "test-util")]
 pub mod memory;

@@ -13,14 +13,10 @@ use backon::Retryable;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
 use serde::Deserialize;
 use snowpipe_api::{
     Column, RetryConfig, Secret,
+    https::{self, ClientOptions, HttpsClient},
     retry::{Sleep, TokioSleep},
 };
 use snowpipe_auth::{SigningKey, Token, TokenCache, key_pair_jwt};
@@ -124,7 +120,7 @@ impl SqlApiConfig {
 pub struct SqlApiWarehouse {
     config: SqlApiConfig,
     base: String,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpsClient,
     key: Mutex<Option<Arc<SigningKey>>>,
     tokens: TokenCache,
 }
@@ -200,19 +196,11 @@ impl SqlApiWarehouse {
     /// A client for the destination; nothing is checked or sent until the first statement.
     pub fn new(config: SqlApiConfig) -> Result<Self, WarehouseError> {
         warm_up_randomness();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.timeout.min(Duration::from_secs(10))));
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(|e| WarehouseError::Transport(format!("cannot set up TLS: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(2)
-            .build(https);
+        let options = ClientOptions::default()
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .idle(2, Duration::from_secs(90));
+        let client =
+            https::client(&options).map_err(|e| WarehouseError::Transport(e.to_string()))?;
         let base = config.base_url();
         Ok(Self {
             config,
@@ -287,24 +275,28 @@ impl SqlApiWarehouse {
             header::USER_AGENT,
             HeaderValue::from_static(concat!("snowpipe-channels/", env!("CARGO_PKG_VERSION"))),
         );
+        let origin = https::origin(request.uri());
+        let failed = |e: &(dyn std::error::Error + 'static)| {
+            WarehouseError::Transport(format!(
+                "SQL API at {origin}: {}: {e}; check the account and the SQL API URL",
+                https::describe(e)
+            ))
+        };
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| WarehouseError::Transport(e.to_string()))?;
+            let response = self.client.request(request).await.map_err(|e| failed(&e))?;
             let status = response.status();
             let body = Limited::new(response.into_body(), 1 << 20)
                 .collect()
                 .await
-                .map_err(|e| WarehouseError::Transport(e.to_string()))?
+                .map_err(|e| failed(e.as_ref()))?
                 .to_bytes();
             Ok((status, body))
         };
         match tokio::time::timeout(self.config.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(WarehouseError::Transport(format!(
-                "no answer within {:?}",
+                "SQL API at {}: no answer within {:?}",
+                https::origin(&url.parse().unwrap_or_default()),
                 self.config.timeout
             ))),
         }

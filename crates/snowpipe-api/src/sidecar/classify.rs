@@ -49,6 +49,7 @@ mod tests {
     fn transport(call: Endpoint, delivery: Delivery) -> HttpError {
         HttpError::Transport {
             call,
+            origin: "http://127.0.0.1:1".into(),
             delivery,
             source: "boom".into(),
         }

@@ -109,10 +109,15 @@ pub enum HttpError {
 
     /// The connection failed or broke. Retried when the request did not reach the service, or when the call
     /// is idempotent; an insert that may have been applied is returned to the caller to resolve.
-    #[error("{call}: transport error ({delivery}): {source}")]
+    #[error(
+        "{call} to {origin}: {failure} ({delivery}): {source}",
+        failure = crate::https::describe(.source.as_ref())
+    )]
     Transport {
         /// The call that failed.
         call: Endpoint,
+        /// The service's scheme, host and port (check the service URL when the failure is refused or DNS).
+        origin: String,
         /// Whether the request may have reached the service.
         delivery: Delivery,
         /// The underlying error.

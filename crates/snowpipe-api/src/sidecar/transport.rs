@@ -6,16 +6,14 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
 use tokio::sync::Semaphore;
 
 use super::config::{ConfigError, HttpConfig};
 use super::error::{Delivery, Endpoint as Call, HttpError as Error};
-use crate::Excerpt;
+use crate::{
+    Excerpt,
+    https::{self, ClientOptions, HttpsClient},
+};
 
 /// Answers above this size are refused rather than buffered: no answer of the protocol comes near it.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -67,36 +65,23 @@ pub(crate) struct Answer {
 /// The pooled connections to the service.
 #[derive(Debug, Clone)]
 pub(crate) struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpsClient,
     permits: Arc<Semaphore>,
     timeout: Duration,
 }
 
 impl Transport {
     pub(crate) fn new(config: &HttpConfig) -> Result<Self, ConfigError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.connect_timeout.min(config.timeout)));
-        http.set_nodelay(true);
-        if config.keep_alive {
-            http.set_keepalive(Some(Duration::from_secs(60)));
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(|e| ConfigError::Tls(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         let idle = if config.keep_alive {
             config.max_idle_connections
         } else {
             0
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(idle)
-            .pool_idle_timeout(config.idle_timeout)
-            .build(https);
+        let options = ClientOptions::default()
+            .connect_timeout(config.connect_timeout.min(config.timeout))
+            .tcp_keepalive(config.keep_alive.then_some(Duration::from_secs(60)))
+            .idle(idle, config.idle_timeout);
+        let client = https::client(&options).map_err(|e| ConfigError::Tls(e.to_string()))?;
         Ok(Self {
             client,
             permits: Arc::new(Semaphore::new(config.max_connections)),
@@ -110,11 +95,13 @@ impl Transport {
     /// Takes itself and the request by value: the retry loop needs a future that borrows nothing.
     pub(crate) async fn send(self, outgoing: Outgoing) -> Result<Answer, Error> {
         let call = outgoing.call;
+        let origin = || https::origin(&outgoing.uri);
         let _permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|e| Error::Transport {
                 call,
+                origin: origin(),
                 delivery: Delivery::NotSent,
                 source: Box::new(e),
             })?;
@@ -129,6 +116,7 @@ impl Transport {
                 };
                 Error::Transport {
                     call,
+                    origin: origin(),
                     delivery,
                     source: Box::new(e),
                 }
@@ -139,6 +127,7 @@ impl Transport {
                 .await
                 .map_err(|source| Error::Transport {
                     call,
+                    origin: origin(),
                     delivery: Delivery::MaybeSent,
                     source,
                 })?

@@ -585,6 +585,12 @@ async fn a_refused_connection_is_surely_not_sent() {
         "{error}"
     );
     assert!(!error.is_outcome_unknown());
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("http://127.0.0.1:{port}"))
+            && message.contains("connection refused"),
+        "names the service and the cause: {message}"
+    );
     assert_eq!(
         sleeps.waits().len(),
         2,
