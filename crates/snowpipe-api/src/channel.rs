@@ -50,6 +50,45 @@ pub struct ChannelRef {
     pub instance: String,
 }
 
+impl ChannelRef {
+    /// The channel's name on a service that names channels (Snowflake's REST API): destination and instance
+    /// upper-cased, every character but letters, digits and `_` made `_`, then a hash of the exact destination
+    /// and instance. `DEST_1_3F09A2C47D1B`.
+    ///
+    /// The readable part makes the channel easy to find in Snowflake; the hash keeps apart destinations whose
+    /// ids differ only in case or punctuation (`dest-1` and `DEST_1`), which would otherwise share a channel
+    /// and supersede each other. The name is a plain identifier, so it reads the same in a URL path (where
+    /// case does not matter) and in a bulk-status answer (where it does). The hash is FNV-1a, stable across
+    /// releases and platforms: a name, once used, must name the same channel in every later process.
+    pub fn name(&self) -> String {
+        const READABLE_MAX: usize = 96;
+        let readable: String = format!("{}_{}", self.destination, self.instance)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(READABLE_MAX)
+            .collect();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let exact = [self.destination.as_bytes(), b"\0", self.instance.as_bytes()];
+        for byte in exact.into_iter().flatten() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        // 48 bits: collisions need millions of destinations sharing one readable name.
+        let prefix = if readable.starts_with(|c: char| c.is_ascii_digit()) {
+            "_"
+        } else {
+            ""
+        };
+        format!("{prefix}{readable}_{:012X}", hash >> 16)
+    }
+}
+
 impl fmt::Display for ChannelRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -234,4 +273,35 @@ pub struct DropOptions {
     /// Return only once the rows appended so far are committed (the sidecar's `sync`); otherwise drop at
     /// once, and whether those rows still commit is the backend's matter.
     pub wait_for_commit: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(destination: &str, instance: &str) -> ChannelRef {
+        ChannelRef {
+            table: TableRef::default(),
+            destination: destination.into(),
+            instance: instance.into(),
+        }
+    }
+
+    #[test]
+    fn names_are_plain_identifiers_that_keep_exact_ids_apart() {
+        let name = channel("dest-1", "0").name();
+        assert!(name.starts_with("DEST_1_0_"), "{name}");
+        assert_eq!(name.len(), "DEST_1_0_".len() + 12);
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        );
+        // Same readable part, different exact ids: different names.
+        assert_ne!(name, channel("DEST_1", "0").name());
+        assert_ne!(name, channel("dest", "1-0").name());
+        // Stable: the same id names the same channel in every process and release.
+        assert_eq!(name, "DEST_1_0_2B153758A300");
+        assert_eq!(channel("2xyz", "1").name().chars().next(), Some('_'));
+        assert!(channel(&"x".repeat(500), "1").name().len() < 120);
+    }
 }
