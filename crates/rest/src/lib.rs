@@ -76,3 +76,8 @@ pub use config::{ConfigError, Credentials, RestConfig};
 pub use error::RestError;
 pub use names::{channel_name, pipe_name};
 pub use wire::Status;
+
+/// The README's example compiles as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
