@@ -26,7 +26,9 @@ pub use import::{
     DecodeError, EntrySegment, FailedJobParameters, ImportEntry, ImportId, ImportParameters,
     JobIdRange, JobRuns, SCHEME,
 };
-pub use manager::{BackendConfig, ConnectError, Connection, Destination, Manager};
+/// The REST client's compression choice, for [`RestOptions`].
+pub use snowpipe_rest::Compression;
+pub use manager::{BackendConfig, ConnectError, Connection, Destination, Manager, RestOptions};
 pub use output::{PollOutput, StatsMetadata, UploadOutput, UploadStatsOutput};
 pub use settings::Settings;
 pub use stats::upload_stats;

@@ -13,6 +13,7 @@ use snowpipe_channels::{
     AuthBackoff, BackoffConfig, ChannelManager, ChannelSettings, Channels, Clock,
     DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock, state::StateStore,
 };
+use snowpipe_rest::{Credentials, RestClient, RestConfig};
 
 use crate::{Settings, poll::PollState, telemetry::Labels};
 
@@ -37,11 +38,15 @@ pub struct Destination {
 pub enum BackendConfig {
     /// The sidecar service over HTTP (its URL, timeouts, retries, compression).
     Sidecar(HttpConfig),
+    /// Snowflake's Snowpipe Streaming REST API, reached directly with the destination's account, user, role
+    /// and key.
+    Rest(RestOptions),
 }
 
 impl Default for BackendConfig {
+    /// The REST API: nothing to run beside the manager.
     fn default() -> Self {
-        Self::Sidecar(HttpConfig::default())
+        Self::Rest(RestOptions::default())
     }
 }
 
@@ -51,6 +56,50 @@ impl BackendConfig {
     fn transport(&self) -> (std::time::Duration, &RetryConfig, Arc<dyn Sleep>) {
         match self {
             Self::Sidecar(config) => (config.timeout, &config.retry, Arc::clone(&config.sleep)),
+            Self::Rest(options) => (options.timeout, &options.retry, Arc::clone(&options.sleep)),
+        }
+    }
+
+    /// `rest` or `sidecar`: what import ids record, so a poll never asks the other backend.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sidecar(_) => "sidecar",
+            Self::Rest(_) => "rest",
+        }
+    }
+}
+
+/// How the REST backend talks to Snowflake, beyond the destination's account and credentials.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RestOptions {
+    /// The ingest host's base URL; discovered from the account host when `None`.
+    pub ingest_url: Option<String>,
+    /// How append bodies are compressed (zstd by default).
+    pub compression: snowpipe_rest::Compression,
+    /// Longest time one HTTP attempt may take.
+    pub timeout: std::time::Duration,
+    /// Longest time to open a connection.
+    pub connect_timeout: std::time::Duration,
+    /// When and how often to retry.
+    pub retry: RetryConfig,
+    /// How long an open waits for an earlier writer's uncommitted rows to commit.
+    pub uncommitted_wait: std::time::Duration,
+    /// How the clients wait between attempts.
+    pub sleep: Arc<dyn Sleep>,
+}
+
+impl Default for RestOptions {
+    fn default() -> Self {
+        let defaults = RestConfig::new("", "", Credentials::key_pair("", ""));
+        Self {
+            ingest_url: None,
+            compression: defaults.compression,
+            timeout: defaults.timeout,
+            connect_timeout: defaults.connect_timeout,
+            retry: defaults.retry,
+            uncommitted_wait: defaults.uncommitted_wait,
+            sleep: defaults.sleep,
         }
     }
 }
@@ -60,7 +109,8 @@ impl BackendConfig {
 pub struct Connection {
     /// The backend the channels live on.
     pub backend: BackendConfig,
-    /// Snowflake's SQL API base URL; `https://<account>.snowflakecomputing.com` when `None`.
+    /// The account host's base URL, for the SQL API and (on REST) hostname discovery and the token
+    /// exchange; `https://<account>.snowflakecomputing.com` when `None`.
     pub sql_api_url: Option<String>,
     /// The auth backoff.
     pub backoff: BackoffConfig,
@@ -76,6 +126,9 @@ pub enum ConnectError {
     /// The backend client's settings are invalid.
     #[error(transparent)]
     Service(#[from] snowpipe_api::sidecar::ConfigError),
+    /// The REST client's settings are invalid.
+    #[error(transparent)]
+    Rest(#[from] snowpipe_rest::ConfigError),
     /// The SQL API client could not be set up.
     #[error(transparent)]
     Warehouse(#[from] snowpipe_channels::WarehouseError),
@@ -181,6 +234,29 @@ impl Manager {
                 };
                 let sidecar = Sidecar::new(HttpClient::new(http)?, account);
                 let backend = Instrumented::new(sidecar).with_labels(labels);
+                let channels = ChannelManager::new(backend, warehouse, channel_settings, backoff)
+                    .with_time(Arc::clone(&clock), sleep);
+                Arc::new(match state {
+                    Some(state) => channels.with_state(state),
+                    None => channels,
+                })
+            }
+            BackendConfig::Rest(options) => {
+                let credentials = Credentials::KeyPair {
+                    private_key: config.private_key,
+                    passphrase: config.private_key_passphrase,
+                };
+                let mut rest = RestConfig::new(config.account, config.user, credentials);
+                rest.role = Some(config.role).filter(|r| !r.trim().is_empty());
+                rest.account_url = connection.sql_api_url.clone();
+                rest.ingest_url = options.ingest_url;
+                rest.compression = options.compression;
+                rest.timeout = options.timeout;
+                rest.connect_timeout = options.connect_timeout;
+                rest.retry = options.retry;
+                rest.uncommitted_wait = options.uncommitted_wait;
+                rest.sleep = options.sleep;
+                let backend = Instrumented::new(RestClient::new(rest)?).with_labels(labels);
                 let channels = ChannelManager::new(backend, warehouse, channel_settings, backoff)
                     .with_time(Arc::clone(&clock), sleep);
                 Arc::new(match state {
