@@ -36,6 +36,7 @@ mod faults;
 mod http;
 #[cfg(test)]
 mod input_props;
+mod rest;
 mod server;
 mod sidecar;
 mod sql;
@@ -46,12 +47,17 @@ pub use admin::ADMIN_PREFIX;
 pub use auth::{KeyError, fingerprint, jwt, public_key_der, public_key_der_of_private};
 pub use config::{
     ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_CALL_LOG_CAPACITY, DEFAULT_COMMIT_LAG,
-    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, Database, EmulatorConfig, User,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, DEFAULT_SCOPED_TOKEN_LIFETIME, Database,
+    EmulatorConfig, User,
     parse_duration,
 };
-pub use faults::{CallRecord, DropMode, Endpoint, Failure};
+pub use faults::{BodyShape, CallRecord, DropMode, Endpoint, Failure};
 #[doc(no_inline)]
 pub use jwt::JwtError;
 pub use server::{Emulator, EmulatorBuilder, StartError};
-pub use state::{Control, SetupError};
-pub use store::{ChannelInfo, ColumnInfo, ColumnType, SqlError, TableInfo};
+pub use state::{Control, RestChannelName, SetupError};
+pub use rest::MAX_APPEND_BYTES;
+pub use store::{
+    ChannelInfo, ColumnInfo, ColumnType, PendingRequest, RestChannelInfo, RestRequest, SqlError,
+    TableInfo,
+};
