@@ -343,6 +343,7 @@ impl RestChannels {
                 // It arrives now, so it commits one lag after this open.
                 held.appended_at = now;
                 held.appended_ms = now_ms;
+                held.in_transit = false;
                 ch.pending.push_back(held);
             }
             return Ok(ch.head().text());

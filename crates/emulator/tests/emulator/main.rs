@@ -7,4 +7,7 @@ mod binary;
 mod common;
 mod faults;
 mod protocol;
+mod rest;
+mod rest_common;
+mod rest_faults;
 mod sql_api;
