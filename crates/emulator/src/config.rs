@@ -428,7 +428,10 @@ mod tests {
         let c = EmulatorConfig::from_file(&json_path).unwrap();
         assert_eq!(c.body_limit, 10);
         assert_eq!(c.users[0].public_keys, vec!["x".to_owned()]);
-        assert_eq!(c.users[0].programmatic_access_tokens, vec!["pat".to_owned()]);
+        assert_eq!(
+            c.users[0].programmatic_access_tokens,
+            vec!["pat".to_owned()]
+        );
         assert_eq!(c.scoped_token_lifetime, Duration::from_secs(600));
         assert!(c.token_as_json && !c.hostname_as_json);
         std::fs::write(&json_path, r#"{"unknown": 1}"#).unwrap();

@@ -47,16 +47,15 @@ pub use admin::ADMIN_PREFIX;
 pub use auth::{KeyError, fingerprint, jwt, public_key_der, public_key_der_of_private};
 pub use config::{
     ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_CALL_LOG_CAPACITY, DEFAULT_COMMIT_LAG,
-    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, DEFAULT_SCOPED_TOKEN_LIFETIME, Database,
-    EmulatorConfig, User,
-    parse_duration,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, DEFAULT_SCOPED_TOKEN_LIFETIME,
+    Database, EmulatorConfig, User, parse_duration,
 };
 pub use faults::{BodyShape, CallRecord, DropMode, Endpoint, Failure};
 #[doc(no_inline)]
 pub use jwt::JwtError;
+pub use rest::MAX_APPEND_BYTES;
 pub use server::{Emulator, EmulatorBuilder, StartError};
 pub use state::{Control, RestChannelName, SetupError};
-pub use rest::MAX_APPEND_BYTES;
 pub use store::{
     ChannelInfo, ColumnInfo, ColumnType, PendingRequest, RestChannelInfo, RestRequest, SqlError,
     TableInfo,

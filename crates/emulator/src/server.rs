@@ -424,9 +424,11 @@ async fn dispatch_rest(
                 query.as_deref(),
                 &parts.headers,
                 &bytes::Bytes::new(),
-                None,
-                record.status,
-                None,
+                &rest::Answered {
+                    outcome: None,
+                    status: record.status,
+                    fault: None,
+                },
             );
             log_call(&record);
             core.record(record);
@@ -588,7 +590,7 @@ async fn process(core: &Core, call: Call, in_transit: bool) -> Result<Resp, Drop
                 // The handler took the call and a scripted fault loses its answer.
                 (Some(outcome), None, Some("held_in_transit"))
             } else {
-                let resp = std::mem::replace(&mut outcome.resp, http::Response::default());
+                let resp = std::mem::take(&mut outcome.resp);
                 (Some(outcome), Some(resp), None)
             }
         }
@@ -606,9 +608,11 @@ async fn process(core: &Core, call: Call, in_transit: bool) -> Result<Resp, Drop
             query.as_deref(),
             &headers,
             &body,
-            outcome.as_ref(),
-            record.status,
-            record.fault.as_deref(),
+            &rest::Answered {
+                outcome: outcome.as_ref(),
+                status: record.status,
+                fault: record.fault.as_deref(),
+            },
         );
     }
     log_call(&record);

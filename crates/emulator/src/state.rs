@@ -664,7 +664,11 @@ impl Control {
     }
 
     /// Applies `f` to a REST channel's state; false when the channel does not exist.
-    fn on_rest(&self, name: &RestChannelName, f: impl FnOnce(&mut RestChannels, &RestKey) -> bool) -> bool {
+    fn on_rest(
+        &self,
+        name: &RestChannelName,
+        f: impl FnOnce(&mut RestChannels, &RestKey) -> bool,
+    ) -> bool {
         let Some(key) = name.key() else {
             return false;
         };

@@ -425,6 +425,9 @@ fn rest_route(
 fn no_route(method: &Method, path: &[&str]) -> Reject {
     Reject::new(
         StatusCode::NOT_FOUND,
-        format!("no admin route {method} {ADMIN_PREFIX}rest/{}", path.join("/")),
+        format!(
+            "no admin route {method} {ADMIN_PREFIX}rest/{}",
+            path.join("/")
+        ),
     )
 }

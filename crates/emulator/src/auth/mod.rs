@@ -6,6 +6,6 @@ pub mod jwt;
 mod keys;
 mod scoped;
 
-pub(crate) use scoped::{Grant, ScopedTokens};
 pub(crate) use keys::ParsedKeys;
 pub use keys::{KeyError, fingerprint, public_key_der, public_key_der_of_private};
+pub(crate) use scoped::{Grant, ScopedTokens};

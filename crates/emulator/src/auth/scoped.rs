@@ -91,16 +91,18 @@ impl ScopedTokens {
             "exp": now.saturating_add(self.lifetime_secs),
             "jti": serial,
         });
-        let signed = format!(
-            "{header}.{}",
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let signed = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
         let tag = hmac::sign(&self.key, signed.as_bytes());
         format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
     /// Checks a token at `now` for the ingest host `host`.
-    pub(crate) fn verify(&self, token: &str, now: i64, host: &str) -> Result<Grant, ScopedTokenError> {
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        now: i64,
+        host: &str,
+    ) -> Result<Grant, ScopedTokenError> {
         let mut parts = token.rsplitn(2, '.');
         let (Some(sig), Some(signed)) = (parts.next(), parts.next()) else {
             return Err(ScopedTokenError::Malformed);
@@ -108,7 +110,8 @@ impl ScopedTokens {
         let sig = URL_SAFE_NO_PAD
             .decode(sig)
             .map_err(|_| ScopedTokenError::Malformed)?;
-        hmac::verify(&self.key, signed.as_bytes(), &sig).map_err(|_| ScopedTokenError::Signature)?;
+        hmac::verify(&self.key, signed.as_bytes(), &sig)
+            .map_err(|_| ScopedTokenError::Signature)?;
         let payload = signed
             .split('.')
             .nth(1)
@@ -168,15 +171,27 @@ mod tests {
     fn issued_tokens_verify_until_they_expire() {
         let tokens = ScopedTokens::new(60);
         let t = tokens.issue(&grant("127.0.0.1:1"), 1000);
-        assert_eq!(tokens.verify(&t, 1059, "127.0.0.1:1"), Ok(grant("127.0.0.1:1")));
-        assert_eq!(tokens.verify(&t, 1060, "127.0.0.1:1"), Err(ScopedTokenError::Expired));
+        assert_eq!(
+            tokens.verify(&t, 1059, "127.0.0.1:1"),
+            Ok(grant("127.0.0.1:1"))
+        );
+        assert_eq!(
+            tokens.verify(&t, 1060, "127.0.0.1:1"),
+            Err(ScopedTokenError::Expired)
+        );
         assert_eq!(
             tokens.verify(&t, 1000, "127.0.0.1:2"),
             Err(ScopedTokenError::Scope("127.0.0.1:1".to_owned()))
         );
         let other = ScopedTokens::new(60);
-        assert_eq!(other.verify(&t, 1000, "127.0.0.1:1"), Err(ScopedTokenError::Signature));
-        assert_eq!(tokens.verify("abc", 1000, "h"), Err(ScopedTokenError::Malformed));
+        assert_eq!(
+            other.verify(&t, 1000, "127.0.0.1:1"),
+            Err(ScopedTokenError::Signature)
+        );
+        assert_eq!(
+            tokens.verify("abc", 1000, "h"),
+            Err(ScopedTokenError::Malformed)
+        );
         let mut tampered = t.clone();
         tampered.insert(t.find('.').unwrap() + 2, 'x');
         assert!(tokens.verify(&tampered, 1000, "127.0.0.1:1").is_err());
@@ -188,7 +203,10 @@ mod tests {
         let old = tokens.issue(&grant("h"), 1000);
         tokens.expire_all();
         let new = tokens.issue(&grant("h"), 1000);
-        assert_eq!(tokens.verify(&old, 1000, "h"), Err(ScopedTokenError::Revoked));
+        assert_eq!(
+            tokens.verify(&old, 1000, "h"),
+            Err(ScopedTokenError::Revoked)
+        );
         assert!(tokens.verify(&new, 1000, "h").is_ok());
     }
 }

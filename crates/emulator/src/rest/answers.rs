@@ -33,7 +33,7 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Resp {
 }
 
 /// The code a refusal of the HTTP layer carries.
-fn code_of(status: StatusCode) -> &'static str {
+pub(crate) fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => TOO_LARGE,
         StatusCode::UNAUTHORIZED => UNAUTHORIZED,
@@ -90,8 +90,7 @@ pub(crate) fn shaped(status: StatusCode, code: &str, shape: BodyShape) -> Resp {
         BodyShape::Empty => empty_response(status),
         BodyShape::Html => {
             let page = format!(
-                "<html><head><title>{0}</title></head><body><h1>{0}</h1></body></html>",
-                status
+                "<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
             );
             let mut resp = Response::new(Full::new(Bytes::from(page)));
             *resp.status_mut() = status;

@@ -9,7 +9,7 @@ mod service;
 
 pub(crate) use answers::{failure_response, reject_response};
 pub(crate) use routes::{Route, route};
-pub(crate) use service::{append_limit, log_request, serve};
+pub(crate) use service::{Answered, append_limit, log_request, serve};
 
 /// The largest append body as received (after compression), in bytes; one byte more is 413.
 pub const MAX_APPEND_BYTES: usize = 4_194_304;

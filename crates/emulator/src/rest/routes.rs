@@ -86,26 +86,46 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<Route, Reject>
         allow: Some(allow),
     };
     let only = |m: Method, allow: &'static str, r: Route| {
-        if *method == m { Ok(r) } else { Err(wrong(allow)) }
+        if *method == m {
+            Ok(r)
+        } else {
+            Err(wrong(allow))
+        }
     };
     let routed = match parts.as_slice() {
         ["oauth", "token"] => only(Method::POST, "POST", Route::Token),
         ["v2", "streaming", rest @ ..] => match rest {
             ["hostname"] => only(Method::GET, "GET", Route::Hostname),
-            ["databases", db, "schemas", schema, "pipes", pipe, "channels", channel] => {
-                match channel_path(db, schema, pipe, channel) {
-                    None => Err(not_found()),
-                    Some(c) if *method == Method::PUT => Ok(Route::Open(c)),
-                    Some(c) if *method == Method::DELETE => Ok(Route::Drop(c)),
-                    Some(_) => Err(wrong("PUT, DELETE")),
-                }
-            }
-            ["data", "databases", db, "schemas", schema, "pipes", pipe, "channels", channel, "rows"] => {
-                match channel_path(db, schema, pipe, channel) {
-                    None => Err(not_found()),
-                    Some(c) => only(Method::POST, "POST", Route::Append(c)),
-                }
-            }
+            [
+                "databases",
+                db,
+                "schemas",
+                schema,
+                "pipes",
+                pipe,
+                "channels",
+                channel,
+            ] => match channel_path(db, schema, pipe, channel) {
+                None => Err(not_found()),
+                Some(c) if *method == Method::PUT => Ok(Route::Open(c)),
+                Some(c) if *method == Method::DELETE => Ok(Route::Drop(c)),
+                Some(_) => Err(wrong("PUT, DELETE")),
+            },
+            [
+                "data",
+                "databases",
+                db,
+                "schemas",
+                schema,
+                "pipes",
+                pipe,
+                "channels",
+                channel,
+                "rows",
+            ] => match channel_path(db, schema, pipe, channel) {
+                None => Err(not_found()),
+                Some(c) => only(Method::POST, "POST", Route::Append(c)),
+            },
             ["databases", db, "schemas", schema, "pipes", pipe] => {
                 let pipe = pipe
                     .strip_suffix(":bulk-channel-status")
@@ -142,6 +162,7 @@ fn channel_path(db: &str, schema: &str, pipe: &str, channel: &str) -> Option<Cha
 mod tests {
     use super::*;
 
+    #[allow(clippy::needless_pass_by_value)] // Tests read better passing `Method::GET` as is.
     fn r(m: Method, p: &str) -> Option<Result<Route, StatusCode>> {
         route(&m, p).map(|r| r.map_err(|reject| reject.status))
     }
@@ -160,18 +181,34 @@ mod tests {
     #[test]
     fn routes_resolve_segments_as_identifiers() {
         let base = "/v2/streaming/databases/demo_db/schemas/public/pipes";
-        assert_eq!(r(Method::GET, "/v2/streaming/hostname"), Some(Ok(Route::Hostname)));
+        assert_eq!(
+            r(Method::GET, "/v2/streaming/hostname"),
+            Some(Ok(Route::Hostname))
+        );
         assert_eq!(r(Method::POST, "/oauth/token"), Some(Ok(Route::Token)));
         assert_eq!(
-            r(Method::PUT, &format!("{base}/events-streaming/channels/ch_1")),
-            Some(Ok(Route::Open(chan("DEMO_DB", "PUBLIC", "EVENTS-STREAMING", "CH_1"))))
+            r(
+                Method::PUT,
+                &format!("{base}/events-streaming/channels/ch_1")
+            ),
+            Some(Ok(Route::Open(chan(
+                "DEMO_DB",
+                "PUBLIC",
+                "EVENTS-STREAMING",
+                "CH_1"
+            ))))
         );
         assert_eq!(
             r(
                 Method::DELETE,
                 &format!("{base}/%22Odd%20T-STREAMING%22/channels/%22mixed%22")
             ),
-            Some(Ok(Route::Drop(chan("DEMO_DB", "PUBLIC", "Odd T-STREAMING", "mixed"))))
+            Some(Ok(Route::Drop(chan(
+                "DEMO_DB",
+                "PUBLIC",
+                "Odd T-STREAMING",
+                "mixed"
+            ))))
         );
         assert_eq!(
             r(
@@ -181,7 +218,10 @@ mod tests {
             Some(Ok(Route::Append(chan("D", "S", "P", "C"))))
         );
         assert_eq!(
-            r(Method::POST, &format!("{base}/T-STREAMING:bulk-channel-status")),
+            r(
+                Method::POST,
+                &format!("{base}/T-STREAMING:bulk-channel-status")
+            ),
             Some(Ok(Route::BulkStatus(PipePath {
                 database: "DEMO_DB".to_owned(),
                 schema: "PUBLIC".to_owned(),
@@ -189,7 +229,10 @@ mod tests {
             })))
         );
         assert_eq!(r(Method::GET, "/channels"), None);
-        assert_eq!(r(Method::GET, "/v2/streaming/nope"), Some(Err(StatusCode::NOT_FOUND)));
+        assert_eq!(
+            r(Method::GET, "/v2/streaming/nope"),
+            Some(Err(StatusCode::NOT_FOUND))
+        );
         assert_eq!(
             r(Method::POST, &format!("{base}/T-STREAMING/channels/C")),
             Some(Err(StatusCode::METHOD_NOT_ALLOWED))

@@ -23,8 +23,8 @@ use crate::{
     http::{Outcome, decode_rest_body, empty_response, json_response, query_pairs, text_response},
     state::{Core, State, unix_millis, unix_seconds},
     store::{
-        Appended, ChannelError, ChannelStatus, LookupError, PIPE_SUFFIX, Pending, RestKey, RestRequest,
-        TableRef, TokenCheck, check_object, ident, split_lines,
+        Appended, ChannelError, ChannelStatus, LookupError, PIPE_SUFFIX, Pending, RestKey,
+        RestRequest, TableRef, TokenCheck, check_object, ident, split_lines,
     },
 };
 
@@ -76,6 +76,28 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Outcome {
     o
 }
 
+/// Why a step of a call refuses it: small to pass around, made an answer by [`Refusal::outcome`].
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        refuse(self.status, self.code, &self.message)
+    }
+}
+
 fn accepts_json(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -124,7 +146,11 @@ fn verify_jwt(core: &Core, token: &str) -> Result<jwt::Subject, jwt::JwtError> {
 /// `GET /v2/streaming/hostname`: this emulator's own base URL, bare (or as JSON behind a knob).
 fn hostname(core: &Core, headers: &HeaderMap) -> Outcome {
     let Some(token) = bearer(headers) else {
-        return refuse(StatusCode::UNAUTHORIZED, UNAUTHORIZED, "a key-pair JWT is required");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            "a key-pair JWT is required",
+        );
     };
     if token_type(headers) != "KEYPAIR_JWT" {
         return refuse(
@@ -148,7 +174,11 @@ fn hostname(core: &Core, headers: &HeaderMap) -> Outcome {
 /// `POST /oauth/token`: a key-pair JWT (header or `assertion`) exchanged for a scoped token.
 fn token(core: &Core, headers: &HeaderMap, body: &Bytes) -> Outcome {
     let Ok(form) = std::str::from_utf8(body) else {
-        return refuse(StatusCode::BAD_REQUEST, BAD_REQUEST, "the form is not UTF-8");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST,
+            "the form is not UTF-8",
+        );
     };
     let form = query_pairs(Some(form));
     let field = |name: &str| {
@@ -279,7 +309,7 @@ fn principal(core: &Core, headers: &HeaderMap) -> Result<Principal, String> {
 }
 
 /// The table of a default pipe, if the role may see it; otherwise the 404 the page names.
-fn resolve_pipe(state: &State, pipe: &PipePath, role: &str) -> Result<TableRef, Outcome> {
+fn resolve_pipe(state: &State, pipe: &PipePath, role: &str) -> Result<TableRef, Refusal> {
     let table = TableRef {
         database: pipe.database.clone(),
         schema: pipe.schema.clone(),
@@ -289,11 +319,11 @@ fn resolve_pipe(state: &State, pipe: &PipePath, role: &str) -> Result<TableRef, 
             .unwrap_or_default()
             .to_owned(),
     };
-    let missing = |code: &str, what: &str| {
-        refuse(
+    let missing = |code: &'static str, what: &str| {
+        Refusal::new(
             StatusCode::NOT_FOUND,
             code,
-            &format!("{what} does not exist or not authorized."),
+            format!("{what} does not exist or not authorized."),
         )
     };
     match state.catalog.lookup(&table, role) {
@@ -327,30 +357,34 @@ fn key_of(c: &ChannelPath) -> Option<RestKey> {
 }
 
 /// A JSON object body; empty means `{}`.
-fn object_body(body: &Bytes) -> Result<Map<String, Value>, Outcome> {
+fn object_body(body: &Bytes) -> Result<Map<String, Value>, Refusal> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(refuse(StatusCode::BAD_REQUEST, BAD_REQUEST, "the body must be a JSON object")),
-        Err(e) => Err(refuse(
+        Ok(_) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             BAD_REQUEST,
-            &format!("invalid JSON body: {e}"),
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST,
+            format!("invalid JSON body: {e}"),
         )),
     }
 }
 
 /// An optional boolean field; anything but a boolean or null is a 400.
-fn flag(body: &Map<String, Value>, name: &str) -> Result<bool, Outcome> {
+fn flag(body: &Map<String, Value>, name: &str) -> Result<bool, Refusal> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(refuse(
+        Some(_) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             BAD_REQUEST,
-            &format!("`{name}` must be a boolean"),
+            format!("`{name}` must be a boolean"),
         )),
     }
 }
@@ -359,26 +393,34 @@ fn flag(body: &Map<String, Value>, name: &str) -> Result<bool, Outcome> {
 fn open(core: &Core, who: &Principal, c: &ChannelPath, body: &Bytes) -> Outcome {
     let body = match object_body(body) {
         Ok(b) => b,
-        Err(o) => return o,
+        Err(r) => return r.outcome(),
     };
     let fail = match flag(&body, "fail_on_uncommitted_rows") {
         Ok(f) => f,
-        Err(o) => return o,
+        Err(r) => return r.outcome(),
     };
     let offset_token = match body.get("offset_token") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            return refuse(StatusCode::BAD_REQUEST, BAD_REQUEST, "`offset_token` must be a string");
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                BAD_REQUEST,
+                "`offset_token` must be a string",
+            );
         }
     };
     let opened = {
         let mut state = core.lock();
-        if let Err(o) = resolve_pipe(&state, &c.pipe, &who.role) {
-            return o;
+        if let Err(r) = resolve_pipe(&state, &c.pipe, &who.role) {
+            return r.outcome();
         }
         let Some(key) = key_of(c) else {
-            return refuse(StatusCode::NOT_FOUND, "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED", "no such pipe");
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED",
+                "no such pipe",
+            );
         };
         state
             .rest
@@ -395,7 +437,11 @@ fn open(core: &Core, who: &Principal, c: &ChannelPath, body: &Bytes) -> Outcome 
             o.token = Some(head);
             o
         }
-        Ok((None, ..)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, answers::RETRY, "the channel vanished"),
+        Ok((None, ..)) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            answers::RETRY,
+            "the channel vanished",
+        ),
         Err(_) => refuse(
             StatusCode::CONFLICT,
             UNCOMMITTED,
@@ -412,7 +458,11 @@ fn token_refusal(check: &TokenCheck) -> Outcome {
             STALE,
             "the channel was reopened (or invalidated) since this continuation token was issued; reopen it",
         ),
-        TokenCheck::NotFound => refuse(StatusCode::NOT_FOUND, NO_CHANNEL, "the channel does not exist"),
+        TokenCheck::NotFound => refuse(
+            StatusCode::NOT_FOUND,
+            NO_CHANNEL,
+            "the channel does not exist",
+        ),
         TokenCheck::Replay(head) => {
             let mut o = Outcome::new(json_response(
                 StatusCode::OK,
@@ -447,7 +497,11 @@ fn append(
             .map(|(_, v)| v.clone())
     };
     let Some(token) = param("continuationToken") else {
-        return refuse(StatusCode::BAD_REQUEST, BAD_REQUEST, "`continuationToken` is required");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST,
+            "`continuationToken` is required",
+        );
     };
     let single = param("offsetToken");
     let start = param("startOffsetToken").or_else(|| single.clone());
@@ -455,15 +509,19 @@ fn append(
     let Some(key) = key_of(c) else {
         let state = core.lock();
         return match resolve_pipe(&state, &c.pipe, &who.role) {
-            Err(o) => o,
-            Ok(_) => refuse(StatusCode::NOT_FOUND, "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED", "no such pipe"),
+            Err(r) => r.outcome(),
+            Ok(_) => refuse(
+                StatusCode::NOT_FOUND,
+                "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED",
+                "no such pipe",
+            ),
         };
     };
     // The cheap checks first, so a stale or replayed append costs no decoding.
     {
         let state = core.lock();
-        if let Err(o) = resolve_pipe(&state, &c.pipe, &who.role) {
-            return o;
+        if let Err(r) = resolve_pipe(&state, &c.pipe, &who.role) {
+            return r.outcome();
         }
         match state.rest.check_token(&key, &token) {
             TokenCheck::Head => {}
@@ -475,7 +533,7 @@ fn append(
         Ok(b) => b,
         Err(reject) => {
             let mut o = Outcome::new(answers::reject_response(&reject));
-            o.code = Some(code_of_status(reject.status).to_owned());
+            o.code = Some(answers::code_of(reject.status).to_owned());
             return o;
         }
     };
@@ -537,28 +595,20 @@ fn append(
     o.rows(Some(row_count))
 }
 
-fn code_of_status(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::PAYLOAD_TOO_LARGE => answers::TOO_LARGE,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "ERR_UNSUPPORTED_CONTENT_ENCODING",
-        _ => BAD_REQUEST,
-    }
-}
-
 /// `DELETE .../channels/{channel}`.
 fn drop_channel(core: &Core, who: &Principal, c: &ChannelPath, body: &Bytes) -> Outcome {
     let body = match object_body(body) {
         Ok(b) => b,
-        Err(o) => return o,
+        Err(r) => return r.outcome(),
     };
     let fail = match flag(&body, "fail_on_uncommitted_rows") {
         Ok(f) => f,
-        Err(o) => return o,
+        Err(r) => return r.outcome(),
     };
     let dropped = {
         let mut state = core.lock();
-        if let Err(o) = resolve_pipe(&state, &c.pipe, &who.role) {
-            return o;
+        if let Err(r) = resolve_pipe(&state, &c.pipe, &who.role) {
+            return r.outcome();
         }
         match key_of(c) {
             Some(key) => state.rest.drop_channel(&key, fail),
@@ -568,9 +618,11 @@ fn drop_channel(core: &Core, who: &Principal, c: &ChannelPath, body: &Bytes) -> 
     core.notify();
     match dropped {
         Ok(()) => Outcome::new(empty_response(StatusCode::NO_CONTENT)),
-        Err(ChannelError::NotFound) => {
-            refuse(StatusCode::NOT_FOUND, NO_CHANNEL, "the channel does not exist")
-        }
+        Err(ChannelError::NotFound) => refuse(
+            StatusCode::NOT_FOUND,
+            NO_CHANNEL,
+            "the channel does not exist",
+        ),
         Err(ChannelError::Uncommitted) => refuse(
             StatusCode::CONFLICT,
             UNCOMMITTED,
@@ -598,8 +650,8 @@ fn bulk_status(core: &Core, who: &Principal, pipe: &PipePath, body: &Bytes) -> O
         }
     };
     let state = core.lock();
-    if let Err(o) = resolve_pipe(&state, pipe, &who.role) {
-        return o;
+    if let Err(r) = resolve_pipe(&state, pipe, &who.role) {
+        return r.outcome();
     }
     let mut statuses = Map::new();
     for name in req.channel_names {
@@ -637,18 +689,32 @@ fn status_json(key: &RestKey, st: &ChannelStatus) -> Value {
     })
 }
 
+/// How a call was answered, for its channel's request log.
+#[derive(Clone, Copy)]
+pub(crate) struct Answered<'a> {
+    /// What the handler answered; `None` when a fault answered in its place.
+    pub(crate) outcome: Option<&'a Outcome>,
+    /// The status sent; `None` when the connection was closed instead.
+    pub(crate) status: Option<u16>,
+    /// The fault applied, as the call log names it.
+    pub(crate) fault: Option<&'a str>,
+}
+
 /// Records a call on its channel's request log, faulted or not: its tokens, size, encoding and
-/// answer. `outcome` is `None` when a fault answered in its place.
+/// answer.
 pub(crate) fn log_request(
     core: &Core,
     route: &Route,
     query: Option<&str>,
     headers: &HeaderMap,
     body: &Bytes,
-    outcome: Option<&Outcome>,
-    status: Option<u16>,
-    fault: Option<&str>,
+    answered: &Answered<'_>,
 ) {
+    let Answered {
+        outcome,
+        status,
+        fault,
+    } = *answered;
     let Some(key) = route.channel().and_then(key_of) else {
         return;
     };
@@ -671,7 +737,9 @@ pub(crate) fn log_request(
         seq: 0,
         call,
         continuation_token: param("continuationToken").filter(|_| append),
-        start_offset_token: param("startOffsetToken").or_else(|| single.clone()).filter(|_| append),
+        start_offset_token: param("startOffsetToken")
+            .or_else(|| single.clone())
+            .filter(|_| append),
         end_offset_token: param("endOffsetToken").or(single).filter(|_| append),
         offset_token: matches!(route, Route::Open(_))
             .then(|| serde_json::from_slice::<Value>(body).ok())

@@ -62,7 +62,9 @@ impl Catalog {
                 // Appends checked every line was an object; a line that still does not read is
                 // rejected alone rather than failing the commit.
                 Err(e) => {
-                    landed.reject(format!("rowIndex:{index}, the row is not a JSON object: {e}"));
+                    landed.reject(format!(
+                        "rowIndex:{index}, the row is not a JSON object: {e}"
+                    ));
                     continue;
                 }
             };
@@ -164,7 +166,11 @@ fn convert_row<'v>(
 
 /// The column a key names: the column of that exact name, else the first whose name matches
 /// ignoring case (`MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE`). Answers are remembered per request.
-fn resolve(known: &mut Vec<(Box<str>, Option<usize>)>, schema: &TableSchema, key: &str) -> Option<usize> {
+fn resolve(
+    known: &mut Vec<(Box<str>, Option<usize>)>,
+    schema: &TableSchema,
+    key: &str,
+) -> Option<usize> {
     if let Some((_, column)) = known.iter().find(|(k, _)| **k == *key) {
         return *column;
     }
@@ -320,9 +326,8 @@ mod tests {
 
     #[test]
     fn rows_land_alone_and_bad_rows_are_rejected_alone() {
-        let (mut c, t) = catalog(
-            "CREATE TABLE DB.PUBLIC.T (ID VARCHAR(3) NOT NULL, N INT, \"Mixed\" BOOLEAN)",
-        );
+        let (mut c, t) =
+            catalog("CREATE TABLE DB.PUBLIC.T (ID VARCHAR(3) NOT NULL, N INT, \"Mixed\" BOOLEAN)");
         let body = concat!(
             "{\"id\": \"a\", \"n\": \"5\", \"MIXED\": true, \"extra\": 1}\n",
             "{\"ID\": \"toolong\"}\r\n",
@@ -334,13 +339,23 @@ mod tests {
         let landed = land(&mut c, &t, body, &[]);
         assert_eq!((landed.inserted, landed.rejected), (2, 4));
         let msg = landed.last_error.unwrap();
-        assert!(msg.contains("column N of type NUMBER(38,0)") && msg.contains("rowIndex:4"), "{msg}");
+        assert!(
+            msg.contains("column N of type NUMBER(38,0)") && msg.contains("rowIndex:4"),
+            "{msg}"
+        );
         assert_eq!(
             c.rows(&t).unwrap(),
-            [json!({"ID": "a", "N": 5, "Mixed": true}), json!({"ID": "d"})]
+            [
+                json!({"ID": "a", "N": 5, "Mixed": true}),
+                json!({"ID": "d"})
+            ]
         );
         let info = c.table_info(&t).unwrap();
-        assert_eq!(info.columns.len(), 3, "no schema evolution without the option");
+        assert_eq!(
+            info.columns.len(),
+            3,
+            "no schema evolution without the option"
+        );
         let landed = land(&mut c, &t, "{\"ID\": \"e\"}\n{\"ID\": \"f\"}\n", &[0]);
         assert_eq!((landed.inserted, landed.rejected), (1, 1));
         assert!(landed.last_error.unwrap().contains("scripted fault"));
@@ -385,12 +400,19 @@ mod tests {
 
     #[test]
     fn lines_and_objects() {
-        assert_eq!(split_lines(b"a\r\nbc\n\nd"), [(0, 1), (3, 5), (6, 6), (7, 8)]);
+        assert_eq!(
+            split_lines(b"a\r\nbc\n\nd"),
+            [(0, 1), (3, 5), (6, 6), (7, 8)]
+        );
         assert_eq!(split_lines(b""), []);
         assert_eq!(split_lines(b"x\n"), [(0, 1)]);
         assert!(check_object(b"{\"a\": [1, {}]}").is_ok());
         for bad in [&b"[1]"[..], b"1", b"", b"{\"a\": 1} {}", b"{"] {
-            assert!(check_object(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                check_object(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -22,14 +22,14 @@ mod utc_stamp;
 pub(crate) use catalog::{Catalog, LookupError, ResultSet, SqlContext, StatementResult, TableRef};
 pub use catalog::{ColumnInfo, SqlError, TableInfo};
 pub use channels::ChannelInfo;
+pub(crate) use channels::{ChannelKey, Committed, InsertError, Store};
+pub(crate) use field::{Field, Key};
 pub(crate) use landing::{check_object, split_lines};
 pub(crate) use rest_channels::{
     Appended, ChannelError, ChannelStatus, Due, PIPE_SUFFIX, Pending, RestChannels, RestKey,
     TokenCheck,
 };
 pub use rest_channels::{PendingRequest, RestChannelInfo, RestRequest};
-pub(crate) use channels::{ChannelKey, Committed, InsertError, Store};
-pub(crate) use field::{Field, Key};
 pub(crate) use row::{Row, RowWriter};
 #[cfg(test)]
 pub(crate) use table_schema::Column;

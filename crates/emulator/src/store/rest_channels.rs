@@ -454,7 +454,10 @@ impl RestChannels {
             rows_inserted: counters.inserted,
             rows_parsed: counters.parsed,
             rows_error_count: counters.errors,
-            last_error_offset_upper_bound: ch.last_error.as_ref().and_then(|e| e.upper_bound.clone()),
+            last_error_offset_upper_bound: ch
+                .last_error
+                .as_ref()
+                .and_then(|e| e.upper_bound.clone()),
             last_error_message: ch.last_error.as_ref().map(|e| e.message.clone()),
             last_error_timestamp: ch.last_error.as_ref().map(|e| e.timestamp_ms),
             avg_latency_ms: if ch.latency_commits == 0 {
@@ -687,7 +690,10 @@ impl RestChannels {
             rows_inserted: ch.counters.inserted,
             rows_parsed: ch.counters.parsed,
             rows_error_count: ch.counters.errors,
-            last_error_offset_upper_bound: ch.last_error.as_ref().and_then(|e| e.upper_bound.clone()),
+            last_error_offset_upper_bound: ch
+                .last_error
+                .as_ref()
+                .and_then(|e| e.upper_bound.clone()),
             last_error_message: ch.last_error.as_ref().map(|e| e.message.clone()),
             last_error_timestamp: ch.last_error.as_ref().map(|e| e.timestamp_ms),
             stalled: ch.stalled || self.stall_all,
@@ -733,7 +739,10 @@ mod tests {
         assert_eq!(key("C").table.table, "T");
         assert!(RestKey::new("DB", "S", "T", "C").is_none());
         assert!(RestKey::new("DB", "S", "-STREAMING", "C").is_none());
-        assert_eq!(Continuation::parse("3_4"), Some(Continuation { client: 3, row: 4 }));
+        assert_eq!(
+            Continuation::parse("3_4"),
+            Some(Continuation { client: 3, row: 4 })
+        );
         assert_eq!(Continuation::parse("x"), None);
     }
 
@@ -746,17 +755,32 @@ mod tests {
         let Appended::Taken(t1) = s.append(&k, &t0, pending("a", 1, now)) else {
             panic!("taken")
         };
-        assert_eq!(s.append(&k, &t0, pending("a", 1, now)), Appended::Replay(t1.clone()));
+        assert_eq!(
+            s.append(&k, &t0, pending("a", 1, now)),
+            Appended::Replay(t1.clone())
+        );
         assert_eq!(s.check_token(&k, "9_9"), TokenCheck::Unknown);
         assert_eq!(s.check_token(&k, "junk"), TokenCheck::Unknown);
         // Reopening with rows waiting: refused with the flag, discarded without it.
-        assert_eq!(s.open(&k, None, true, now, 11), Err(ChannelError::Uncommitted));
-        assert_eq!(s.check_token(&k, &t1), TokenCheck::Head, "a refused open bumps nothing");
-        let t2 = s.open(&k, Some("fence".to_owned()), false, now, 12).unwrap();
+        assert_eq!(
+            s.open(&k, None, true, now, 11),
+            Err(ChannelError::Uncommitted)
+        );
+        assert_eq!(
+            s.check_token(&k, &t1),
+            TokenCheck::Head,
+            "a refused open bumps nothing"
+        );
+        let t2 = s
+            .open(&k, Some("fence".to_owned()), false, now, 12)
+            .unwrap();
         assert_eq!(s.check_token(&k, &t1), TokenCheck::Stale);
         assert!(s.take_all().is_empty(), "discarded");
         let st = s.status(&k).unwrap();
-        assert_eq!((st.committed.as_deref(), st.created_on_ms), (Some("fence"), 10));
+        assert_eq!(
+            (st.committed.as_deref(), st.created_on_ms),
+            (Some("fence"), 10)
+        );
         assert_eq!(s.check_token(&k, &t2), TokenCheck::Head);
     }
 
@@ -778,8 +802,16 @@ mod tests {
         s.set_counters_lag(true);
         commit_all(&mut s);
         let st = s.status(&k).unwrap();
-        assert_eq!(st.committed.as_deref(), Some("8"), "the last, never a maximum");
-        assert_eq!((st.rows_inserted, st.rows_parsed), (4, 4), "one commit behind");
+        assert_eq!(
+            st.committed.as_deref(),
+            Some("8"),
+            "the last, never a maximum"
+        );
+        assert_eq!(
+            (st.rows_inserted, st.rows_parsed),
+            (4, 4),
+            "one commit behind"
+        );
         s.set_counters_lag(false);
         assert_eq!(s.status(&k).unwrap().rows_inserted, 6);
     }
@@ -797,7 +829,10 @@ mod tests {
         assert_eq!(s.drop_channel(&k, false), Err(ChannelError::NotFound));
         let again = s.open(&k, None, true, now, 100).unwrap();
         let st = s.status(&k).unwrap();
-        assert_eq!((st.created_on_ms, st.rows_inserted, st.committed), (101, 0, None));
+        assert_eq!(
+            (st.created_on_ms, st.rows_inserted, st.committed),
+            (101, 0, None)
+        );
         assert_eq!(s.check_token(&k, &t), TokenCheck::Stale);
         assert_eq!(s.check_token(&k, &again), TokenCheck::Head);
     }
@@ -809,7 +844,10 @@ mod tests {
         let k = key("C");
         let t = s.open(&k, None, true, now, 1).unwrap();
         s.hold_in_transit(&k, 1);
-        assert_eq!(s.append(&k, &t, pending("held", 1, now)), Appended::HeldInTransit);
+        assert_eq!(
+            s.append(&k, &t, pending("held", 1, now)),
+            Appended::HeldInTransit
+        );
         assert!(s.take_all().is_empty());
         // Not seen as uncommitted: the open does not wait for it.
         s.open(&k, Some("fence".to_owned()), true, now, 2).unwrap();

@@ -9,5 +9,6 @@ mod faults;
 mod protocol;
 mod rest;
 mod rest_common;
+mod rest_doc;
 mod rest_faults;
 mod sql_api;

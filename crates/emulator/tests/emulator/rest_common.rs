@@ -85,7 +85,12 @@ impl Rest {
             host,
             token: String::new(),
         };
-        let reply = rest.exchange(&format!("grant_type={JWT_BEARER}&scope={}", rest.host), Some(&demo_jwt())).await;
+        let reply = rest
+            .exchange(
+                &format!("grant_type={JWT_BEARER}&scope={}", rest.host),
+                Some(&demo_jwt()),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         rest.token = reply.text();
         rest
@@ -108,7 +113,12 @@ impl Rest {
             headers.push(("authorization", a.as_str()));
         }
         self.http
-            .send(Method::POST, "/oauth/token", &headers, form.as_bytes().to_vec())
+            .send(
+                Method::POST,
+                "/oauth/token",
+                &headers,
+                form.as_bytes().to_vec(),
+            )
             .await
     }
 
@@ -153,7 +163,12 @@ impl Rest {
     }
 
     /// Opens and answers the continuation token, asserting 200.
-    pub(crate) async fn open_ok(&self, table: &str, channel: &str, body: &Value) -> (String, Value) {
+    pub(crate) async fn open_ok(
+        &self,
+        table: &str,
+        channel: &str,
+        body: &Value,
+    ) -> (String, Value) {
         let reply = self.open(table, channel, body).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         let v = reply.json();
@@ -201,7 +216,12 @@ impl Rest {
             .to_owned()
     }
 
-    pub(crate) async fn drop_channel(&self, table: &str, channel: &str, body: Option<&Value>) -> Reply {
+    pub(crate) async fn drop_channel(
+        &self,
+        table: &str,
+        channel: &str,
+        body: Option<&Value>,
+    ) -> Reply {
         self.call(
             Method::DELETE,
             &channel_path(table, channel),

@@ -31,8 +31,14 @@ async fn scripted_answers_come_in_every_body_shape_and_take_no_effect() {
     c.fail_next(Endpoint::RestDropChannel, 1, shaped(BodyShape::Empty));
     c.fail_next(Endpoint::RestToken, 1, shaped(BodyShape::Html));
     c.fail_next(Endpoint::RestHostname, 1, Failure::Status { status: 500 });
-    let at = At { continuation: &t, start: "1", end: "1" };
-    let reply = rest.append("EVENTS", "CH", &at, ndjson("a", 0..1), None).await;
+    let at = At {
+        continuation: &t,
+        start: "1",
+        end: "1",
+    };
+    let reply = rest
+        .append("EVENTS", "CH", &at, ndjson("a", 0..1), None)
+        .await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["code"], code);
     let reply = rest.open("EVENTS", "CH", &json!({})).await;
@@ -40,9 +46,15 @@ async fn scripted_answers_come_in_every_body_shape_and_take_no_effect() {
     let reply = rest.bulk("EVENTS", &["CH"]).await;
     assert_eq!(reply.json(), json!(code));
     let reply = rest.drop_channel("EVENTS", "CH", None).await;
-    assert_eq!((reply.status, reply.body.len()), (StatusCode::SERVICE_UNAVAILABLE, 0));
+    assert_eq!(
+        (reply.status, reply.body.len()),
+        (StatusCode::SERVICE_UNAVAILABLE, 0)
+    );
     let reply = rest
-        .exchange(&format!("grant_type={JWT_BEARER}&scope={}", rest.host), Some(&demo_jwt()))
+        .exchange(
+            &format!("grant_type={JWT_BEARER}&scope={}", rest.host),
+            Some(&demo_jwt()),
+        )
         .await;
     assert!(reply.text().starts_with("<html>"));
     assert_eq!(reply.headers["content-type"], "text/html");
@@ -79,7 +91,10 @@ async fn scripted_answers_come_in_every_body_shape_and_take_no_effect() {
     assert_eq!(faults.len(), 7);
     let requests = c.rest_requests(&name("EVENTS", "CH"));
     let first = &requests[1];
-    assert_eq!((first.call, first.status, first.fault.as_deref()), ("append", Some(503), Some("fail")));
+    assert_eq!(
+        (first.call, first.status, first.fault.as_deref()),
+        ("append", Some(503), Some("fail"))
+    );
     emu.shutdown().await;
 }
 
@@ -87,12 +102,16 @@ async fn scripted_answers_come_in_every_body_shape_and_take_no_effect() {
 async fn an_append_whose_answer_is_lost_was_applied() {
     let (emu, rest) = start_rest(Duration::ZERO).await;
     let (t, _) = rest.open_ok("EVENTS", "CH", &json!({})).await;
-    emu.control().drop_next(Endpoint::RestAppend, 1, DropMode::Applied);
+    emu.control()
+        .drop_next(Endpoint::RestAppend, 1, DropMode::Applied);
     let lost = rest
         .http
         .try_send(
             Method::POST,
-            &format!("{}?continuationToken={t}&startOffsetToken=1&endOffsetToken=1", crate::rest_common::rows_path("EVENTS", "CH")),
+            &format!(
+                "{}?continuationToken={t}&startOffsetToken=1&endOffsetToken=1",
+                crate::rest_common::rows_path("EVENTS", "CH")
+            ),
             &[
                 ("accept", "application/json"),
                 ("authorization", &format!("Bearer {}", rest.token)),
@@ -102,16 +121,32 @@ async fn an_append_whose_answer_is_lost_was_applied() {
         )
         .await;
     assert!(lost.is_err(), "the connection closed without an answer");
-    assert_eq!(rest.status("EVENTS", "CH").await["last_committed_offset_token"], "1");
+    assert_eq!(
+        rest.status("EVENTS", "CH").await["last_committed_offset_token"],
+        "1"
+    );
     assert_eq!(ids(&emu, "EVENTS"), ["lost0", "lost1"]);
     // Sent again with the same token: a replay, answered with the head, not ingested twice.
     let again = rest
-        .append("EVENTS", "CH", &At { continuation: &t, start: "1", end: "1" }, ndjson("lost", 0..2), None)
+        .append(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "1",
+                end: "1",
+            },
+            ndjson("lost", 0..2),
+            None,
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(ids(&emu, "EVENTS"), ["lost0", "lost1"]);
     let request = &emu.control().rest_requests(&name("EVENTS", "CH"))[1];
-    assert_eq!((request.status, request.fault.as_deref()), (None, Some("drop_applied")));
+    assert_eq!(
+        (request.status, request.fault.as_deref()),
+        (None, Some("drop_applied"))
+    );
     emu.shutdown().await;
 }
 
@@ -120,19 +155,57 @@ async fn an_invalidated_channel_loses_its_rows_and_refuses_appends_until_reopene
     let (emu, rest) = start_rest(Duration::from_secs(3600)).await;
     let n = name("EVENTS", "CH");
     let (t, _) = rest.open_ok("EVENTS", "CH", &json!({})).await;
-    let t = rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "1", end: "1" }, ndjson("a", 0..1)).await;
+    let t = rest
+        .append_ok(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "1",
+                end: "1",
+            },
+            ndjson("a", 0..1),
+        )
+        .await;
     assert!(emu.control().invalidate_rest_channel(&n));
-    assert!(!emu.control().invalidate_rest_channel(&name("EVENTS", "NOPE")));
+    assert!(
+        !emu.control()
+            .invalidate_rest_channel(&name("EVENTS", "NOPE"))
+    );
     let st = rest.status("EVENTS", "CH").await;
     assert_eq!(st["channel_status_code"], "ERR_CHANNEL_MUST_BE_REOPENED");
-    let reply = rest.append("EVENTS", "CH", &At { continuation: &t, start: "2", end: "2" }, ndjson("b", 0..1), None).await;
+    let reply = rest
+        .append(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "2",
+                end: "2",
+            },
+            ndjson("b", 0..1),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.json()["code"], "STALE_CONTINUATION_TOKEN_SEQUENCER");
     assert_eq!(emu.control().flush(), 0, "its uncommitted rows are gone");
     // Nothing waits, so even the careful open goes through; the channel is healthy again.
-    let (t, st) = rest.open_ok("EVENTS", "CH", &json!({"fail_on_uncommitted_rows": true})).await;
+    let (t, st) = rest
+        .open_ok("EVENTS", "CH", &json!({"fail_on_uncommitted_rows": true}))
+        .await;
     assert_eq!(st["channel_status_code"], "SUCCESS");
-    rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "2", end: "2" }, ndjson("b", 0..1)).await;
+    rest.append_ok(
+        "EVENTS",
+        "CH",
+        &At {
+            continuation: &t,
+            start: "2",
+            end: "2",
+        },
+        ndjson("b", 0..1),
+    )
+    .await;
     emu.control().flush();
     assert_eq!(ids(&emu, "EVENTS"), ["b0"]);
     emu.shutdown().await;
@@ -140,13 +213,28 @@ async fn an_invalidated_channel_loses_its_rows_and_refuses_appends_until_reopene
 
 #[tokio::test]
 async fn stalled_commits_wait_for_the_release_and_rejected_rows_count() {
-    let (emu, rest) = start_rest(Duration::ZERO).await;
+    // A long lag: flushes decide when commits happen, never the flusher.
+    let (emu, rest) = start_rest(Duration::from_secs(3600)).await;
     let n = name("EVENTS", "CH");
     let c = emu.control();
     let (t, _) = rest.open_ok("EVENTS", "CH", &json!({})).await;
     assert!(c.stall_rest_commits(&n));
-    let t = rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "1", end: "1" }, ndjson("a", 0..3)).await;
-    assert_eq!(rest.status("EVENTS", "CH").await["last_committed_offset_token"], Value::Null);
+    let t = rest
+        .append_ok(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "1",
+                end: "1",
+            },
+            ndjson("a", 0..3),
+        )
+        .await;
+    assert_eq!(
+        rest.status("EVENTS", "CH").await["last_committed_offset_token"],
+        Value::Null
+    );
     assert!(c.rest_channel(&n).unwrap().stalled);
     assert_eq!(c.flush(), 0, "a stall holds even a flush");
     assert!(c.reject_rows_at_commit(&n, &[0, 2]));
@@ -154,12 +242,34 @@ async fn stalled_commits_wait_for_the_release_and_rejected_rows_count() {
     assert_eq!(c.flush(), 1);
     let st = rest.status("EVENTS", "CH").await;
     assert_eq!(st["last_committed_offset_token"], "1");
-    assert_eq!((st["rows_inserted"].as_u64(), st["rows_error_count"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (
+            st["rows_inserted"].as_u64(),
+            st["rows_error_count"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
     assert_eq!(st["last_error_offset_upper_bound"], "1");
-    assert!(st["last_error_message"].as_str().unwrap().contains("scripted fault"));
+    assert!(
+        st["last_error_message"]
+            .as_str()
+            .unwrap()
+            .contains("scripted fault")
+    );
     assert_eq!(ids(&emu, "EVENTS"), ["a1"]);
     // The rejection was for one request only.
-    rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "2", end: "2" }, ndjson("b", 0..3)).await;
+    rest.append_ok(
+        "EVENTS",
+        "CH",
+        &At {
+            continuation: &t,
+            start: "2",
+            end: "2",
+        },
+        ndjson("b", 0..3),
+    )
+    .await;
+    assert_eq!(c.flush(), 1);
     assert_eq!(ids(&emu, "EVENTS"), ["a1", "b0", "b1", "b2"]);
     emu.shutdown().await;
 }
@@ -170,9 +280,15 @@ async fn throttled_appends_answer_429_and_keep_their_token() {
     let n = name("EVENTS", "CH");
     let (t, _) = rest.open_ok("EVENTS", "CH", &json!({})).await;
     assert!(emu.control().throttle_appends(&n, 2));
-    let at = At { continuation: &t, start: "1", end: "1" };
+    let at = At {
+        continuation: &t,
+        start: "1",
+        end: "1",
+    };
     for _ in 0..2 {
-        let reply = rest.append("EVENTS", "CH", &at, ndjson("a", 0..1), None).await;
+        let reply = rest
+            .append("EVENTS", "CH", &at, ndjson("a", 0..1), None)
+            .await;
         assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(reply.json()["code"], "ERR_TOO_MANY_REQUESTS");
     }
@@ -185,9 +301,30 @@ async fn throttled_appends_answer_429_and_keep_their_token() {
 async fn status_counters_can_lag_the_committed_token() {
     let (emu, rest) = start_rest(Duration::ZERO).await;
     let (t, _) = rest.open_ok("EVENTS", "CH", &json!({})).await;
-    let t = rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "1", end: "1" }, ndjson("a", 0..2)).await;
+    let t = rest
+        .append_ok(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "1",
+                end: "1",
+            },
+            ndjson("a", 0..2),
+        )
+        .await;
     emu.control().set_counters_lag(true);
-    rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "2", end: "2" }, ndjson("b", 0..3)).await;
+    rest.append_ok(
+        "EVENTS",
+        "CH",
+        &At {
+            continuation: &t,
+            start: "2",
+            end: "2",
+        },
+        ndjson("b", 0..3),
+    )
+    .await;
     let st = rest.status("EVENTS", "CH").await;
     assert_eq!(st["last_committed_offset_token"], "2");
     assert_eq!(st["rows_inserted"], 2, "one commit behind the token");
@@ -207,7 +344,10 @@ async fn an_append_in_transit_commits_after_the_reopen() {
         .http
         .try_send(
             Method::POST,
-            &format!("{}?continuationToken={t}&startOffsetToken=5&endOffsetToken=9", crate::rest_common::rows_path("EVENTS", "CH")),
+            &format!(
+                "{}?continuationToken={t}&startOffsetToken=5&endOffsetToken=9",
+                crate::rest_common::rows_path("EVENTS", "CH")
+            ),
             &[
                 ("accept", "application/json"),
                 ("authorization", &format!("Bearer {}", rest.token)),
@@ -220,10 +360,18 @@ async fn an_append_in_transit_commits_after_the_reopen() {
     let info = emu.control().rest_channel(&n).unwrap();
     assert_eq!(info.pending.len(), 1);
     assert!(info.pending[0].in_transit);
-    assert_eq!(emu.control().flush(), 0, "in transit: it does not commit yet");
+    assert_eq!(
+        emu.control().flush(),
+        0,
+        "in transit: it does not commit yet"
+    );
     // The client resolves the lost answer with a careful open and a fence: the open does not see it.
     let (_, st) = rest
-        .open_ok("EVENTS", "CH", &json!({"fail_on_uncommitted_rows": true, "offset_token": "fence"}))
+        .open_ok(
+            "EVENTS",
+            "CH",
+            &json!({"fail_on_uncommitted_rows": true, "offset_token": "fence"}),
+        )
         .await;
     assert_eq!(st["last_committed_offset_token"], "fence");
     assert!(!emu.control().rest_channel(&n).unwrap().pending[0].in_transit);
@@ -243,35 +391,110 @@ async fn tokens_rewritten_channels_dropped_by_hand_and_tables_replaced() {
     let n = name("EVENTS", "CH");
     let c = emu.control();
     let (t, first) = rest.open_ok("EVENTS", "CH", &json!({})).await;
-    let t = rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "1", end: "1" }, ndjson("a", 0..1)).await;
+    let t = rest
+        .append_ok(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "1",
+                end: "1",
+            },
+            ndjson("a", 0..1),
+        )
+        .await;
     // A token rewritten by hand: status shows it; the next commit replaces it.
     assert!(c.set_rest_committed_token(&n, Some("by-hand")));
-    assert_eq!(rest.status("EVENTS", "CH").await["last_committed_offset_token"], "by-hand");
-    let t = rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "2", end: "2" }, ndjson("b", 0..1)).await;
-    assert_eq!(rest.status("EVENTS", "CH").await["last_committed_offset_token"], "2");
+    assert_eq!(
+        rest.status("EVENTS", "CH").await["last_committed_offset_token"],
+        "by-hand"
+    );
+    let t = rest
+        .append_ok(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "2",
+                end: "2",
+            },
+            ndjson("b", 0..1),
+        )
+        .await;
+    assert_eq!(
+        rest.status("EVENTS", "CH").await["last_committed_offset_token"],
+        "2"
+    );
     // Dropped by hand (or expired): gone from bulk status, appends 404, reopened fresh.
     assert!(c.drop_rest_channel(&n));
     assert!(!c.drop_rest_channel(&n));
     assert_eq!(rest.status("EVENTS", "CH").await, Value::Null);
-    let reply = rest.append("EVENTS", "CH", &At { continuation: &t, start: "3", end: "3" }, ndjson("c", 0..1), None).await;
+    let reply = rest
+        .append(
+            "EVENTS",
+            "CH",
+            &At {
+                continuation: &t,
+                start: "3",
+                end: "3",
+            },
+            ndjson("c", 0..1),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let (t, st) = rest.open_ok("EVENTS", "CH", &json!({})).await;
     assert!(st["created_on_ms"].as_i64() > first["created_on_ms"].as_i64());
-    assert_eq!((st["rows_inserted"].as_u64(), &st["last_committed_offset_token"]), (Some(0), &Value::Null));
-    rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "3", end: "3" }, ndjson("c", 0..1)).await;
+    assert_eq!(
+        (
+            st["rows_inserted"].as_u64(),
+            &st["last_committed_offset_token"]
+        ),
+        (Some(0), &Value::Null)
+    );
+    rest.append_ok(
+        "EVENTS",
+        "CH",
+        &At {
+            continuation: &t,
+            start: "3",
+            end: "3",
+        },
+        ndjson("c", 0..1),
+    )
+    .await;
     // CREATE OR REPLACE TABLE: the rows and the channels of the old table are gone.
-    c.execute_sql("CREATE OR REPLACE TABLE DEMO_DB.PUBLIC.EVENTS (ID VARCHAR, N INT)", None, None)
-        .unwrap();
+    c.execute_sql(
+        "CREATE OR REPLACE TABLE DEMO_DB.PUBLIC.EVENTS (ID VARCHAR, N INT)",
+        None,
+        None,
+    )
+    .unwrap();
     assert!(ids(&emu, "EVENTS").is_empty());
     assert_eq!(rest.status("EVENTS", "CH").await, Value::Null);
     assert!(c.rest_channel(&n).is_none());
     let (t, st) = rest.open_ok("EVENTS", "CH", &json!({})).await;
     assert_eq!(st["last_committed_offset_token"], Value::Null);
-    rest.append_ok("EVENTS", "CH", &At { continuation: &t, start: "4", end: "4" }, ndjson("d", 0..1)).await;
+    rest.append_ok(
+        "EVENTS",
+        "CH",
+        &At {
+            continuation: &t,
+            start: "4",
+            end: "4",
+        },
+        ndjson("d", 0..1),
+    )
+    .await;
     assert_eq!(ids(&emu, "EVENTS"), ["d0"]);
     // The requests of the channel name outlive its drops.
     let calls: Vec<&str> = c.rest_requests(&n).iter().map(|r| r.call).collect();
-    assert_eq!(calls, ["open", "append", "append", "append", "open", "append", "open", "append"]);
+    assert_eq!(
+        calls,
+        [
+            "open", "append", "append", "append", "open", "append", "open", "append"
+        ]
+    );
     emu.shutdown().await;
 }
 
@@ -282,46 +505,127 @@ async fn the_admin_api_scripts_and_inspects_the_rest_side() {
     let base = "/_emulator/rest/channels/DEMO_DB/PUBLIC/EVENTS-STREAMING/CH";
     let (t, _) = rest.open_ok("EVENTS", "CH", &json!({})).await;
     let info = http.get(base).await.json();
-    assert_eq!((info["clientSequencer"].as_u64(), info["continuationToken"].as_str()), (Some(1), Some(t.as_str())));
-    assert_eq!(http.get("/_emulator/rest/channels").await.json().as_array().unwrap().len(), 1);
-    assert_eq!(http.get("/_emulator/rest/channels/DEMO_DB/PUBLIC/EVENTS-STREAMING/NOPE").await.status, StatusCode::NOT_FOUND);
-    let post = async |path: &str, body: Value| http.post_json(&format!("{base}/{path}"), &body).await.json();
+    assert_eq!(
+        (
+            info["clientSequencer"].as_u64(),
+            info["continuationToken"].as_str()
+        ),
+        (Some(1), Some(t.as_str()))
+    );
+    assert_eq!(
+        http.get("/_emulator/rest/channels")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        http.get("/_emulator/rest/channels/DEMO_DB/PUBLIC/EVENTS-STREAMING/NOPE")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let post = async |path: &str, body: Value| {
+        http.post_json(&format!("{base}/{path}"), &body)
+            .await
+            .json()
+    };
     assert_eq!(post("throttle", json!({"count": 1})).await["known"], true);
-    let at = At { continuation: &t, start: "1", end: "1" };
-    assert_eq!(rest.append("EVENTS", "CH", &at, ndjson("a", 0..2), None).await.status, StatusCode::TOO_MANY_REQUESTS);
+    let at = At {
+        continuation: &t,
+        start: "1",
+        end: "1",
+    };
+    assert_eq!(
+        rest.append("EVENTS", "CH", &at, ndjson("a", 0..2), None)
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(post("stall", json!({})).await["known"], true);
-    assert_eq!(post("reject-rows", json!({"rows": [1]})).await["known"], true);
+    assert_eq!(
+        post("reject-rows", json!({"rows": [1]})).await["known"],
+        true
+    );
     let t = rest.append_ok("EVENTS", "CH", &at, ndjson("a", 0..2)).await;
-    assert_eq!(http.get(base).await.json()["pending"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        http.get(base).await.json()["pending"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(post("resume", json!({})).await["known"], true);
     http.post_json("/_emulator/flush", &json!({})).await;
     assert_eq!(ids(&emu, "EVENTS"), ["a0"]);
-    assert_eq!(post("committed-token", json!({"token": "hand"})).await["known"], true);
-    assert_eq!(rest.status("EVENTS", "CH").await["last_committed_offset_token"], "hand");
-    http.post_json("/_emulator/rest/counters-lag", &json!({"enabled": true})).await;
-    http.post_json("/_emulator/rest/counters-lag", &json!({"enabled": false})).await;
+    assert_eq!(
+        post("committed-token", json!({"token": "hand"})).await["known"],
+        true
+    );
+    assert_eq!(
+        rest.status("EVENTS", "CH").await["last_committed_offset_token"],
+        "hand"
+    );
+    http.post_json("/_emulator/rest/counters-lag", &json!({"enabled": true}))
+        .await;
+    http.post_json("/_emulator/rest/counters-lag", &json!({"enabled": false}))
+        .await;
     assert_eq!(post("hold", json!({"count": 1})).await["known"], true);
-    assert_eq!(http.get(base).await.json()["pending"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        http.get(base).await.json()["pending"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     let requests = http.get(&format!("{base}/requests")).await.json();
     assert_eq!(requests.as_array().unwrap().len(), 3);
     assert_eq!(requests[1]["status"], 429);
     assert_eq!(requests[2]["bodyBytes"], ndjson("a", 0..2).len());
     assert_eq!(post("invalidate", json!({})).await["known"], true);
-    assert_eq!(rest.status("EVENTS", "CH").await["channel_status_code"], "ERR_CHANNEL_MUST_BE_REOPENED");
+    assert_eq!(
+        rest.status("EVENTS", "CH").await["channel_status_code"],
+        "ERR_CHANNEL_MUST_BE_REOPENED"
+    );
     assert_eq!(post("drop", json!({})).await["known"], true);
     assert_eq!(rest.status("EVENTS", "CH").await, Value::Null);
     drop(t);
     // Account-wide knobs.
-    http.post_json("/_emulator/rest/json-answers", &json!({"hostname": true, "token": true})).await;
+    http.post_json(
+        "/_emulator/rest/json-answers",
+        &json!({"hostname": true, "token": true}),
+    )
+    .await;
     let jwt = demo_jwt();
-    let reply = rest.exchange(&format!("grant_type={JWT_BEARER}&scope={}", rest.host), Some(&jwt)).await;
+    let reply = rest
+        .exchange(
+            &format!("grant_type={JWT_BEARER}&scope={}", rest.host),
+            Some(&jwt),
+        )
+        .await;
     assert!(reply.json()["token"].is_string());
-    let minted = http.post_json("/_emulator/rest/token", &json!({"user": demo::USER})).await.json();
+    let minted = http
+        .post_json("/_emulator/rest/token", &json!({"user": demo::USER}))
+        .await
+        .json();
     let minted = minted["token"].as_str().unwrap().to_owned();
-    let as_minted = Rest { http: Http::new(&emu), host: rest.host.clone(), token: minted };
-    assert_eq!(as_minted.open("EVENTS", "CH", &json!({})).await.status, StatusCode::OK);
-    http.post_json("/_emulator/rest/expire-tokens", &json!({})).await;
-    assert_eq!(as_minted.open("EVENTS", "CH", &json!({})).await.status, StatusCode::UNAUTHORIZED);
+    let as_minted = Rest {
+        http: Http::new(&emu),
+        host: rest.host.clone(),
+        token: minted,
+    };
+    assert_eq!(
+        as_minted.open("EVENTS", "CH", &json!({})).await.status,
+        StatusCode::OK
+    );
+    http.post_json("/_emulator/rest/expire-tokens", &json!({}))
+        .await;
+    assert_eq!(
+        as_minted.open("EVENTS", "CH", &json!({})).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // Scripted failures with a body shape through the shared fault route.
     let fresh = Rest::new(&emu).await;
     let ok = http
@@ -331,9 +635,14 @@ async fn the_admin_api_scripts_and_inspects_the_rest_side() {
         )
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
-    assert_eq!(fresh.bulk("EVENTS", &["CH"]).await.json(), json!({"error_code": "ERR_X"}));
     assert_eq!(
-        http.post_json("/_emulator/rest/nope", &json!({})).await.status,
+        fresh.bulk("EVENTS", &["CH"]).await.json(),
+        json!({"error_code": "ERR_X"})
+    );
+    assert_eq!(
+        http.post_json("/_emulator/rest/nope", &json!({}))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     emu.shutdown().await;
