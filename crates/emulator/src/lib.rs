@@ -7,7 +7,13 @@
 //!   validated against the table's schema, offset tokens kept as given (the last to commit, never a
 //!   maximum) that survive restarts, and scriptable service-side traps;
 //! - Snowflake's SQL API v2 for the DDL the manager runs (`CREATE SCHEMA`/`CREATE TABLE IF NOT EXISTS`,
-//!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`) and `DESCRIBE TABLE`, with key-pair JWT authentication;
+//!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, `CREATE OR REPLACE TABLE`) and `DESCRIBE TABLE`, with
+//!   key-pair JWT authentication;
+//! - Snowflake's Snowpipe Streaming REST API (`docs/rest-protocol.md`): hostname discovery, the scoped
+//!   token exchange, open, append (NDJSON, gzip or zstd), drop and bulk status, with continuation tokens,
+//!   rows checked at commit against the table as it is then, and scriptable service-side traps
+//!   (see [`RestChannelName`] and the `rest` methods of [`Control`]). Rows landed through either
+//!   protocol go into the same tables;
 //! - an admin API under [`ADMIN_PREFIX`] to script faults and inspect state, the same as [`Control`].
 //!
 //! A demo account, user, key pair and database are built in ([`demo`]), so nothing needs configuring.

@@ -537,9 +537,17 @@ fn append(
             return o;
         }
     };
+    // UTF-8 checked once for the whole body, so lines are read as text with no check per string.
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST,
+            "the body is not UTF-8",
+        );
+    };
     let lines = split_lines(&body);
     for (i, &(s, e)) in lines.iter().enumerate() {
-        if let Err(why) = check_object(&body[s..e]) {
+        if let Err(why) = check_object(&text[s..e]) {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 BAD_REQUEST,
