@@ -131,8 +131,8 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Sets the lifetime of the REST API's scoped tokens (default one hour). Zero issues tokens that
-    /// have expired already, so a client's refresh path runs at once.
+    /// Sets the lifetime of the REST API's scoped tokens (default one hour), in whole seconds. Zero
+    /// issues tokens that have expired already, so a client's refresh path runs at once.
     pub fn scoped_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.config.scoped_token_lifetime = lifetime;
         self

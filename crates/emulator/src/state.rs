@@ -384,7 +384,8 @@ fn table_ref(database: &str, schema: &str, table: &str) -> TableRef {
 impl Control {
     /// Restarts the service: every channel id is forgotten (insert and status answer 404, bulk status
     /// lists them under `notFound`) and rows inserted but not committed are lost. Tables, committed rows
-    /// and committed offsets per channel name stay, as they live in Snowflake.
+    /// and committed offsets per channel name stay, as they live in Snowflake. This is the sidecar's
+    /// restart: REST channels live in Snowflake and are untouched.
     pub fn restart(&self) {
         self.core.lock().store.restart();
         self.core.notify();

@@ -185,7 +185,8 @@ pub struct CallRecord {
     /// The HTTP status answered; `None` when the connection was dropped.
     pub status: Option<u16>,
     /// The fault applied, if any: `fail`, `drop_applied`, `drop_not_applied`, `in_transit` (an insert
-    /// held back; with another fault after it, `in_transit,fail` and so on).
+    /// held back; with another fault after it, `in_transit,fail` and so on), `held_in_transit` (a REST
+    /// append taken and held until the channel's next open, its answer lost).
     pub fault: Option<String>,
 }
 
