@@ -213,12 +213,14 @@ fn handle(
         (["faults", "fail"], true, _) => {
             let arg: FailArg = parse(body)?;
             let failure = match (arg.status, arg.code) {
-                (Some(status), Some(code))
-                    if arg.shape.is_some() && StatusCode::from_u16(status).is_ok() =>
+                (Some(status), code)
+                    if StatusCode::from_u16(status).is_ok() && arg.shape.is_some() =>
                 {
                     Failure::Shaped {
                         status,
-                        code,
+                        // The code live accounts send with retryable failures, unless told otherwise.
+                        code: code
+                            .unwrap_or_else(|| "ERR_GENERAL_EXCEPTION_RETRY_REQUEST".to_owned()),
                         shape: arg.shape.unwrap_or(BodyShape::Documented),
                     }
                 }

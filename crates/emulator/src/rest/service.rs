@@ -288,6 +288,9 @@ fn principal(core: &Core, headers: &HeaderMap) -> Result<Principal, String> {
             });
         }
     }
+    if kind == "PROGRAMMATIC_ACCESS_TOKEN" {
+        return Err("the programmatic access token is not one configured for a user".to_owned());
+    }
     if kind != "OAUTH" {
         return Err(format!(
             "X-Snowflake-Authorization-Token-Type must be OAUTH (a scoped token) or PROGRAMMATIC_ACCESS_TOKEN, not `{kind}`"

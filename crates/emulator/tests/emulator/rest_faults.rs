@@ -647,3 +647,44 @@ async fn the_admin_api_scripts_and_inspects_the_rest_side() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_call_dropped_before_it_applies_takes_no_effect() {
+    let (emu, rest) = start_rest(Duration::ZERO).await;
+    let http = Http::new(&emu);
+    emu.control()
+        .drop_next(Endpoint::RestOpenChannel, 1, DropMode::NotApplied);
+    let auth = format!("Bearer {}", rest.token);
+    let lost = rest
+        .http
+        .try_send(
+            Method::PUT,
+            &crate::rest_common::channel_path("EVENTS", "CH"),
+            &[
+                ("accept", "application/json"),
+                ("authorization", &auth),
+                ("x-snowflake-authorization-token-type", "OAUTH"),
+            ],
+            Vec::new(),
+        )
+        .await;
+    assert!(lost.is_err());
+    assert!(emu.control().rest_channel(&name("EVENTS", "CH")).is_none());
+    let request = &emu.control().rest_requests(&name("EVENTS", "CH"))[0];
+    assert_eq!(
+        (request.status, request.fault.as_deref()),
+        (None, Some("drop_not_applied"))
+    );
+    // A shaped failure through the admin API without a code carries the retry code.
+    let ok = http
+        .post_json(
+            "/_emulator/faults/fail",
+            &json!({"endpoint": "rest_open_channel", "status": 500, "shape": "bare_string"}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let reply = rest.open("EVENTS", "CH", &json!({})).await;
+    assert_eq!(reply.json(), json!("ERR_GENERAL_EXCEPTION_RETRY_REQUEST"));
+    rest.open_ok("EVENTS", "CH", &json!({})).await;
+    emu.shutdown().await;
+}
