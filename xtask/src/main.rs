@@ -41,10 +41,11 @@ enum Cmd {
     Deny,
     /// Package every publishable crate without building it, as `cargo publish` would.
     Package,
-    /// Benchmarks (release builds): the micro-benchmarks, then the end-to-end run (`bench e2e` alone);
-    /// any other FILTER is passed to the micro-benchmarks' harness.
+    /// Benchmarks (release builds): the micro-benchmarks (with the emulator's REST appends per second),
+    /// then the end-to-end run (`bench e2e` alone, `bench rest` the REST appends alone); any other
+    /// FILTER is passed to the micro-benchmarks' harness.
     Bench {
-        /// `e2e`, or a filter for the micro-benchmarks.
+        /// `e2e`, `rest`, or a filter for the micro-benchmarks.
         filter: Option<String>,
     },
     /// The fault soak (release build): random batches and faults against the manager and the emulator; the
@@ -72,6 +73,7 @@ fn main() -> Result<()> {
         Cmd::Package => package(),
         Cmd::Bench { filter } => match filter.as_deref() {
             Some("e2e") => e2e_bench::run(&root),
+            Some("rest") => cargo(&["bench", "-p", "snowpipe-emulator", "--bench", "rest_append"]),
             Some(filter) => bench(Some(filter)),
             None => bench(None).and_then(|()| e2e_bench::run(&root)),
         },

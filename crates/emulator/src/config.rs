@@ -21,9 +21,11 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
 pub const DEFAULT_MAX_ROWS_PER_TABLE: usize = 100_000;
 /// Default number of calls kept in the call log.
 pub const DEFAULT_CALL_LOG_CAPACITY: usize = 10_000;
+/// Default lifetime of the REST API's scoped tokens (live accounts are seen to give ~10 min to ~1 h).
+pub const DEFAULT_SCOPED_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// A Snowflake user: name, registered public keys (PEM or bare base64; Snowflake allows two) and the
-/// roles granted to it. The first role is its default role.
+/// A Snowflake user: name, registered public keys (PEM or bare base64; Snowflake allows two), the
+/// roles granted to it (the first is its default role) and programmatic access tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     /// User name (an identifier: unquoted is case-insensitive).
@@ -32,6 +34,9 @@ pub struct User {
     pub public_keys: Vec<String>,
     /// Granted roles; the first is the default.
     pub roles: Vec<String>,
+    /// Programmatic access tokens: the REST API's ingest host takes one in place of a scoped token
+    /// (the session then uses the user's default role).
+    pub programmatic_access_tokens: Vec<String>,
 }
 
 impl User {
@@ -42,7 +47,15 @@ impl User {
             name: name.into(),
             public_keys: Vec::new(),
             roles: Vec::new(),
+            programmatic_access_tokens: Vec::new(),
         }
+    }
+
+    /// Registers a programmatic access token (the secret a person would paste into a client).
+    #[must_use]
+    pub fn programmatic_access_token(mut self, token: impl Into<String>) -> Self {
+        self.programmatic_access_tokens.push(token.into());
+        self
     }
 
     /// Registers a public key.
@@ -120,6 +133,13 @@ pub struct EmulatorConfig {
     pub max_rows_per_table: usize,
     /// Calls kept in the call log.
     pub call_log_capacity: usize,
+    /// Lifetime of the REST API's scoped tokens (the `exp` of each, from its issue).
+    pub scoped_token_lifetime: Duration,
+    /// `GET /v2/streaming/hostname` answers `{"hostname": "..."}` (as documented) instead of bare
+    /// text (as live accounts do).
+    pub hostname_as_json: bool,
+    /// `POST /oauth/token` answers `{"token": "..."}` (as documented) instead of bare text.
+    pub token_as_json: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -134,6 +154,9 @@ impl Default for EmulatorConfig {
             max_buffered_bytes_per_channel: DEFAULT_MAX_BUFFERED_BYTES,
             max_rows_per_table: DEFAULT_MAX_ROWS_PER_TABLE,
             call_log_capacity: DEFAULT_CALL_LOG_CAPACITY,
+            scoped_token_lifetime: DEFAULT_SCOPED_TOKEN_LIFETIME,
+            hostname_as_json: false,
+            token_as_json: false,
         }
     }
 }
@@ -168,6 +191,9 @@ struct FileConfig {
     max_buffered_bytes_per_channel: Option<usize>,
     max_rows_per_table: Option<usize>,
     call_log_capacity: Option<usize>,
+    scoped_token_lifetime: Option<String>,
+    hostname_as_json: Option<bool>,
+    token_as_json: Option<bool>,
     #[serde(default)]
     users: Vec<FileUser>,
     #[serde(default)]
@@ -185,6 +211,8 @@ struct FileUser {
     public_key_file: Option<PathBuf>,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    programmatic_access_tokens: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -260,11 +288,21 @@ impl EmulatorConfig {
         if let Some(v) = file.call_log_capacity {
             config.call_log_capacity = v;
         }
+        if let Some(lifetime) = file.scoped_token_lifetime {
+            config.scoped_token_lifetime = parse_duration(&lifetime)?;
+        }
+        if let Some(v) = file.hostname_as_json {
+            config.hostname_as_json = v;
+        }
+        if let Some(v) = file.token_as_json {
+            config.token_as_json = v;
+        }
         for u in file.users {
             let mut user = User {
                 name: u.name,
                 public_keys: u.public_keys,
                 roles: u.roles,
+                programmatic_access_tokens: u.programmatic_access_tokens,
             };
             user.public_keys.extend(u.public_key);
             if let Some(p) = u.public_key_file {
@@ -384,12 +422,18 @@ mod tests {
         let json_path = dir.join("c.json");
         std::fs::write(
             &json_path,
-            r#"{"users": [{"name": "u", "public_key": "x", "roles": ["R"]}], "body_limit": 10}"#,
+            r#"{"users": [{"name": "u", "public_key": "x", "roles": ["R"], "programmatic_access_tokens": ["pat"]}], "body_limit": 10, "scoped_token_lifetime": "10m", "token_as_json": true}"#,
         )
         .unwrap();
         let c = EmulatorConfig::from_file(&json_path).unwrap();
         assert_eq!(c.body_limit, 10);
         assert_eq!(c.users[0].public_keys, vec!["x".to_owned()]);
+        assert_eq!(
+            c.users[0].programmatic_access_tokens,
+            vec!["pat".to_owned()]
+        );
+        assert_eq!(c.scoped_token_lifetime, Duration::from_secs(600));
+        assert!(c.token_as_json && !c.hostname_as_json);
         std::fs::write(&json_path, r#"{"unknown": 1}"#).unwrap();
         assert!(matches!(
             EmulatorConfig::from_file(&json_path),

@@ -7,7 +7,13 @@
 //!   validated against the table's schema, offset tokens kept as given (the last to commit, never a
 //!   maximum) that survive restarts, and scriptable service-side traps;
 //! - Snowflake's SQL API v2 for the DDL the manager runs (`CREATE SCHEMA`/`CREATE TABLE IF NOT EXISTS`,
-//!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`) and `DESCRIBE TABLE`, with key-pair JWT authentication;
+//!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, `CREATE OR REPLACE TABLE`) and `DESCRIBE TABLE`, with
+//!   key-pair JWT authentication;
+//! - Snowflake's Snowpipe Streaming REST API (`docs/rest-protocol.md`): hostname discovery, the scoped
+//!   token exchange, open, append (NDJSON, gzip or zstd), drop and bulk status, with continuation tokens,
+//!   rows checked at commit against the table as it is then, and scriptable service-side traps
+//!   (see [`RestChannelName`] and the `rest` methods of [`Control`]). Rows landed through either
+//!   protocol go into the same tables;
 //! - an admin API under [`ADMIN_PREFIX`] to script faults and inspect state, the same as [`Control`].
 //!
 //! A demo account, user, key pair and database are built in ([`demo`]), so nothing needs configuring.
@@ -36,6 +42,7 @@ mod faults;
 mod http;
 #[cfg(test)]
 mod input_props;
+mod rest;
 mod server;
 mod sidecar;
 mod sql;
@@ -46,12 +53,16 @@ pub use admin::ADMIN_PREFIX;
 pub use auth::{KeyError, fingerprint, jwt, public_key_der, public_key_der_of_private};
 pub use config::{
     ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_CALL_LOG_CAPACITY, DEFAULT_COMMIT_LAG,
-    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, Database, EmulatorConfig, User,
-    parse_duration,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_ROWS_PER_TABLE, DEFAULT_SCOPED_TOKEN_LIFETIME,
+    Database, EmulatorConfig, User, parse_duration,
 };
-pub use faults::{CallRecord, DropMode, Endpoint, Failure};
+pub use faults::{BodyShape, CallRecord, DropMode, Endpoint, Failure};
 #[doc(no_inline)]
 pub use jwt::JwtError;
+pub use rest::MAX_APPEND_BYTES;
 pub use server::{Emulator, EmulatorBuilder, StartError};
-pub use state::{Control, SetupError};
-pub use store::{ChannelInfo, ColumnInfo, ColumnType, SqlError, TableInfo};
+pub use state::{Control, RestChannelName, SetupError};
+pub use store::{
+    ChannelInfo, ColumnInfo, ColumnType, PendingRequest, RestChannelInfo, RestRequest, SqlError,
+    TableInfo,
+};

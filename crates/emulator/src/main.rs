@@ -1,10 +1,11 @@
 //! The `snowpipe-emulator` command: runs the emulator until Ctrl-C or SIGTERM. The first line on stdout
 //! is the bound address (`127.0.0.1:9078`), so scripts that ask for port 0 can read where it listens.
+//! `snowpipe-emulator jwt` prints a key-pair JWT instead, so a person can follow the REST API with curl.
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::Parser;
-use snowpipe_emulator::{Emulator, EmulatorConfig, parse_duration};
+use clap::{Parser, Subcommand};
+use snowpipe_emulator::{Emulator, EmulatorConfig, demo, jwt, parse_duration};
 use tracing_subscriber::EnvFilter;
 
 /// A local stand-in for the Snowpipe Streaming service and Snowflake's SQL API (DDL), with fault
@@ -33,6 +34,71 @@ struct Args {
     /// Log filter (tracing's env-filter syntax); `debug` logs every call. RUST_LOG wins when set.
     #[arg(long, default_value = "info", value_name = "FILTER")]
     log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a key-pair JWT (as Snowflake clients send it) for a user, signed with the demo key unless
+    /// told otherwise; valid for an hour.
+    Jwt(JwtArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct JwtArgs {
+    /// The user the JWT speaks for.
+    #[arg(long, default_value = demo::USER, value_name = "USER")]
+    user: String,
+    /// The account.
+    #[arg(long, default_value = demo::ACCOUNT, value_name = "ACCOUNT")]
+    account: String,
+    /// The user's private key (PEM, PKCS#8 or PKCS#1); the built-in demo key when absent.
+    #[arg(long, value_name = "FILE")]
+    private_key: Option<PathBuf>,
+    /// The private key's passphrase, if it is encrypted.
+    #[arg(long, value_name = "TEXT")]
+    passphrase: Option<String>,
+    /// Lifetime in seconds (Snowflake takes at most 3600).
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    lifetime: i64,
+}
+
+/// Prints the JWT `args` ask for; exit status 2 when the key cannot be read.
+fn print_jwt(args: &JwtArgs) -> ExitCode {
+    let key = match &args.private_key {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!("cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => demo::PRIVATE_KEY_PEM.to_owned(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    match jwt::sign(
+        &key,
+        args.passphrase.as_deref(),
+        &args.account,
+        &args.user,
+        now,
+        args.lifetime,
+    ) {
+        Ok(token) => {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{token}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("cannot sign a JWT: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -48,6 +114,9 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Some(Command::Jwt(jwt_args)) = &args.command {
+        return print_jwt(jwt_args);
+    }
     let mut config = match &args.config {
         Some(path) => match EmulatorConfig::from_file(path) {
             Ok(c) => c,

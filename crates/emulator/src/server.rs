@@ -24,10 +24,19 @@ use crate::{
     config::{Database, EmulatorConfig, User},
     faults::{CallRecord, DropMode, Plan},
     http::{Outcome, Resp, decode_body, read_body},
+    rest,
     sidecar::{self, Route},
     sql,
     state::{Control, Core, SetupError},
 };
+
+/// A request matched to the protocol that serves it.
+enum Routed {
+    /// The sidecar protocol, or the SQL API (whose one path the sidecar's router knows).
+    Sidecar(Route),
+    /// The REST API.
+    Rest(rest::Route),
+}
 
 /// How long shutdown waits for in-flight calls before closing their connections anyway.
 const GRACE: Duration = Duration::from_secs(5);
@@ -122,6 +131,26 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Sets the lifetime of the REST API's scoped tokens (default one hour), in whole seconds. Zero
+    /// issues tokens that have expired already, so a client's refresh path runs at once.
+    pub fn scoped_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.scoped_token_lifetime = lifetime;
+        self
+    }
+
+    /// Hostname discovery answers `{"hostname": ...}` as documented, instead of bare text as live
+    /// accounts do.
+    pub fn hostname_as_json(mut self, json: bool) -> Self {
+        self.config.hostname_as_json = json;
+        self
+    }
+
+    /// The token exchange answers `{"token": ...}` as documented, instead of bare text.
+    pub fn token_as_json(mut self, json: bool) -> Self {
+        self.config.token_as_json = json;
+        self
+    }
+
     /// Bounds the call log.
     pub fn call_log_capacity(mut self, calls: usize) -> Self {
         self.config.call_log_capacity = calls;
@@ -139,7 +168,6 @@ impl EmulatorBuilder {
     /// # Errors
     /// [`StartError`] when the configuration is unusable or the address cannot be bound.
     pub async fn start(self) -> Result<Emulator, StartError> {
-        let core = Arc::new(Core::new(&self.config)?);
         let listener = TcpListener::bind(self.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -150,6 +178,8 @@ impl EmulatorBuilder {
             addr: self.bind,
             source,
         })?;
+        // The core knows its address: the REST API answers it as the ingest host.
+        let core = Arc::new(Core::new(&self.config, addr)?);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(listener, Arc::clone(&core)));
         tasks.spawn(flusher(Arc::clone(&core)));
@@ -310,7 +340,7 @@ async fn flusher(core: Arc<Core>) {
         let (committed, next) = {
             let mut state = core.lock();
             let committed = state.commit_due(Instant::now());
-            let next = state.store.next_due(state.commit_lag);
+            let next = state.next_due();
             (committed, next)
         };
         if committed {
@@ -335,21 +365,99 @@ async fn flusher(core: Arc<Core>) {
 
 async fn run(
     core: &Core,
-    route: Route,
+    route: &Routed,
     headers: &http::HeaderMap,
     query: Option<&str>,
     body: &bytes::Bytes,
 ) -> Outcome {
     match route {
-        Route::Statements => sql::serve(core, headers, body),
-        other => sidecar::serve(core, other, query, body).await,
+        Routed::Sidecar(Route::Statements) => sql::serve(core, headers, body),
+        Routed::Sidecar(other) => sidecar::serve(core, other.clone(), query, body).await,
+        Routed::Rest(r) => rest::serve(core, r, headers, query, body.clone()),
     }
+}
+
+/// Delays a call by its endpoint's scripted latency (cut short by shutdown).
+async fn wait_latency(core: &Core, endpoint: crate::faults::Endpoint) {
+    let latency = core.lock().faults.latency(endpoint);
+    if !latency.is_zero() {
+        let mut shutdown = core.shutdown.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(latency) => {}
+            () = until_shutdown(&mut shutdown) => {}
+        }
+    }
+}
+
+/// Serves a REST call: its body is read as received, bounded (4 MiB for appends), and decoded by the
+/// handler, which needs its encoding and size as sent.
+async fn dispatch_rest(
+    core: Arc<Core>,
+    route: rest::Route,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Result<Resp, Dropped> {
+    let endpoint = route.endpoint();
+    let mut record = CallRecord {
+        seq: 0,
+        endpoint,
+        channel_id: route.channel_label(),
+        offset: None,
+        row_count: None,
+        statement: None,
+        status: None,
+        fault: None,
+    };
+    let limit = match route {
+        rest::Route::Append(_) => rest::append_limit(core.body_limit),
+        _ => core.body_limit,
+    };
+    let query = parts.uri.query().map(str::to_owned);
+    let body = match read_body(&parts.headers, body, limit).await {
+        Ok(b) => b,
+        Err(reject) => {
+            let resp = rest::reject_response(&reject);
+            record.status = Some(reject.status.as_u16());
+            rest::log_request(
+                &core,
+                &route,
+                query.as_deref(),
+                &parts.headers,
+                &bytes::Bytes::new(),
+                &rest::Answered {
+                    outcome: None,
+                    status: record.status,
+                    fault: None,
+                },
+            );
+            log_call(&record);
+            core.record(record);
+            return Ok(resp);
+        }
+    };
+    wait_latency(&core, endpoint).await;
+    let call = Call {
+        route: Routed::Rest(route),
+        headers: parts.headers,
+        query,
+        body,
+        record,
+    };
+    process(&core, call, false).await
 }
 
 async fn dispatch(core: Arc<Core>, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
+    match rest::route(&parts.method, &path) {
+        Some(Ok(route)) => return dispatch_rest(core, route, parts, body).await,
+        Some(Err(reject)) => {
+            tracing::debug!(method = %parts.method, path, status = reject.status.as_u16(), "unknown REST path");
+            return Ok(rest::reject_response(&reject));
+        }
+        None => {}
+    }
     if let Some(rest) = path.strip_prefix(ADMIN_PREFIX) {
         let body = match read_body(&parts.headers, body, core.body_limit).await {
             Ok(b) => b,
@@ -397,16 +505,9 @@ async fn dispatch(core: Arc<Core>, req: Request<Incoming>) -> Result<Resp, Dropp
             return Ok(reject.response());
         }
     };
-    let latency = core.lock().faults.latency(endpoint);
-    if !latency.is_zero() {
-        let mut shutdown = core.shutdown.subscribe();
-        tokio::select! {
-            () = tokio::time::sleep(latency) => {}
-            () = until_shutdown(&mut shutdown) => {}
-        }
-    }
+    wait_latency(&core, endpoint).await;
     let call = Call {
-        route,
+        route: Routed::Sidecar(route),
         headers: parts.headers,
         query,
         body,
@@ -421,7 +522,7 @@ async fn dispatch(core: Arc<Core>, req: Request<Incoming>) -> Result<Resp, Dropp
 
 /// A call whose body has been read, waiting to be processed.
 struct Call {
-    route: Route,
+    route: Routed,
     headers: http::HeaderMap,
     query: Option<String>,
     body: bytes::Bytes,
@@ -468,21 +569,30 @@ async fn process(core: &Core, call: Call, in_transit: bool) -> Result<Resp, Drop
     } = call;
     let endpoint = record.endpoint;
     let plan = core.lock().faults.plan(endpoint);
-    let (answer, fault) = match plan {
-        Plan::Fail(failure) => (
-            Some(sidecar::failure_response(endpoint, &failure)),
-            Some("fail"),
-        ),
-        Plan::Drop(DropMode::NotApplied) => (None, Some("drop_not_applied")),
+    let (outcome, answer, fault) = match plan {
+        Plan::Fail(failure) => {
+            let resp = match &route {
+                Routed::Rest(_) => rest::failure_response(&failure),
+                Routed::Sidecar(_) => sidecar::failure_response(endpoint, &failure),
+            };
+            (None, Some(resp), Some("fail"))
+        }
+        Plan::Drop(DropMode::NotApplied) => (None, None, Some("drop_not_applied")),
         Plan::Drop(DropMode::Applied) => {
-            let outcome = run(core, route, &headers, query.as_deref(), &body).await;
+            let outcome = run(core, &route, &headers, query.as_deref(), &body).await;
             fill(&mut record, &outcome);
-            (None, Some("drop_applied"))
+            (Some(outcome), None, Some("drop_applied"))
         }
         Plan::Normal => {
-            let outcome = run(core, route, &headers, query.as_deref(), &body).await;
+            let mut outcome = run(core, &route, &headers, query.as_deref(), &body).await;
             fill(&mut record, &outcome);
-            (Some(outcome.resp), None)
+            if outcome.lose_answer {
+                // The handler took the call and a scripted fault loses its answer.
+                (Some(outcome), None, Some("held_in_transit"))
+            } else {
+                let resp = std::mem::take(&mut outcome.resp);
+                (Some(outcome), Some(resp), None)
+            }
         }
     };
     record.status = answer.as_ref().map(|r| r.status().as_u16());
@@ -491,6 +601,20 @@ async fn process(core: &Core, call: Call, in_transit: bool) -> Result<Resp, Drop
         (true, None) => Some("in_transit".to_owned()),
         (false, f) => f.map(str::to_owned),
     };
+    if let Routed::Rest(r) = &route {
+        rest::log_request(
+            core,
+            r,
+            query.as_deref(),
+            &headers,
+            &body,
+            &rest::Answered {
+                outcome: outcome.as_ref(),
+                status: record.status,
+                fault: record.fault.as_deref(),
+            },
+        );
+    }
     log_call(&record);
     core.record(record);
     answer.ok_or(Dropped)

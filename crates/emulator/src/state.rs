@@ -8,9 +8,10 @@
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     pin::pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::Value;
@@ -20,25 +21,94 @@ use tokio::{
 };
 
 use crate::{
-    auth::{self, KeyError, ParsedKeys},
+    auth::{self, KeyError, ParsedKeys, ScopedTokens},
     config::EmulatorConfig,
     faults::{CallRecord, DropMode, Endpoint, Failure, Faults},
     http::BufferPool,
     store::{
-        Catalog, ChannelInfo, Committed, SqlContext, SqlError, Store, TableInfo, TableRef, ident,
+        Catalog, ChannelInfo, Committed, Due, PIPE_SUFFIX, RestChannelInfo, RestChannels, RestKey,
+        RestRequest, SqlContext, SqlError, StatementResult, Store, TableInfo, TableRef, ident,
     },
 };
+
+/// Names a REST channel for the control handle and the admin API. The constructors resolve names as
+/// identifiers (unquoted is upper-cased, `"quoted"` exact), as the REST API resolves its path
+/// segments; the fields hold the resolved names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RestChannelName {
+    /// The database, resolved.
+    pub database: String,
+    /// The schema, resolved.
+    pub schema: String,
+    /// The pipe, resolved (`<TABLE>-STREAMING`: every table's default pipe).
+    pub pipe: String,
+    /// The channel, resolved: as bulk status matches it.
+    pub channel: String,
+}
+
+impl RestChannelName {
+    /// A channel on `pipe`, each name resolved as an identifier.
+    #[must_use]
+    pub fn new(database: &str, schema: &str, pipe: &str, channel: &str) -> Self {
+        Self {
+            database: ident::resolve(database),
+            schema: ident::resolve(schema),
+            pipe: ident::resolve(pipe),
+            channel: ident::resolve(channel),
+        }
+    }
+
+    /// A channel on `table`'s default pipe (`<TABLE>-STREAMING`, built from the resolved table name,
+    /// so `"Odd t"` gives the pipe `Odd t-STREAMING`).
+    #[must_use]
+    pub fn on_table(database: &str, schema: &str, table: &str, channel: &str) -> Self {
+        Self {
+            database: ident::resolve(database),
+            schema: ident::resolve(schema),
+            pipe: format!("{}{PIPE_SUFFIX}", ident::resolve(table)),
+            channel: ident::resolve(channel),
+        }
+    }
+
+    fn key(&self) -> Option<RestKey> {
+        RestKey::new(&self.database, &self.schema, &self.pipe, &self.channel)
+    }
+}
 
 /// A configured user, keys parsed.
 pub(crate) struct UserEntry {
     pub(crate) keys: Vec<Vec<u8>>,
     pub(crate) roles: Vec<String>,
+    /// Programmatic access tokens the REST ingest host takes in place of a scoped token.
+    pub(crate) pats: Vec<String>,
+}
+
+/// Milliseconds since the Unix epoch, as the REST API writes times.
+pub(crate) fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Seconds since the Unix epoch, as JWTs write times.
+pub(crate) fn unix_seconds() -> i64 {
+    unix_millis() / 1000
+}
+
+/// How the REST API's account host answers (the documented JSON or the bare text live accounts send).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RestAnswers {
+    pub(crate) hostname_json: bool,
+    pub(crate) token_json: bool,
 }
 
 /// Everything behind the mutex.
 pub(crate) struct State {
     pub(crate) catalog: Catalog,
     pub(crate) store: Store,
+    /// The REST API's channels; their rows land in the same catalog.
+    pub(crate) rest: RestChannels,
+    pub(crate) rest_answers: RestAnswers,
     pub(crate) faults: Faults,
     pub(crate) commit_lag: Duration,
     pub(crate) sync_delete_waiters: usize,
@@ -56,16 +126,62 @@ impl State {
         any
     }
 
-    /// Commits whatever the lag makes due at `now`.
+    /// Commits whatever the lag makes due at `now`, through either protocol.
     pub(crate) fn commit_due(&mut self, now: Instant) -> bool {
         let due = self.store.commit_due(now, self.commit_lag);
-        self.apply(due)
+        let rest = self.rest.take_due(now, self.commit_lag);
+        self.apply(due) | self.land(rest)
+    }
+
+    /// Lands REST requests that fell due, each against its table as it is now, and records what each
+    /// did on its channel. Answers whether any landed.
+    pub(crate) fn land(&mut self, due: Vec<Due>) -> bool {
+        let any = !due.is_empty();
+        let now_ms = unix_millis();
+        for d in due {
+            let p = &d.pending;
+            let landed = self
+                .catalog
+                .land(&d.key.table, &p.body, &p.lines, &d.reject, now_ms);
+            self.rest.committed(&d, landed.as_ref(), now_ms);
+        }
+        any
+    }
+
+    /// When the next commit falls due, through either protocol.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let sidecar = self.store.next_due(self.commit_lag);
+        let rest = self.rest.next_due(self.commit_lag);
+        match (sidecar, rest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs one statement; a table `CREATE OR REPLACE` replaced takes its channels with it (both
+    /// protocols'), as Snowflake's go with their table.
+    pub(crate) fn run_sql(
+        &mut self,
+        statement: &str,
+        ctx: &SqlContext,
+    ) -> Result<StatementResult, SqlError> {
+        let result = self.catalog.run(statement, ctx);
+        for table in self.catalog.take_replaced() {
+            self.store.drop_table(&table);
+            self.rest.drop_table(&table);
+        }
+        result
     }
 }
 
 /// The emulator's shared core.
 pub(crate) struct Core {
     pub(crate) account: String,
+    /// `127.0.0.1:<port>`: the host the REST API's hostname discovery answers and scoped tokens
+    /// are scoped to.
+    pub(crate) host: String,
+    /// Scoped tokens of the REST API: issued by `/oauth/token`, checked by the ingest host.
+    pub(crate) scoped_tokens: ScopedTokens,
     pub(crate) users: HashMap<String, UserEntry>,
     pub(crate) body_limit: usize,
     /// Reused buffers for decompressed bodies.
@@ -101,7 +217,8 @@ pub enum SetupError {
 }
 
 impl Core {
-    pub(crate) fn new(config: &EmulatorConfig) -> Result<Self, SetupError> {
+    /// The core of an emulator listening on `addr`.
+    pub(crate) fn new(config: &EmulatorConfig, addr: SocketAddr) -> Result<Self, SetupError> {
         let mut users = HashMap::new();
         let mut catalog = Catalog::new(config.max_rows_per_table);
         let mut all_users = config.users.clone();
@@ -130,7 +247,14 @@ impl Core {
                     source,
                 })?;
             let roles = u.roles.iter().map(|r| ident::resolve(r)).collect();
-            users.insert(name, UserEntry { keys, roles });
+            users.insert(
+                name,
+                UserEntry {
+                    keys,
+                    roles,
+                    pats: u.programmatic_access_tokens.clone(),
+                },
+            );
         }
         for d in databases {
             let roles = d.roles.iter().map(|r| ident::resolve(r)).collect();
@@ -138,8 +262,17 @@ impl Core {
             catalog.add_database(&ident::resolve(&d.name), roles, &schemas);
         }
         let (shutdown, _) = watch::channel(false);
+        // A wildcard address is reached through loopback, which is what clients are told.
+        let ip = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            addr.ip()
+        };
+        let lifetime = i64::try_from(config.scoped_token_lifetime.as_secs()).unwrap_or(i64::MAX);
         Ok(Self {
             account: config.account_name(),
+            host: SocketAddr::new(ip, addr.port()).to_string(),
+            scoped_tokens: ScopedTokens::new(lifetime),
             users,
             body_limit: config.body_limit,
             buffers: Arc::default(),
@@ -148,6 +281,11 @@ impl Core {
             state: Mutex::new(State {
                 catalog,
                 store: Store::new(id_prefix(), config.max_buffered_bytes_per_channel),
+                rest: RestChannels::default(),
+                rest_answers: RestAnswers {
+                    hostname_json: config.hostname_as_json,
+                    token_json: config.token_as_json,
+                },
                 faults: Faults::default(),
                 commit_lag: config.commit_lag,
                 sync_delete_waiters: 0,
@@ -246,7 +384,8 @@ fn table_ref(database: &str, schema: &str, table: &str) -> TableRef {
 impl Control {
     /// Restarts the service: every channel id is forgotten (insert and status answer 404, bulk status
     /// lists them under `notFound`) and rows inserted but not committed are lost. Tables, committed rows
-    /// and committed offsets per channel name stay, as they live in Snowflake.
+    /// and committed offsets per channel name stay, as they live in Snowflake. This is the sidecar's
+    /// restart: REST channels live in Snowflake and are untouched.
     pub fn restart(&self) {
         self.core.lock().store.restart();
         self.core.notify();
@@ -266,10 +405,16 @@ impl Control {
         self.core.lock().faults.bulk_status_lie = enabled;
     }
 
-    /// Stalls commits of one channel, or of all with `None`: committed offsets stop moving while inserts
-    /// go on. Answers whether the channel was known.
+    /// Stalls commits of one channel, or of all with `None` (REST channels too): committed offsets stop
+    /// moving while inserts go on. Answers whether the channel was known.
     pub fn stall_commits(&self, channel_id: Option<&str>) -> bool {
-        let known = self.core.lock().store.set_stalled(channel_id, true);
+        let known = {
+            let mut state = self.core.lock();
+            if channel_id.is_none() {
+                state.rest.set_stalled(None, true);
+            }
+            state.store.set_stalled(channel_id, true)
+        };
         self.core.notify();
         known
     }
@@ -277,7 +422,13 @@ impl Control {
     /// Lifts a stall of one channel, or every stall with `None`. Rows that fell due meanwhile commit at
     /// the flusher's next turn (at once with [`flush`](Self::flush)).
     pub fn resume_commits(&self, channel_id: Option<&str>) -> bool {
-        let known = self.core.lock().store.set_stalled(channel_id, false);
+        let known = {
+            let mut state = self.core.lock();
+            if channel_id.is_none() {
+                state.rest.set_stalled(None, false);
+            }
+            state.store.set_stalled(channel_id, false)
+        };
         self.core.notify();
         known
     }
@@ -342,14 +493,17 @@ impl Control {
         state.store.set_superseded_flush(false);
     }
 
-    /// Commits every buffered row of every channel not stalled now, whatever the lag. Answers how many
-    /// inserts committed. The deterministic way for tests to move time forward.
+    /// Commits every buffered row of every channel not stalled now, whatever the lag (REST appends
+    /// too). Answers how many inserts and appends committed. The deterministic way for tests to move
+    /// time forward.
     pub fn flush(&self) -> usize {
         let count = {
             let mut state = self.core.lock();
             let committed = state.store.flush_all();
-            let n = committed.len();
+            let rest = state.rest.take_all();
+            let n = committed.len() + rest.len();
             state.apply(committed);
+            state.land(rest);
             n
         };
         self.core.notify();
@@ -386,7 +540,10 @@ impl Control {
             schema: schema.map(ident::resolve),
             role: None,
         };
-        self.core.lock().catalog.execute(statement, &ctx)
+        self.core
+            .lock()
+            .run_sql(statement, &ctx)
+            .map(StatementResult::into_message)
     }
 
     /// Every table with its columns and committed row count.
@@ -498,5 +655,162 @@ impl Control {
     #[must_use]
     pub fn account(&self) -> &str {
         &self.core.account
+    }
+
+    /// `127.0.0.1:<port>`: the REST API's ingest host, as hostname discovery answers it (with
+    /// `http://`) and as a token exchange's scope must name it.
+    #[must_use]
+    pub fn rest_host(&self) -> &str {
+        &self.core.host
+    }
+
+    /// Applies `f` to a REST channel's state; false when the channel does not exist.
+    fn on_rest(
+        &self,
+        name: &RestChannelName,
+        f: impl FnOnce(&mut RestChannels, &RestKey) -> bool,
+    ) -> bool {
+        let Some(key) = name.key() else {
+            return false;
+        };
+        let known = f(&mut self.core.lock().rest, &key);
+        self.core.notify();
+        known
+    }
+
+    /// Every REST channel, with sequencers, committed token, counters, pending requests and the
+    /// requests received.
+    #[must_use]
+    pub fn rest_channels(&self) -> Vec<RestChannelInfo> {
+        self.core.lock().rest.infos()
+    }
+
+    /// One REST channel.
+    #[must_use]
+    pub fn rest_channel(&self, name: &RestChannelName) -> Option<RestChannelInfo> {
+        self.core.lock().rest.info(&name.key()?)
+    }
+
+    /// Every REST request received on a channel name, oldest first (bounded): its tokens, body size
+    /// and encoding, and the answer. Kept after the channel is dropped.
+    #[must_use]
+    pub fn rest_requests(&self, name: &RestChannelName) -> Vec<RestRequest> {
+        name.key()
+            .map(|k| self.core.lock().rest.requests(&k))
+            .unwrap_or_default()
+    }
+
+    /// Invalidates a REST channel: its status code turns `ERR_CHANNEL_MUST_BE_REOPENED`, its
+    /// uncommitted rows are discarded, and its appends are answered `400
+    /// STALE_CONTINUATION_TOKEN_SEQUENCER` until it is reopened. Answers whether it exists.
+    pub fn invalidate_rest_channel(&self, name: &RestChannelName) -> bool {
+        self.on_rest(name, |r, k| r.invalidate(k))
+    }
+
+    /// Stalls a REST channel's commits: its appends are taken, nothing commits until
+    /// [`Self::resume_rest_commits`] (or [`Self::resume_commits`] with `None`).
+    pub fn stall_rest_commits(&self, name: &RestChannelName) -> bool {
+        self.on_rest(name, |r, k| r.set_stalled(Some(k), true))
+    }
+
+    /// Lifts a stall of a REST channel; due requests commit at the flusher's next turn (at once with
+    /// [`Self::flush`]).
+    pub fn resume_rest_commits(&self, name: &RestChannelName) -> bool {
+        self.on_rest(name, |r, k| r.set_stalled(Some(k), false))
+    }
+
+    /// The next request to commit on the channel rejects the rows at these indexes (0-based within
+    /// the request), whatever they hold: they count in `rows_error_count` and set the last error.
+    pub fn reject_rows_at_commit(&self, name: &RestChannelName, rows: &[usize]) -> bool {
+        self.on_rest(name, |r, k| r.reject_rows(k, rows.to_vec()))
+    }
+
+    /// Answers `429` to the next `count` appends of the channel (nothing taken, tokens not used up).
+    pub fn throttle_appends(&self, name: &RestChannelName, count: u32) -> bool {
+        self.on_rest(name, |r, k| r.throttle(k, count))
+    }
+
+    /// Holds the next `count` appends of the channel in transit: each is taken (its token used up)
+    /// but its answer is lost (the connection is closed), and its rows are neither committed nor seen
+    /// as uncommitted until the channel's next open, after which they commit after the lag (moving
+    /// the committed token past that open's). The trap "an append in transit that commits after a
+    /// reopen".
+    pub fn hold_next_appends(&self, name: &RestChannelName, count: u32) -> bool {
+        self.on_rest(name, |r, k| r.hold_in_transit(k, count))
+    }
+
+    /// Rewrites a REST channel's committed token by hand, as
+    /// `SYSTEM$SNOWPIPE_STREAMING_UPDATE_CHANNEL_OFFSET_TOKEN` does (`None` clears it).
+    pub fn set_rest_committed_token(&self, name: &RestChannelName, token: Option<&str>) -> bool {
+        self.on_rest(name, |r, k| r.set_committed(k, token.map(str::to_owned)))
+    }
+
+    /// Drops a REST channel by hand (or as an expiry does): waiting rows are lost, the committed token
+    /// and counters are gone, appends answer 404 and bulk status leaves it out until it is opened
+    /// again (with a later `created_on_ms`).
+    pub fn drop_rest_channel(&self, name: &RestChannelName) -> bool {
+        self.on_rest(name, |r, k| r.drop_by_hand(k))
+    }
+
+    /// Status answers show each channel's counters as they were before its last commit, while the
+    /// committed token is already the new one (the trap "counters lagging the committed token").
+    pub fn set_counters_lag(&self, enabled: bool) {
+        self.core.lock().rest.set_counters_lag(enabled);
+    }
+
+    /// Expires every scoped token issued so far: the ingest host answers them 401.
+    pub fn expire_scoped_tokens(&self) {
+        self.core.scoped_tokens.expire_all();
+    }
+
+    /// Hostname discovery answers `{"hostname": ...}` (true) or bare text (false, the default).
+    pub fn set_hostname_as_json(&self, json: bool) {
+        self.core.lock().rest_answers.hostname_json = json;
+    }
+
+    /// The token exchange answers `{"token": ...}` (true) or bare text (false, the default).
+    pub fn set_token_as_json(&self, json: bool) {
+        self.core.lock().rest_answers.token_json = json;
+    }
+
+    /// Signs a scoped token for `user` (its default role unless `role` is given) scoped to `scope`,
+    /// without a key-pair JWT and without checking the scope: for tests of tokens the exchange would
+    /// not issue (another host's scope). `None` for an unknown user.
+    #[must_use]
+    pub fn scoped_token(&self, user: &str, role: Option<&str>, scope: &str) -> Option<String> {
+        let user = ident::resolve(user);
+        let entry = self.core.users.get(&user)?;
+        let role = match role {
+            Some(r) => ident::resolve(r),
+            None => entry.roles.first().cloned().unwrap_or_default(),
+        };
+        let grant = crate::auth::Grant {
+            account: self.core.account.clone(),
+            user,
+            role,
+            scope: scope.to_owned(),
+        };
+        Some(self.core.scoped_tokens.issue(&grant, unix_seconds()))
+    }
+
+    /// The lifetime of the scoped tokens the exchange issues.
+    #[must_use]
+    pub fn scoped_token_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.core.scoped_tokens.lifetime_secs()).unwrap_or(0))
+    }
+
+    /// Waits until `token` is the REST channel's committed token. Answers false if the emulator
+    /// shuts down first. Waits on state, not time.
+    pub async fn wait_for_rest_token(&self, name: &RestChannelName, token: &str) -> bool {
+        let Some(key) = name.key() else {
+            return false;
+        };
+        self.core
+            .wait_until(|s| {
+                s.rest
+                    .status(&key)
+                    .is_some_and(|st| st.committed.as_deref() == Some(token))
+            })
+            .await
     }
 }

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    faults::{DropMode, Endpoint, Failure},
+    faults::{BodyShape, DropMode, Endpoint, Failure},
     http::{Reject, Resp, error_response, json_response, query_value},
-    state::Control,
+    state::{Control, RestChannelName},
 };
 
 /// The reserved path prefix of the admin API.
@@ -32,6 +32,42 @@ struct FailArg {
     status: Option<u16>,
     code: Option<String>,
     http_code: Option<u16>,
+    /// REST endpoints: the body's shape (with `status` and `code`).
+    shape: Option<BodyShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CountArg {
+    #[serde(default = "one")]
+    count: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RowsArg {
+    rows: Vec<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenArg {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsonAnswersArg {
+    hostname: Option<bool>,
+    token: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MintArg {
+    user: String,
+    role: Option<String>,
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +213,17 @@ fn handle(
         (["faults", "fail"], true, _) => {
             let arg: FailArg = parse(body)?;
             let failure = match (arg.status, arg.code) {
+                (Some(status), code)
+                    if StatusCode::from_u16(status).is_ok() && arg.shape.is_some() =>
+                {
+                    Failure::Shaped {
+                        status,
+                        // The code live accounts send with retryable failures, unless told otherwise.
+                        code: code
+                            .unwrap_or_else(|| "ERR_GENERAL_EXCEPTION_RETRY_REQUEST".to_owned()),
+                        shape: arg.shape.unwrap_or(BodyShape::Documented),
+                    }
+                }
                 (None, Some(code)) => Failure::ChannelCode {
                     code,
                     http_code: arg.http_code.unwrap_or(400),
@@ -187,7 +234,7 @@ fn handle(
                 _ => {
                     return Err(Reject::new(
                         StatusCode::BAD_REQUEST,
-                        "give either a valid `status` or a `code`",
+                        "give either a valid `status`, a `code`, or `status`, `code` and `shape`",
                     ));
                 }
             };
@@ -270,6 +317,7 @@ fn handle(
         (["channels", id, "drop-name"], true, _) => {
             ok(json!({"known": control.drop_channel_name(id)}))
         }
+        (["rest", rest @ ..], _, _) => rest_route(control, method, rest, body)?,
         (["calls"], _, true) => json_response(StatusCode::OK, &json!(control.calls())),
         (["calls"], _, _) if *method == Method::DELETE => {
             control.clear_calls();
@@ -281,4 +329,107 @@ fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// A path segment naming part of a REST channel: percent-decoded (names with quotes or spaces come
+/// encoded), then resolved as an identifier by [`RestChannelName::new`].
+fn decoded(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn known(known: bool) -> Resp {
+    ok(json!({"known": known}))
+}
+
+/// The REST API's faults and inspection, under `rest/`.
+fn rest_route(
+    control: &Control,
+    method: &Method,
+    path: &[&str],
+    body: &Bytes,
+) -> Result<Resp, Reject> {
+    let post = *method == Method::POST;
+    let get = *method == Method::GET;
+    let resp = match (path, post, get) {
+        (["channels"], _, true) => json_response(StatusCode::OK, &json!(control.rest_channels())),
+        (["channels", db, schema, pipe, channel, action @ ..], _, _) => {
+            let name = RestChannelName::new(
+                &decoded(db),
+                &decoded(schema),
+                &decoded(pipe),
+                &decoded(channel),
+            );
+            match (action, post, get) {
+                ([], _, true) => match control.rest_channel(&name) {
+                    Some(info) => json_response(StatusCode::OK, &json!(info)),
+                    None => error_response(StatusCode::NOT_FOUND, "no such channel"),
+                },
+                (["requests"], _, true) => {
+                    json_response(StatusCode::OK, &json!(control.rest_requests(&name)))
+                }
+                (["invalidate"], true, _) => known(control.invalidate_rest_channel(&name)),
+                (["stall"], true, _) => known(control.stall_rest_commits(&name)),
+                (["resume"], true, _) => known(control.resume_rest_commits(&name)),
+                (["drop"], true, _) => known(control.drop_rest_channel(&name)),
+                (["committed-token"], true, _) => {
+                    let arg: TokenArg = parse(body)?;
+                    known(control.set_rest_committed_token(&name, arg.token.as_deref()))
+                }
+                (["reject-rows"], true, _) => {
+                    let arg: RowsArg = parse(body)?;
+                    known(control.reject_rows_at_commit(&name, &arg.rows))
+                }
+                (["throttle"], true, _) => {
+                    let arg: CountArg = parse(body)?;
+                    known(control.throttle_appends(&name, arg.count))
+                }
+                (["hold"], true, _) => {
+                    let arg: CountArg = parse(body)?;
+                    known(control.hold_next_appends(&name, arg.count))
+                }
+                _ => return Err(no_route(method, path)),
+            }
+        }
+        (["expire-tokens"], true, _) => {
+            control.expire_scoped_tokens();
+            ok(json!({}))
+        }
+        (["json-answers"], true, _) => {
+            let arg: JsonAnswersArg = parse(body)?;
+            if let Some(h) = arg.hostname {
+                control.set_hostname_as_json(h);
+            }
+            if let Some(t) = arg.token {
+                control.set_token_as_json(t);
+            }
+            ok(json!({}))
+        }
+        (["counters-lag"], true, _) => {
+            let arg: EnabledArg = parse(body)?;
+            control.set_counters_lag(arg.enabled);
+            ok(json!({}))
+        }
+        (["token"], true, _) => {
+            let arg: MintArg = parse(body)?;
+            let scope = arg.scope.unwrap_or_else(|| control.rest_host().to_owned());
+            match control.scoped_token(&arg.user, arg.role.as_deref(), &scope) {
+                Some(token) => ok(json!({"token": token})),
+                None => error_response(StatusCode::NOT_FOUND, "no such user"),
+            }
+        }
+        _ => return Err(no_route(method, path)),
+    };
+    Ok(resp)
+}
+
+fn no_route(method: &Method, path: &[&str]) -> Reject {
+    Reject::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no admin route {method} {ADMIN_PREFIX}rest/{}",
+            path.join("/")
+        ),
+    )
 }

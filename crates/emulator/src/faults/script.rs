@@ -32,11 +32,23 @@ pub enum Endpoint {
     Health,
     /// `POST /api/v2/statements` (the SQL API).
     Statements,
+    /// REST: `GET /v2/streaming/hostname`.
+    RestHostname,
+    /// REST: `POST /oauth/token`.
+    RestToken,
+    /// REST: `PUT .../pipes/{pipe}/channels/{channel}`.
+    RestOpenChannel,
+    /// REST: `POST /v2/streaming/data/.../channels/{channel}/rows`.
+    RestAppend,
+    /// REST: `DELETE .../pipes/{pipe}/channels/{channel}`.
+    RestDropChannel,
+    /// REST: `POST .../pipes/{pipe}:bulk-channel-status`.
+    RestBulkStatus,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 14] = [
         Self::CreateChannel,
         Self::DeleteChannel,
         Self::GetChannel,
@@ -45,6 +57,12 @@ impl Endpoint {
         Self::BulkStatus,
         Self::Health,
         Self::Statements,
+        Self::RestHostname,
+        Self::RestToken,
+        Self::RestOpenChannel,
+        Self::RestAppend,
+        Self::RestDropChannel,
+        Self::RestBulkStatus,
     ];
 
     /// The snake_case name used by the admin API and in logs.
@@ -59,7 +77,27 @@ impl Endpoint {
             Self::BulkStatus => "bulk_status",
             Self::Health => "health",
             Self::Statements => "statements",
+            Self::RestHostname => "rest_hostname",
+            Self::RestToken => "rest_token",
+            Self::RestOpenChannel => "rest_open_channel",
+            Self::RestAppend => "rest_append",
+            Self::RestDropChannel => "rest_drop_channel",
+            Self::RestBulkStatus => "rest_bulk_status",
         }
+    }
+
+    /// Is this an endpoint of the REST API (whose errors have their own shapes)?
+    #[must_use]
+    pub fn is_rest(self) -> bool {
+        matches!(
+            self,
+            Self::RestHostname
+                | Self::RestToken
+                | Self::RestOpenChannel
+                | Self::RestAppend
+                | Self::RestDropChannel
+                | Self::RestBulkStatus
+        )
     }
 }
 
@@ -80,13 +118,42 @@ pub enum Failure {
         status: u16,
     },
     /// Create-channel only: answer 200 with `success:false` and this code (e.g.
-    /// `ERR_AUTHENTICATION_FAILED`) and `snowflakeAPIHttpCode`.
+    /// `ERR_AUTHENTICATION_FAILED`) and `snowflakeAPIHttpCode`. On a REST endpoint: answer
+    /// `http_code` with the documented `{"code", "message"}` body.
     ChannelCode {
         /// The `code` field.
         code: String,
         /// The `snowflakeAPIHttpCode` field.
         http_code: u16,
     },
+    /// REST endpoints: answer `status` with a body of the given shape carrying `code` (e.g.
+    /// `ERR_GENERAL_EXCEPTION_RETRY_REQUEST`), as live accounts answer in several shapes. On a
+    /// sidecar endpoint it answers as [`Failure::Status`].
+    Shaped {
+        /// The HTTP status.
+        status: u16,
+        /// The error code the body carries (ignored by the empty and HTML shapes).
+        code: String,
+        /// How the body is written.
+        shape: BodyShape,
+    },
+}
+
+/// The shapes of error bodies Snowflake's REST API is seen to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BodyShape {
+    /// The documented `{"code": "...", "message": "..."}`.
+    Documented,
+    /// `{"error_code": "..."}`.
+    ErrorCode,
+    /// A bare JSON string, `"ERR_..."`.
+    BareString,
+    /// No body at all.
+    Empty,
+    /// An HTML page, as a proxy in front of the service answers.
+    Html,
 }
 
 /// What happens to a request whose connection is dropped.
@@ -118,7 +185,8 @@ pub struct CallRecord {
     /// The HTTP status answered; `None` when the connection was dropped.
     pub status: Option<u16>,
     /// The fault applied, if any: `fail`, `drop_applied`, `drop_not_applied`, `in_transit` (an insert
-    /// held back; with another fault after it, `in_transit,fail` and so on).
+    /// held back; with another fault after it, `in_transit,fail` and so on), `held_in_transit` (a REST
+    /// append taken and held until the channel's next open, its answer lost).
     pub fault: Option<String>,
 }
 

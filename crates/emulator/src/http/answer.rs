@@ -21,6 +21,17 @@ pub(crate) fn json_response(status: StatusCode, value: &Value) -> Resp {
     resp
 }
 
+/// A plain-text answer (the REST API's bare hostname and token).
+pub(crate) fn text_response(status: StatusCode, text: &str) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(text.to_owned())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
 /// An answer with no body (204, 202).
 pub(crate) fn empty_response(status: StatusCode) -> Resp {
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -68,6 +79,13 @@ pub(crate) struct Outcome {
     pub(crate) offset: Option<String>,
     pub(crate) row_count: Option<usize>,
     pub(crate) statement: Option<String>,
+    /// REST: the error code answered, for the channel's request log.
+    pub(crate) code: Option<String>,
+    /// REST: the continuation token answered, for the channel's request log.
+    pub(crate) token: Option<String>,
+    /// The call took effect but its answer is to be lost (the connection closed instead): a
+    /// scripted fault the handler decided.
+    pub(crate) lose_answer: bool,
 }
 
 impl Outcome {
@@ -78,6 +96,9 @@ impl Outcome {
             offset: None,
             row_count: None,
             statement: None,
+            code: None,
+            token: None,
+            lose_answer: false,
         }
     }
 

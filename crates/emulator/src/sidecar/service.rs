@@ -114,7 +114,7 @@ pub(crate) fn failure_response(endpoint: Endpoint, failure: &Failure) -> Resp {
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("injected fault: {code}"),
         ),
-        Failure::Status { status } => {
+        Failure::Status { status } | Failure::Shaped { status, .. } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             error_response(status, &format!("injected fault: HTTP {}", status.as_u16()))
         }
@@ -373,12 +373,11 @@ fn insert(core: &Core, id: &str, body: &Bytes) -> Outcome {
     };
     let offset = req.offset;
     let row_count = req.row_count;
-    let outcome = |resp: Resp| Outcome {
-        resp,
-        channel_id: Some(id.to_owned()),
-        offset: Some(offset.clone()),
-        row_count: Some(row_count),
-        statement: None,
+    let outcome = |resp: Resp| {
+        let mut o = Outcome::new(resp).channel(id);
+        o.offset = Some(offset.clone());
+        o.row_count = Some(row_count);
+        o
     };
     let invalid = || {
         json_response(

@@ -203,7 +203,7 @@ pub(crate) fn serve(core: &Core, headers: &HeaderMap, body: &Bytes) -> Outcome {
             .map(ident::resolve),
         role: Some(role),
     };
-    let result = core.lock().catalog.run(&statement, &ctx);
+    let result = core.lock().run_sql(&statement, &ctx);
     match result {
         Ok(StatementResult::Status(message)) => outcome(success_answer(&message, &handle)),
         Ok(StatementResult::Rows(rows)) => outcome(rows_answer(&rows, &handle)),

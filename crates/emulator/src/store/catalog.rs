@@ -37,8 +37,9 @@ impl TableRef {
     }
 }
 
-/// The columns of Snowflake's `DESCRIBE TABLE` answer, in order.
-pub(crate) const DESCRIBE_TABLE_COLUMNS: [&str; 12] = [
+/// The columns of Snowflake's `DESCRIBE TABLE` answer, in order (the last, `schema evolution record`,
+/// says which columns schema evolution added).
+pub(crate) const DESCRIBE_TABLE_COLUMNS: [&str; 13] = [
     "name",
     "type",
     "kind",
@@ -51,6 +52,7 @@ pub(crate) const DESCRIBE_TABLE_COLUMNS: [&str; 12] = [
     "comment",
     "policy name",
     "privacy domain",
+    "schema evolution record",
 ];
 
 /// Rows a statement answers. Every value is text or null, as the SQL API's `jsonv2` format gives them.
@@ -184,10 +186,35 @@ pub(crate) enum LookupError {
     Table,
 }
 
-struct Table {
-    schema: Arc<TableSchema>,
+pub(super) struct Table {
+    pub(super) schema: Arc<TableSchema>,
     rows: VecDeque<Row>,
     committed: u64,
+    /// `ENABLE_SCHEMA_EVOLUTION = TRUE`: REST commits add columns for keys the table lacks.
+    pub(super) schema_evolution: bool,
+    /// Columns schema evolution added, with the commit time (ms) that added them, for `DESCRIBE`.
+    pub(super) evolved: Vec<(String, i64)>,
+}
+
+impl Table {
+    fn new(schema: TableSchema, schema_evolution: bool) -> Self {
+        Self {
+            schema: Arc::new(schema),
+            rows: VecDeque::new(),
+            committed: 0,
+            schema_evolution,
+            evolved: Vec::new(),
+        }
+    }
+
+    /// Stores committed rows, keeping at most `max_rows` for inspection.
+    pub(super) fn append(&mut self, rows: Vec<Row>, max_rows: usize) {
+        self.committed += u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        self.rows.extend(rows);
+        while self.rows.len() > max_rows {
+            self.rows.pop_front();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -215,6 +242,9 @@ pub struct TableInfo {
     pub columns: Vec<ColumnInfo>,
     /// Rows committed so far (including rows no longer retained for inspection).
     pub committed_rows: u64,
+    /// Whether the table was created with `ENABLE_SCHEMA_EVOLUTION = TRUE` (REST commits then add
+    /// columns for keys the table lacks).
+    pub enable_schema_evolution: bool,
 }
 
 /// One column of a [`TableInfo`].
@@ -234,7 +264,10 @@ pub struct ColumnInfo {
 pub(crate) struct Catalog {
     databases: BTreeMap<String, Database>,
     /// Rows kept per table for inspection; older rows are counted but forgotten (bounded memory).
-    max_rows_per_table: usize,
+    pub(super) max_rows_per_table: usize,
+    /// Tables `CREATE OR REPLACE` replaced since the last [`Self::take_replaced`]: their channels
+    /// must go, as Snowflake's go with the table they belonged to.
+    replaced: Vec<TableRef>,
 }
 
 impl Catalog {
@@ -242,7 +275,13 @@ impl Catalog {
         Self {
             databases: BTreeMap::new(),
             max_rows_per_table,
+            replaced: Vec::new(),
         }
+    }
+
+    /// The tables replaced since the last call.
+    pub(crate) fn take_replaced(&mut self) -> Vec<TableRef> {
+        std::mem::take(&mut self.replaced)
     }
 
     /// Adds a database (with its `PUBLIC` schema, as Snowflake creates one) and extra schemas.
@@ -286,19 +325,19 @@ impl Catalog {
 
     /// Stores committed rows. Rows for a table that no longer exists are dropped.
     pub(crate) fn append(&mut self, table: &TableRef, rows: Vec<Row>) {
-        let Some(t) = self
-            .databases
-            .get_mut(&table.database)
-            .and_then(|db| db.schemas.get_mut(&table.schema))
-            .and_then(|s| s.tables.get_mut(&table.table))
-        else {
-            return;
-        };
-        t.committed += u64::try_from(rows.len()).unwrap_or(u64::MAX);
-        t.rows.extend(rows);
-        while t.rows.len() > self.max_rows_per_table {
-            t.rows.pop_front();
+        let max = self.max_rows_per_table;
+        if let Some(t) = self.table_mut(table) {
+            t.append(rows, max);
         }
+    }
+
+    pub(super) fn table_mut(&mut self, r: &TableRef) -> Option<&mut Table> {
+        self.databases
+            .get_mut(&r.database)?
+            .schemas
+            .get_mut(&r.schema)?
+            .tables
+            .get_mut(&r.table)
     }
 
     fn table(&self, r: &TableRef) -> Option<&Table> {
@@ -347,6 +386,7 @@ impl Catalog {
 
     /// Parses and runs one statement; answers Snowflake's status message (see
     /// [`StatementResult::into_message`] for statements that return rows).
+    #[cfg(test)]
     pub(crate) fn execute(&mut self, sql_text: &str, ctx: &SqlContext) -> Result<String, SqlError> {
         self.run(sql_text, ctx).map(StatementResult::into_message)
     }
@@ -368,9 +408,20 @@ impl Catalog {
             Statement::CreateTable {
                 name,
                 if_not_exists,
+                or_replace,
                 columns,
+                schema_evolution,
             } => self
-                .create_table(&name, if_not_exists, columns, ctx)
+                .create_table(
+                    &name,
+                    CreateMode {
+                        if_not_exists,
+                        or_replace,
+                        schema_evolution,
+                    },
+                    columns,
+                    ctx,
+                )
                 .map(StatementResult::Status),
             Statement::AddColumns {
                 table,
@@ -502,7 +553,7 @@ impl Catalog {
     fn create_table(
         &mut self,
         name: &ObjectName,
-        if_not_exists: bool,
+        mode: CreateMode,
         columns: Vec<ColumnDef>,
         ctx: &SqlContext,
     ) -> Result<String, SqlError> {
@@ -520,8 +571,9 @@ impl Catalog {
         }
         let schema = self.schema_mut(&r, ctx)?;
         let shown = ident::display(&r.table);
-        if schema.tables.contains_key(&r.table) {
-            return if if_not_exists {
+        let exists = schema.tables.contains_key(&r.table);
+        if exists && !mode.or_replace {
+            return if mode.if_not_exists {
                 Ok(format!("{shown} already exists, statement succeeded."))
             } else {
                 Err(SqlError::already_exists(&shown))
@@ -537,12 +589,11 @@ impl Catalog {
             .collect();
         schema.tables.insert(
             r.table.clone(),
-            Table {
-                schema: Arc::new(TableSchema { columns }),
-                rows: VecDeque::new(),
-                committed: 0,
-            },
+            Table::new(TableSchema { columns }, mode.schema_evolution),
         );
+        if exists {
+            self.replaced.push(r);
+        }
         Ok(format!("Table {shown} successfully created."))
     }
 
@@ -601,15 +652,42 @@ impl Catalog {
             .ok_or_else(|| SqlError::does_not_exist(ObjectKind::Table, &r.display()))?;
         Ok(ResultSet {
             columns: &DESCRIBE_TABLE_COLUMNS,
-            rows: table.schema.columns.iter().map(describe_row).collect(),
+            rows: table
+                .schema
+                .columns
+                .iter()
+                .map(|c| {
+                    let evolved = table.evolved.iter().find(|(n, _)| *n == c.name);
+                    describe_row(c, evolved.map(|(_, at)| *at))
+                })
+                .collect(),
         })
     }
 }
 
+/// How `CREATE TABLE` treats an existing table, and the option it keeps.
+#[derive(Debug, Clone, Copy)]
+struct CreateMode {
+    if_not_exists: bool,
+    or_replace: bool,
+    schema_evolution: bool,
+}
+
 /// One `DESCRIBE TABLE` row. The emulator keeps no defaults, keys, checks, comments or policies, so
-/// those are null, or `N` where Snowflake always answers Y/N.
-fn describe_row(c: &Column) -> Vec<Option<String>> {
+/// those are null, or `N` where Snowflake always answers Y/N. A column schema evolution added (at
+/// `evolved_at`, ms) has a `schema evolution record`, as Snowflake keeps one.
+fn describe_row(c: &Column, evolved_at: Option<i64>) -> Vec<Option<String>> {
     let text = |s: &str| Some(s.to_owned());
+    let record = evolved_at.map(|at| {
+        serde_json::json!({
+            "evolutionType": "ADD_COLUMN",
+            "evolutionSubType": null,
+            "fileName": null,
+            "triggeringTime": at,
+            "queryId": null,
+        })
+        .to_string()
+    });
     // In the order of DESCRIBE_TABLE_COLUMNS.
     vec![
         Some(c.name.clone()),
@@ -624,6 +702,7 @@ fn describe_row(c: &Column) -> Vec<Option<String>> {
         None,      // comment
         None,      // policy name
         None,      // privacy domain
+        record,
     ]
 }
 
@@ -643,6 +722,7 @@ fn info(r: &TableRef, t: &Table) -> TableInfo {
             })
             .collect(),
         committed_rows: t.committed,
+        enable_schema_evolution: t.schema_evolution,
     }
 }
 

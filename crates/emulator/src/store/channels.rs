@@ -467,6 +467,20 @@ impl Store {
         true
     }
 
+    /// Drops every channel name on `table` (the table was replaced): as [`Self::drop_name`] for each.
+    pub(crate) fn drop_table(&mut self, table: &TableRef) {
+        let ids: Vec<String> = self
+            .by_name
+            .iter()
+            .filter(|(k, _)| k.table == *table)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in ids {
+            self.drop_name(&id);
+        }
+        self.persisted.retain(|k, _| k.table != *table);
+    }
+
     fn retire(&mut self, id: String) {
         self.retired.push_back(id);
         let mut budget = self.retired.len();

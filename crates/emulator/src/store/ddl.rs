@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! CREATE [TRANSIENT] SCHEMA [IF NOT EXISTS] [db.]schema [option = value ...]
-//! CREATE [TRANSIENT | ICEBERG] TABLE [IF NOT EXISTS] [[db.]schema.]table (column type [NOT NULL | NULL | COMMENT 'x'] , ...) [option = value ...]
+//! CREATE [OR REPLACE] [TRANSIENT | ICEBERG] TABLE [IF NOT EXISTS] [[db.]schema.]table (column type [NOT NULL | NULL | COMMENT 'x'] , ...) [option = value ...]
 //! ALTER TABLE [IF EXISTS] [[db.]schema.]table ADD [COLUMN] [IF NOT EXISTS] column type [...], column type [...] ...
 //! { DESCRIBE | DESC } TABLE [[db.]schema.]table [TYPE = COLUMNS]
 //! ```
@@ -35,7 +35,12 @@ pub(crate) enum Statement {
     CreateTable {
         name: ObjectName,
         if_not_exists: bool,
+        /// `CREATE OR REPLACE TABLE`: an existing table is dropped (rows, channels) and created anew.
+        or_replace: bool,
         columns: Vec<ColumnDef>,
+        /// `ENABLE_SCHEMA_EVOLUTION = TRUE`: rows landed through the REST API add columns for keys
+        /// the table lacks.
+        schema_evolution: bool,
     },
     AddColumns {
         table: ObjectName,
@@ -205,6 +210,12 @@ struct Parser {
     at: usize,
 }
 
+/// The trailing options the emulator keeps.
+#[derive(Default)]
+struct Options {
+    schema_evolution: Option<bool>,
+}
+
 /// Parses exactly one statement (an optional trailing `;` allowed).
 pub(crate) fn parse(sql: &str) -> Result<Statement, ParseError> {
     let toks = lex(sql)?;
@@ -337,13 +348,18 @@ impl Parser {
 
     fn statement(&mut self) -> Result<Statement, ParseError> {
         if self.eat_kw("CREATE") {
-            if self.is_kw("OR") {
-                return Err(ParseError::Invalid(
-                    "CREATE OR REPLACE is not supported by the emulator (the manager never replaces objects)".to_owned(),
-                ));
+            let or_replace = self.eat_kw("OR");
+            if or_replace {
+                self.expect_kw("REPLACE")?;
             }
             let _transient = self.eat_kw("TRANSIENT");
             if self.eat_kw("SCHEMA") {
+                if or_replace {
+                    // Only tables are replaced: that is the trap a channel must survive (exact outcomes).
+                    return Err(ParseError::Invalid(
+                        "CREATE OR REPLACE SCHEMA is not supported by the emulator (only tables are replaced)".to_owned(),
+                    ));
+                }
                 let if_not_exists = self.if_not_exists()?;
                 let name = self.object_name(2)?;
                 self.options()?;
@@ -355,6 +371,12 @@ impl Parser {
             let _iceberg = self.eat_kw("ICEBERG");
             self.expect_kw("TABLE")?;
             let if_not_exists = self.if_not_exists()?;
+            if or_replace && if_not_exists {
+                // Snowflake refuses the pair: replacing and keeping contradict each other.
+                return Err(ParseError::Invalid(
+                    "OR REPLACE and IF NOT EXISTS are incompatible.".to_owned(),
+                ));
+            }
             let name = self.object_name(3)?;
             self.expect_sym('(')?;
             let mut columns = vec![self.column_def()?];
@@ -362,11 +384,13 @@ impl Parser {
                 columns.push(self.column_def()?);
             }
             self.expect_sym(')')?;
-            self.options()?;
+            let options = self.options()?;
             return Ok(Statement::CreateTable {
                 name,
                 if_not_exists,
+                or_replace,
                 columns,
+                schema_evolution: options.schema_evolution.unwrap_or(false),
             });
         }
         if self.eat_kw("ALTER") {
@@ -419,18 +443,32 @@ impl Parser {
         Err(self.unexpected())
     }
 
-    /// Trailing `KEY = value` options (comments, retention, Iceberg's catalog and volume): accepted and
-    /// ignored, since they do not change what the emulator stores.
-    fn options(&mut self) -> Result<(), ParseError> {
-        while matches!(self.peek(), Some(Tok::Word(_))) {
+    /// Trailing `KEY = value` options. `ENABLE_SCHEMA_EVOLUTION` is kept (it changes what a commit
+    /// does); the rest (comments, retention, Iceberg's catalog and volume) are accepted and ignored,
+    /// since they do not change what the emulator stores.
+    fn options(&mut self) -> Result<Options, ParseError> {
+        let mut options = Options::default();
+        while let Some(Tok::Word(key)) = self.peek() {
+            let evolution = key.eq_ignore_ascii_case("ENABLE_SCHEMA_EVOLUTION");
             self.at += 1;
             self.expect_sym('=')?;
+            if evolution {
+                if self.eat_kw("TRUE") {
+                    options.schema_evolution = Some(true);
+                    continue;
+                }
+                if self.eat_kw("FALSE") {
+                    options.schema_evolution = Some(false);
+                    continue;
+                }
+                return Err(self.unexpected());
+            }
             match self.peek() {
                 Some(Tok::Word(_) | Tok::Str(_) | Tok::Number(_) | Tok::Quoted(_)) => self.at += 1,
                 _ => return Err(self.unexpected()),
             }
         }
-        Ok(())
+        Ok(options)
     }
 
     fn column_def(&mut self) -> Result<ColumnDef, ParseError> {
@@ -567,11 +605,13 @@ mod tests {
             &Ok(Statement::CreateTable {
                 name: name(&["DB", "S p a c e", "tâblé 🎉"]),
                 if_not_exists: true,
+                or_replace: false,
                 columns: cols(&[
                     ("ID", TEXT, true),
                     ("wëird \"col\"", INT, false),
                     ("TS", ColumnType::TimestampTz { scale: 9 }, true),
                 ]),
+                schema_evolution: false,
             }),
         );
         check(
@@ -579,6 +619,8 @@ mod tests {
             &Ok(Statement::CreateTable {
                 name: name(&["T"]),
                 if_not_exists: false,
+                or_replace: false,
+                schema_evolution: false,
                 columns: cols(&[
                     ("A", ColumnType::Float, true),
                     (
@@ -591,6 +633,30 @@ mod tests {
                     ),
                     ("C", ColumnType::TimestampTz { scale: 9 }, true),
                 ]),
+            }),
+        );
+    }
+
+    #[test]
+    fn replace_and_schema_evolution() {
+        check(
+            "create or replace transient table t (a int) comment = 'x' enable_schema_evolution = true",
+            &Ok(Statement::CreateTable {
+                name: name(&["T"]),
+                if_not_exists: false,
+                or_replace: true,
+                columns: cols(&[("A", INT, true)]),
+                schema_evolution: true,
+            }),
+        );
+        check(
+            "CREATE TABLE IF NOT EXISTS t (a int) ENABLE_SCHEMA_EVOLUTION = FALSE",
+            &Ok(Statement::CreateTable {
+                name: name(&["T"]),
+                if_not_exists: true,
+                or_replace: false,
+                columns: cols(&[("A", INT, true)]),
+                schema_evolution: false,
             }),
         );
     }
@@ -685,8 +751,16 @@ mod tests {
         );
         assert!(matches!(parse(" ; "), Err(ParseError::Syntax(_))));
         assert!(matches!(
-            parse("CREATE OR REPLACE TABLE t (a INT)"),
+            parse("CREATE OR REPLACE SCHEMA s"),
             Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse("CREATE OR REPLACE TABLE IF NOT EXISTS t (a INT)"),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse("CREATE TABLE t (a INT) ENABLE_SCHEMA_EVOLUTION = maybe"),
+            Err(ParseError::Syntax(_))
         ));
         assert!(matches!(
             parse("CREATE TABLE ünï (a INT)"),

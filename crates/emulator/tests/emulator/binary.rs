@@ -112,3 +112,28 @@ async fn serves_on_the_printed_address_and_stops_on_sigterm() {
     assert!(status.success(), "stopped with {status}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn jwt_prints_a_key_pair_jwt_for_a_user() {
+    let out = Command::new(BIN).arg("jwt").output().unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = crate::rest_common::claims(token.trim());
+    assert_eq!(claims["sub"], "DEMO.DEMO_USER");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+    let out = Command::new(BIN)
+        .args(["jwt", "--user", "loader", "--lifetime", "60"])
+        .output()
+        .unwrap();
+    let claims = crate::rest_common::claims(String::from_utf8(out.stdout).unwrap().trim());
+    assert_eq!(claims["sub"], "DEMO.LOADER");
+    let out = Command::new(BIN)
+        .args(["jwt", "--private-key", "/nonexistent/key.p8"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}

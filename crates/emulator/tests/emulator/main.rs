@@ -7,4 +7,8 @@ mod binary;
 mod common;
 mod faults;
 mod protocol;
+mod rest;
+mod rest_common;
+mod rest_doc;
+mod rest_faults;
 mod sql_api;

@@ -347,7 +347,7 @@ fn described(name: &str, ty: &str, nullable: bool) -> Value {
     // Not named `null`: inside `json!` that word is JSON's null, not a variable.
     let null_flag = if nullable { "Y" } else { "N" };
     json!([
-        name, ty, "COLUMN", null_flag, null, "N", "N", null, null, null, null, null
+        name, ty, "COLUMN", null_flag, null, "N", "N", null, null, null, null, null, null
     ])
 }
 
@@ -432,7 +432,8 @@ async fn describe_table_answers_columns_like_snowflake() {
             "expression",
             "comment",
             "policy name",
-            "privacy domain"
+            "privacy domain",
+            "schema evolution record"
         ]
     );
     for column in meta["rowType"].as_array().unwrap() {
