@@ -26,11 +26,11 @@ pub use import::{
     DecodeError, EntrySegment, FailedJobParameters, ImportEntry, ImportId, ImportParameters,
     JobIdRange, JobRuns, SCHEME,
 };
-/// The REST client's compression choice, for [`RestOptions`].
-pub use snowpipe_rest::Compression;
 pub use manager::{BackendConfig, ConnectError, Connection, Destination, Manager, RestOptions};
 pub use output::{PollOutput, StatsMetadata, UploadOutput, UploadStatsOutput};
 pub use settings::Settings;
+/// The REST client's compression choice, for [`RestOptions`].
+pub use snowpipe_rest::Compression;
 pub use stats::upload_stats;
 
 // The configuration a caller builds a manager from, so that it need not depend on the layers below.
