@@ -8,11 +8,49 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use snowpipe_emulator::{Control, Emulator, demo};
+use snowpipe_emulator::{Control, DropMode, Emulator, Endpoint, Failure, RestChannelName, demo};
 use snowpipe_manager::{
     BackendConfig, BackoffConfig, Connection, Destination, FailedJobParameters, HttpConfig,
-    Manager, PollOutput, RetryConfig, Settings, UploadOutput, UploadStatsOutput,
+    Manager, PollOutput, RestOptions, RetryConfig, Settings, UploadOutput, UploadStatsOutput,
 };
+
+/// Which backend a test runs the manager on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The sidecar protocol.
+    Sidecar,
+    /// Snowflake's REST API.
+    Rest,
+}
+
+/// A backend call, named the same on both backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Opening a channel.
+    Open,
+    /// Appending (inserting) rows.
+    Append,
+    /// Bulk status.
+    BulkStatus,
+}
+
+/// Runs one async test body on both backends: `on_both!(name, body_fn)` makes `name::sidecar` and
+/// `name::rest`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sidecar() {
+                super::$name($crate::Which::Sidecar).await;
+            }
+            #[tokio::test]
+            async fn rest() {
+                super::$name($crate::Which::Rest).await;
+            }
+        }
+    )*};
+}
 
 /// The schema the tests write into (`namespace` "endtoend").
 pub const SCHEMA: &str = "ENDTOEND";
@@ -25,12 +63,19 @@ pub struct World {
     pub control: Control,
     /// A folder for event files.
     pub dir: tempfile::TempDir,
+    /// The backend the manager runs on.
+    pub which: Which,
     files: usize,
 }
 
 impl World {
-    /// Starts an emulator that commits at once.
+    /// Starts an emulator that commits at once, for a manager on the sidecar.
     pub async fn start() -> Self {
+        Self::start_on(Which::Sidecar).await
+    }
+
+    /// Starts an emulator that commits at once, for a manager on the given backend.
+    pub async fn start_on(which: Which) -> Self {
         let emulator = Emulator::builder()
             .commit_lag(Duration::ZERO)
             .start()
@@ -41,6 +86,7 @@ impl World {
             emulator,
             control,
             dir: tempfile::tempdir().expect("temp dir"),
+            which,
             files: 0,
         }
     }
@@ -56,21 +102,100 @@ impl World {
 
     /// Connection settings: this emulator for both the service and the SQL API, quick retries.
     pub fn connection(&self) -> Connection {
-        Connection {
-            backend: BackendConfig::Sidecar(HttpConfig {
+        let retry = RetryConfig {
+            max_retries: 3,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            ..RetryConfig::default()
+        };
+        let backend = match self.which {
+            Which::Sidecar => BackendConfig::Sidecar(HttpConfig {
                 base_url: self.emulator.base_url(),
                 timeout: Duration::from_secs(5),
-                retry: RetryConfig {
-                    max_retries: 3,
-                    min_delay: Duration::from_millis(1),
-                    max_delay: Duration::from_millis(5),
-                    ..RetryConfig::default()
-                },
+                retry,
                 ..HttpConfig::default()
             }),
+            Which::Rest => {
+                let mut options = RestOptions::default();
+                options.timeout = Duration::from_secs(5);
+                options.retry = retry;
+                options.uncommitted_wait = Duration::from_secs(5);
+                BackendConfig::Rest(options)
+            }
+        };
+        Connection {
+            backend,
             sql_api_url: Some(self.emulator.base_url()),
             backoff: BackoffConfig::default(),
             state: None,
+        }
+    }
+
+    /// The emulator endpoint of a call on this world's backend.
+    pub fn endpoint(&self, op: Op) -> Endpoint {
+        match (self.which, op) {
+            (Which::Sidecar, Op::Open) => Endpoint::CreateChannel,
+            (Which::Sidecar, Op::Append) => Endpoint::Insert,
+            (Which::Sidecar, Op::BulkStatus) => Endpoint::BulkStatus,
+            (Which::Rest, Op::Open) => Endpoint::RestOpenChannel,
+            (Which::Rest, Op::Append) => Endpoint::RestAppend,
+            (Which::Rest, Op::BulkStatus) => Endpoint::RestBulkStatus,
+        }
+    }
+
+    /// Calls of `op` that reached the service without a scripted fault.
+    pub fn count_calls(&self, op: Op) -> usize {
+        let endpoint = self.endpoint(op);
+        self.control
+            .calls()
+            .iter()
+            .filter(|c| c.endpoint == endpoint && c.fault.is_none())
+            .count()
+    }
+
+    /// Answers the next `count` calls of `op` with `status`.
+    pub fn fail_next(&self, op: Op, count: u32, status: u16) {
+        self.control
+            .fail_next(self.endpoint(op), count, Failure::Status { status });
+    }
+
+    /// Loses the answers of the next `count` appends, after applying them or not.
+    pub fn drop_next_append(&self, count: u32, mode: DropMode) {
+        self.control
+            .drop_next(self.endpoint(Op::Append), count, mode);
+    }
+
+    /// Every channel loses its uncommitted rows and is forgotten: the sidecar restarts, or (on REST) every
+    /// channel is dropped, as Snowflake does to an expired channel.
+    pub fn lose_uncommitted(&self) {
+        match self.which {
+            Which::Sidecar => self.control.restart(),
+            Which::Rest => {
+                for channel in self.control.rest_channels() {
+                    let name = RestChannelName::new(
+                        &format!("\"{}\"", channel.database),
+                        &format!("\"{}\"", channel.schema),
+                        &format!("\"{}\"", channel.pipe),
+                        &format!("\"{}\"", channel.channel),
+                    );
+                    self.control.drop_rest_channel(&name);
+                }
+            }
+        }
+    }
+
+    /// Invalidates the channel an import entry of `table` names; answers whether it existed.
+    pub fn invalidate(&self, table: &str, channel_id: &str) -> bool {
+        match self.which {
+            Which::Sidecar => self.control.invalidate_channel(channel_id),
+            Which::Rest => self
+                .control
+                .invalidate_rest_channel(&RestChannelName::on_table(
+                    demo::DATABASE,
+                    SCHEMA,
+                    table,
+                    channel_id,
+                )),
         }
     }
 

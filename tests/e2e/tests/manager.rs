@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use snowpipe_e2e::{World, assert_accounted, jobs_of, run};
+use snowpipe_e2e::{Op, Which, World, assert_accounted, jobs_of, run};
 use snowpipe_emulator::{DropMode, Endpoint, Failure};
 use snowpipe_manager::Settings;
 
@@ -60,9 +60,10 @@ fn sorted(mut v: Vec<i64>) -> Vec<i64> {
     v
 }
 
-#[tokio::test]
-async fn happy_path_lands_every_row_and_succeeds_every_job() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(happy_path_lands_every_row_and_succeeds_every_job);
+
+async fn happy_path_lands_every_row_and_succeeds_every_job(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     let file = world.file(&[
         (1, "TRACKS", track_columns(), track("a", 1)),
@@ -111,31 +112,33 @@ async fn happy_path_lands_every_row_and_succeeds_every_job() {
     );
 }
 
-#[tokio::test]
-async fn a_second_batch_reuses_the_channels() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(a_second_batch_reuses_the_channels);
+
+async fn a_second_batch_reuses_the_channels(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     let first = world.file(&tracks(&[1, 2]));
     run(&manager, &first).await;
-    let creates = count_calls(&world, Endpoint::CreateChannel);
+    let creates = world.count_calls(Op::Open);
     let second = world.file(&tracks(&[3, 4]));
     let (upload, poll, stats) = run(&manager, &second).await;
     assert_accounted(&second, &upload, stats.as_ref());
     assert!(!poll.has_failed);
     assert_eq!(
-        count_calls(&world, Endpoint::CreateChannel),
+        world.count_calls(Op::Open),
         creates,
         "no channel opened again"
     );
     assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2", "t3", "t4"]);
 }
 
-#[tokio::test]
-async fn a_new_column_takes_one_alter_and_a_reopen() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(a_new_column_takes_one_alter_and_a_reopen);
+
+async fn a_new_column_takes_one_alter_and_a_reopen(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     run(&manager, &world.file(&tracks(&[1]))).await;
-    let creates = count_calls(&world, Endpoint::CreateChannel);
+    let creates = world.count_calls(Op::Open);
     let mut columns = track_columns();
     columns["PLAN"] = json!("string");
     columns["SEATS"] = json!("int");
@@ -155,9 +158,11 @@ async fn a_new_column_takes_one_alter_and_a_reopen() {
         alters[0].contains("\"PLAN\"") && alters[0].contains("\"SEATS\""),
         "{alters:?}"
     );
+    // On REST every open is two calls: the open that settles, then the one that writes the fence.
+    let per_open = if which == Which::Rest { 2 } else { 1 };
     assert_eq!(
-        count_calls(&world, Endpoint::CreateChannel),
-        creates + 1,
+        world.count_calls(Op::Open),
+        creates + per_open,
         "the channel was reopened once"
     );
     let rows = world.rows("TRACKS");
@@ -165,9 +170,10 @@ async fn a_new_column_takes_one_alter_and_a_reopen() {
     assert_eq!(rows[1]["SEATS"], 5);
 }
 
-#[tokio::test]
-async fn type_mismatches_are_converted_or_discarded() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(type_mismatches_are_converted_or_discarded);
+
+async fn type_mismatches_are_converted_or_discarded(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     run(&manager, &world.file(&tracks(&[1]))).await;
     // N is a NUMBER column now; this event says N is a string "abc" (not convertible) and ID an int.
@@ -209,9 +215,10 @@ async fn type_mismatches_are_converted_or_discarded() {
     );
 }
 
-#[tokio::test]
-async fn oversized_events_abort_and_overflow_fails_in_order() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(oversized_events_abort_and_overflow_fails_in_order);
+
+async fn oversized_events_abort_and_overflow_fails_in_order(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings {
         max_insert_request_bytes: 200,
         ..Settings::default()
@@ -241,16 +248,17 @@ async fn oversized_events_abort_and_overflow_fails_in_order() {
     assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
 }
 
-#[tokio::test]
-async fn a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs);
+
+async fn a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     run(&manager, &world.file(&tracks(&[1, 2]))).await;
     world.control.set_commit_lag(Duration::from_secs(3600));
     let file = world.file(&tracks(&[5, 6]));
     let upload = manager.upload(&file, &[]).await;
     assert_eq!(upload.importing_job_ids, [5, 6]);
-    world.control.restart();
+    world.lose_uncommitted();
     world.control.set_commit_lag(Duration::ZERO);
     let import_id = upload
         .importing_parameters
@@ -292,16 +300,17 @@ async fn a_restart_between_upload_and_poll_fails_exactly_the_lost_jobs() {
     assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2", "t5", "t6"]);
 }
 
-#[tokio::test]
-async fn a_retried_job_with_a_low_id_lost_in_a_restart_fails() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(a_retried_job_with_a_low_id_lost_in_a_restart_fails);
+
+async fn a_retried_job_with_a_low_id_lost_in_a_restart_fails(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     run(&manager, &world.file(&tracks(&[10, 11]))).await;
     world.control.set_commit_lag(Duration::from_secs(3600));
     // Job 3 failed in an earlier batch and comes back with its old id, below the committed offset 11.
     let file = world.file(&tracks(&[3, 20, 21]));
     let upload = manager.upload(&file, &[]).await;
-    world.control.restart();
+    world.lose_uncommitted();
     let import_id = upload
         .importing_parameters
         .as_ref()
@@ -322,9 +331,10 @@ async fn a_retried_job_with_a_low_id_lost_in_a_restart_fails() {
     assert!(stats.metadata.succeeded_keys.is_empty());
 }
 
-#[tokio::test]
-async fn an_invalid_channel_during_poll_is_reopened_and_its_lost_rows_failed() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(an_invalid_channel_during_poll_is_reopened_and_its_lost_rows_failed);
+
+async fn an_invalid_channel_during_poll_is_reopened_and_its_lost_rows_failed(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     world.control.set_commit_lag(Duration::from_secs(3600));
     let file = world.file(&tracks(&[1, 2]));
@@ -341,7 +351,7 @@ async fn an_invalid_channel_during_poll_is_reopened_and_its_lost_rows_failed() {
         .find(|e| e.table == "TRACKS")
         .unwrap()
         .channel_id;
-    assert!(world.control.invalidate_channel(channel));
+    assert!(world.invalidate("TRACKS", channel));
     let poll = manager.poll(&entries).await;
     assert!(poll.complete && poll.has_failed, "{poll:?}");
     let stats = manager.upload_stats(
@@ -352,9 +362,10 @@ async fn an_invalid_channel_during_poll_is_reopened_and_its_lost_rows_failed() {
     assert!(world.rows("TRACKS").is_empty());
 }
 
-#[tokio::test]
-async fn a_stalled_channel_is_failed_as_stuck_with_a_warning() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(a_stalled_channel_is_failed_as_stuck_with_a_warning);
+
+async fn a_stalled_channel_is_failed_as_stuck_with_a_warning(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings {
         stuck_threshold: Duration::ZERO,
         ..Settings::default()
@@ -416,19 +427,14 @@ async fn a_bulk_status_lie_is_caught_by_the_single_status_quietly() {
     );
 }
 
-#[tokio::test]
-async fn server_error_bursts_are_absorbed_by_retries() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(server_error_bursts_are_absorbed_by_retries);
+
+async fn server_error_bursts_are_absorbed_by_retries(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
-    world
-        .control
-        .fail_next(Endpoint::CreateChannel, 2, Failure::Status { status: 503 });
-    world
-        .control
-        .fail_next(Endpoint::Insert, 3, Failure::Status { status: 500 });
-    world
-        .control
-        .fail_next(Endpoint::BulkStatus, 2, Failure::Status { status: 502 });
+    world.fail_next(Op::Open, 2, 503);
+    world.fail_next(Op::Append, 3, if which == Which::Rest { 429 } else { 500 });
+    world.fail_next(Op::BulkStatus, 2, 502);
     let file = world.file(&tracks(&[1, 2]));
     let (upload, poll, stats) = run(&manager, &file).await;
     assert_accounted(&file, &upload, stats.as_ref());
@@ -437,14 +443,13 @@ async fn server_error_bursts_are_absorbed_by_retries() {
     assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
 }
 
-#[tokio::test]
-async fn a_burst_longer_than_the_retry_budget_fails_the_table_without_rows() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(a_burst_longer_than_the_retry_budget_fails_the_table_without_rows);
+
+async fn a_burst_longer_than_the_retry_budget_fails_the_table_without_rows(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     run(&manager, &world.file(&tracks(&[1]))).await;
-    world
-        .control
-        .fail_next(Endpoint::Insert, 20, Failure::Status { status: 503 });
+    world.fail_next(Op::Append, 20, 503);
     let file = world.file(&tracks(&[2]));
     let (upload, _, stats) = run(&manager, &file).await;
     assert_accounted(&file, &upload, stats.as_ref());
@@ -457,13 +462,14 @@ async fn a_burst_longer_than_the_retry_budget_fails_the_table_without_rows() {
     assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
 }
 
-#[tokio::test]
-async fn a_dropped_insert_response_never_duplicates_rows() {
+snowpipe_e2e::on_both!(a_dropped_insert_response_never_duplicates_rows);
+
+async fn a_dropped_insert_response_never_duplicates_rows(which: Which) {
     for mode in [DropMode::Applied, DropMode::NotApplied] {
-        let mut world = World::start().await;
+        let mut world = World::start_on(which).await;
         let manager = world.manager(Settings::default());
         run(&manager, &world.file(&tracks(&[1]))).await;
-        world.control.drop_next(Endpoint::Insert, 1, mode);
+        world.drop_next_append(1, mode);
         let file = world.file(&tracks(&[2, 3]));
         let (upload, poll, stats) = run(&manager, &file).await;
         assert_accounted(&file, &upload, stats.as_ref());
@@ -477,9 +483,10 @@ async fn a_dropped_insert_response_never_duplicates_rows() {
     }
 }
 
-#[tokio::test]
-async fn auth_failures_fail_jobs_start_the_backoff_and_stop_ddl() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(auth_failures_fail_jobs_start_the_backoff_and_stop_ddl);
+
+async fn auth_failures_fail_jobs_start_the_backoff_and_stop_ddl(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     // The SQL API refuses the token: the first DDL is an auth failure.
     world
@@ -510,9 +517,10 @@ async fn auth_failures_fail_jobs_start_the_backoff_and_stop_ddl() {
     );
 }
 
-#[tokio::test]
-async fn a_wrong_key_fails_the_jobs_with_snowflakes_message() {
-    let mut world = World::start().await;
+snowpipe_e2e::on_both!(a_wrong_key_fails_the_jobs_with_snowflakes_message);
+
+async fn a_wrong_key_fails_the_jobs_with_snowflakes_message(which: Which) {
+    let mut world = World::start_on(which).await;
     let mut destination = world.destination();
     destination.config["privateKey"] = json!(include_str!(
         "../../../crates/channels/tests/fixtures/rsa_key.p8"
@@ -524,17 +532,23 @@ async fn a_wrong_key_fails_the_jobs_with_snowflakes_message() {
     let (upload, _, _) = run(&manager, &file).await;
     assert_accounted(&file, &upload, None);
     assert_eq!(upload.failed_job_ids, [1], "{upload:?}");
+    // The service's word: the sidecar's code, or the account host's message on REST.
+    let word = match which {
+        Which::Sidecar => "ERR_AUTHENTICATION_FAILED",
+        Which::Rest => "does not match a key registered for the user",
+    };
     assert!(
-        upload.failed_reason.contains("ERR_AUTHENTICATION_FAILED"),
+        upload.failed_reason.contains(word),
         "{}",
         upload.failed_reason
     );
     assert!(statements(&world).is_empty(), "no DDL ran");
 }
 
-#[tokio::test]
-async fn a_bad_line_aborts_every_readable_job() {
-    let world = World::start().await;
+snowpipe_e2e::on_both!(a_bad_line_aborts_every_readable_job);
+
+async fn a_bad_line_aborts_every_readable_job(which: Which) {
+    let world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     let path = world.dir.path().join("bad.jsonl");
     let good = |job: i64| {
@@ -578,12 +592,13 @@ async fn settle(
     (poll, stats)
 }
 
+snowpipe_e2e::on_both!(two_imports_polled_in_turn_are_judged_each_on_its_own);
+
 /// Two imports polled in turn by one manager: the first stays in progress while its rows wait, the second
 /// completes, and the first then completes on its own verdict (before, completing one import reset the
 /// other's state and reopened its channel).
-#[tokio::test]
-async fn two_imports_polled_in_turn_are_judged_each_on_its_own() {
-    let mut world = World::start().await;
+async fn two_imports_polled_in_turn_are_judged_each_on_its_own(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     world.control.set_commit_lag(Duration::from_secs(3600));
     let first = world.file(&tracks(&[1, 2]));
@@ -606,7 +621,7 @@ async fn two_imports_polled_in_turn_are_judged_each_on_its_own() {
     let import_b = upload_b.importing_parameters.unwrap().import_id;
     assert!(manager.poll(&import_a).await.in_progress);
     world.control.flush();
-    let opens = count_calls(&world, Endpoint::CreateChannel);
+    let opens = world.count_calls(Op::Open);
     let (poll_b, stats_b) = settle(&manager, &import_b, &second).await;
     assert!(!poll_b.has_failed, "{poll_b:?}");
     assert_eq!(stats_b.metadata.succeeded_keys, [11]);
@@ -614,27 +629,28 @@ async fn two_imports_polled_in_turn_are_judged_each_on_its_own() {
     assert!(!poll_a.has_failed, "{poll_a:?}");
     assert_eq!(stats_a.metadata.succeeded_keys, [1, 2]);
     assert_eq!(
-        count_calls(&world, Endpoint::CreateChannel),
+        world.count_calls(Op::Open),
         opens,
         "no channel was reopened to judge either import"
     );
     assert_eq!(ids(&world.rows("TRACKS")), ["t1", "t2"]);
 }
 
+snowpipe_e2e::on_both!(an_invalidation_followed_by_a_later_upload_fails_exactly_the_lost_jobs);
+
 /// A channel turns invalid (losing the rows of an import), then a later upload to the same table commits.
 /// With offsets as job ids, the later commit (offset 12) "passed" the first import's offset (2) and its jobs
 /// were called succeeded; now the first import's rows are judged from the later epoch's record of the
 /// invalid one: lost, exactly those jobs failed.
-#[tokio::test]
-async fn an_invalidation_followed_by_a_later_upload_fails_exactly_the_lost_jobs() {
-    let mut world = World::start().await;
+async fn an_invalidation_followed_by_a_later_upload_fails_exactly_the_lost_jobs(which: Which) {
+    let mut world = World::start_on(which).await;
     let manager = world.manager(Settings::default());
     world.control.set_commit_lag(Duration::from_secs(3600));
     let first = world.file(&tracks(&[1, 2]));
     let upload_a = manager.upload(&first, &[]).await;
     let import_a = upload_a.importing_parameters.unwrap().import_id;
     let channel = import_a.entries()[0].channel_id.clone();
-    assert!(world.control.invalidate_channel(&channel));
+    assert!(world.invalidate("TRACKS", &channel));
     let second = world.file(&tracks(&[11, 12]));
     let upload_b = manager.upload(&second, &[]).await;
     assert_eq!(upload_b.importing_job_ids, [11, 12], "{upload_b:?}");
@@ -650,12 +666,13 @@ async fn an_invalidation_followed_by_a_later_upload_fails_exactly_the_lost_jobs(
     assert_eq!(ids(&world.rows("TRACKS")), ["t11", "t12"]);
 }
 
+snowpipe_e2e::on_both!(overlapping_managers_of_one_destination_do_not_discard_each_other);
+
 /// Two managers of one destination and instance (two processes of one host, sharing the state store)
 /// upload to one table one after the other before the first import is polled: the second waits for the
 /// first's rows to commit before it reopens the channel, so both batches land and both imports succeed.
-#[tokio::test]
-async fn overlapping_managers_of_one_destination_do_not_discard_each_other() {
-    let mut world = World::start().await;
+async fn overlapping_managers_of_one_destination_do_not_discard_each_other(which: Which) {
+    let mut world = World::start_on(which).await;
     world.control.set_commit_lag(Duration::from_millis(300));
     let mut connection = world.connection();
     connection.state = Some(std::sync::Arc::new(snowpipe_manager::MemoryState::default()));

@@ -221,16 +221,9 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 });
             }
             let unrefused = |k: usize| !refused.contains(&k);
-            if reopens >= self.settings.max_reopens {
-                tracing::warn!(table, channel_id = %channel.id(), %error, reopens,
-                    "rows of an append are still unsettled after reopening the channel; poll will judge them");
-                segments.extend(handed.segments(unrefused));
-                return Ok(AppendOutcome {
-                    channel,
-                    segments,
-                    failed,
-                });
-            }
+            // The last reopen still settles what the failed request left, but sends nothing again: rows it
+            // finds surely not in fail (retry-kind) instead of going round once more.
+            let exhausted = reopens >= self.settings.max_reopens;
             reopens += 1;
             if error.is_outcome_unknown() {
                 // A request still in transit must reach the service before the reopen, not after it.
@@ -264,6 +257,23 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             segments.extend(handed.segments(|k| k < committed && unrefused(k)));
             match judged.rest {
                 Rest::Nothing => pending.clear(),
+                Rest::Lost if exhausted => {
+                    tracing::warn!(table, channel_id = %channel.id(), %error, reopens,
+                        "appending kept failing after reopening the channel; the rows surely not in fail");
+                    failed.push(FailedRows {
+                        rows: pending
+                            .iter()
+                            .enumerate()
+                            .filter(|&(k, _)| k >= committed && unrefused(k))
+                            .map(|(_, &row)| row)
+                            .collect(),
+                        reason: format!(
+                            "inserting into table {table} (channel {}) failed {reopens} times in a row, the channel reopened each time, and the rows are not in: {error}",
+                            channel.id()
+                        ),
+                    });
+                    pending.clear();
+                }
                 Rest::Lost => {
                     pending = pending
                         .iter()

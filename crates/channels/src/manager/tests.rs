@@ -1412,7 +1412,7 @@ async fn a_channel_lost_by_a_restart_mid_append_is_reopened_and_the_rows_resent(
 }
 
 #[tokio::test]
-async fn after_max_reopens_unsettled_rows_are_handed_over_never_failed_nor_resent() {
+async fn after_max_reopens_a_last_reopen_settles_and_rows_surely_not_in_fail_unsent() {
     let mut settings = settings();
     settings.max_reopens = 2;
     let mem = Mem::with(sidecar(), settings);
@@ -1420,16 +1420,39 @@ async fn after_max_reopens_unsettled_rows_are_handed_over_never_failed_nor_resen
     mem.backend
         .fail_next(Call::Append, 5, Fault::LoseAnswer { applied: false });
     let outcome = mem.append(&["a", "b"]).await;
-    assert!(outcome.failed.is_empty(), "never failed");
-    assert_eq!(outcome.segments.len(), 1);
-    let segment = &outcome.segments[0];
-    assert_eq!(segment.rows, 0..2);
-    assert_eq!(segment.epoch, outcome.channel.epoch);
     assert_eq!(mem.calls(Call::Append), 3, "sent, then once per reopen");
-    assert_eq!(mem.calls(Call::OpenChannel), 3);
-    // Poll decides: the rows are still in flight in the last epoch.
-    let judged = mem.judge(entry(&outcome.channel, &[segment]), false).await;
-    assert_eq!(judged.segments, [verdict(0, Rest::InFlight)]);
+    assert_eq!(
+        mem.calls(Call::OpenChannel),
+        4,
+        "the first open, two reopens that resend, one that only settles"
+    );
+    assert!(outcome.segments.is_empty(), "{:?}", outcome.segments);
+    assert_eq!(outcome.failed.len(), 1);
+    assert_eq!(outcome.failed[0].rows, [0, 1]);
+    assert!(
+        outcome.failed[0].reason.contains("3 times in a row"),
+        "{}",
+        outcome.failed[0].reason
+    );
+    assert!(mem.landed().is_empty(), "never sent a fourth time");
+}
+
+#[tokio::test]
+async fn after_max_reopens_rows_that_landed_meanwhile_count_as_in() {
+    let mut settings = settings();
+    settings.max_reopens = 1;
+    let mem = Mem::with(sidecar().with_auto_commit(), settings);
+    mem.open().await;
+    mem.backend
+        .fail_next(Call::Append, 1, Fault::LoseAnswer { applied: false });
+    mem.backend
+        .fail_next(Call::Append, 1, Fault::LoseAnswer { applied: true });
+    let outcome = mem.append(&["a", "b"]).await;
+    assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
+    assert_eq!(outcome.segments.len(), 1);
+    assert_eq!(outcome.segments[0].rows, 0..2);
+    assert_eq!(mem.calls(Call::Append), 2);
+    assert_eq!(mem.landed(), texts(&["a", "b"]));
 }
 
 // --- Judging ---
