@@ -45,7 +45,7 @@ pub use kind::FailureKind;
 pub use manager::MockChannels;
 pub use manager::{
     AppendOutcome, Channel, ChannelId, ChannelManager, ChannelSettings, Channels, EntryRows,
-    EntryVerdict, FailedRows, Positions, Segment,
+    EntryVerdict, FailedRows, Positions, Rejected, Segment,
 };
 pub use snowpipe_auth::KeyError;
 pub use sql_api::{SqlApiConfig, SqlApiWarehouse};

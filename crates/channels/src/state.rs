@@ -30,6 +30,11 @@ pub struct TableState {
     /// (a label of `verdict::Undecidable`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<String>,
+    /// The service's count of rows rejected at commit when that opening was fenced, and the channel's
+    /// creation time then (backends that report counters): while the count stays, nothing of the epoch was
+    /// rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors_at_opening: Option<(u64, i64)>,
 }
 
 /// Where tables' channel states are kept between processes.

@@ -53,6 +53,14 @@ pub struct ImportEntry {
     /// Set by poll: exactly the jobs that failed (the others succeeded).
     #[serde(default, skip_serializing_if = "JobRuns::is_empty")]
     pub failed_jobs: JobRuns,
+    /// Set by poll: jobs whose rows committed but may have been rejected by Snowflake at commit (REST
+    /// backend). They are aborted, not retried: a retry would write their other rows twice and be rejected
+    /// again.
+    #[serde(default, skip_serializing_if = "JobRuns::is_empty")]
+    pub aborted_jobs: JobRuns,
+    /// Set by poll: why `abortedJobs` were aborted (Snowflake's message).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub aborted_reason: String,
 }
 
 /// Rows of an entry that went out in one epoch: positions `first..=last`, one per row, and the rows' jobs in

@@ -80,4 +80,11 @@ pub struct StatsMetadata {
     pub failed_keys: Vec<i64>,
     /// Why each failed job failed.
     pub failed_reasons: BTreeMap<i64, String>,
+    /// Jobs that will never succeed as they are (their rows were rejected by Snowflake at commit): not to
+    /// be retried. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted_keys: Vec<i64>,
+    /// Why each aborted job was aborted. Absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aborted_reasons: BTreeMap<i64, String>,
 }

@@ -101,6 +101,8 @@ enum Judgement {
         jobs: Failed,
         /// Failed as stuck: the answer warns.
         stuck: bool,
+        /// Jobs whose rows the service may have rejected at commit, and why: aborted, never retried.
+        aborted: Option<(JobRuns, String)>,
     },
 }
 
@@ -110,6 +112,7 @@ impl Judgement {
             reason,
             jobs: Failed::All,
             stuck: false,
+            aborted: None,
         }
     }
 }
@@ -175,6 +178,7 @@ fn judge_legacy(entry: &ImportEntry, status: &ChannelStatus) -> Judgement {
                 end: expected,
             }),
             stuck: false,
+            aborted: None,
         };
     }
     Judgement::InProgress
@@ -212,7 +216,33 @@ fn judgement(
             causes,
         );
     }
-    if failed.is_empty() {
+    // Committed rows the service may have rejected: their jobs are aborted (a retry would write their good
+    // rows twice, and be rejected again).
+    let mut aborted = Vec::new();
+    let mut aborted_reason = String::new();
+    for ((segment, judged), rejected) in entry
+        .segments
+        .iter()
+        .zip(&verdict.segments)
+        .zip(&verdict.rejected)
+    {
+        if let Some(rejected) = rejected {
+            let through = rejected.through.min(judged.committed_through);
+            let rows =
+                usize::try_from((through + 1).saturating_sub(segment.first)).unwrap_or(usize::MAX);
+            aborted.extend(segment.jobs.iter().take(rows));
+            aborted_reason.clone_from(&rejected.message);
+        }
+    }
+    let aborted = (!aborted.is_empty()).then(|| {
+        (
+            JobRuns::of(aborted),
+            format!(
+                "{aborted_reason}; the job is aborted: retrying would write its accepted rows twice"
+            ),
+        )
+    });
+    if failed.is_empty() && aborted.is_none() {
         return (Judgement::Succeeded, causes);
     }
     let table = &entry.table;
@@ -238,6 +268,7 @@ fn judgement(
             reason: reasons.join("; "),
             jobs: Failed::Jobs(JobRuns::of(failed)),
             stuck: lost && stuck && !verdict.reopened_invalid,
+            aborted,
         },
         causes,
     )
@@ -331,6 +362,8 @@ impl Manager {
         for (entry, verdict) in self.judge_segmented(&pending, false).await {
             let judgement = match verdict {
                 Ok(verdict) => {
+                    self.labels
+                        .rejected_rows(&entry.table, verdict.rejected_rows);
                     let (judgement, causes) = judgement(entry, &verdict, false);
                     count_undecidable(&judgement, causes, &mut undecidable);
                     judgement
@@ -444,6 +477,8 @@ impl Manager {
         for (entry, verdict) in self.judge_segmented(in_progress, true).await {
             let judgement = match verdict {
                 Ok(verdict) => {
+                    self.labels
+                        .rejected_rows(&entry.table, verdict.rejected_rows);
                     let (judgement, causes) = judgement(entry, &verdict, true);
                     if let Judgement::Failed { stuck: true, .. } = &judgement {
                         tracing::warn!(table = %entry.table, channel_id = %entry.channel_id,
@@ -464,6 +499,7 @@ impl Manager {
                         ),
                         jobs: Failed::All,
                         stuck: true,
+                        aborted: None,
                     }
                 }
                 Err(error) => {
@@ -485,6 +521,7 @@ impl Manager {
                     ),
                     jobs: Failed::All,
                     stuck: true,
+                    aborted: None,
                 },
             );
         }
@@ -511,12 +548,21 @@ impl Manager {
                 reason,
                 jobs,
                 stuck,
+                aborted,
             } = judgement
             {
                 has_failed = true;
                 has_warning |= stuck;
                 entry.failed = true;
                 entry.reason = reason;
+                let mut count = count;
+                if let Some((jobs, reason)) = aborted {
+                    let aborted = usize::try_from(jobs.len()).unwrap_or(usize::MAX);
+                    self.labels.jobs("aborted", aborted);
+                    count = count.saturating_sub(aborted);
+                    entry.aborted_jobs = jobs;
+                    entry.aborted_reason = reason;
+                }
                 let failed = match jobs {
                     Failed::All => count,
                     Failed::Range(range) => {

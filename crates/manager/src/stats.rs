@@ -36,6 +36,16 @@ pub fn upload_stats(
     let mut metadata = StatsMetadata::default();
     for (job_id, table) in jobs {
         let table = table.as_ref();
+        if let Some(aborted) = by_table
+            .get(table)
+            .and_then(|entries| entries.iter().find(|e| e.aborted_jobs.contains(*job_id)))
+        {
+            metadata.aborted_keys.push(*job_id);
+            metadata
+                .aborted_reasons
+                .insert(*job_id, aborted.aborted_reason.clone());
+            continue;
+        }
         let verdict = match by_table.get(table) {
             None => Some(format!(
                 "no import entry for table {table}: the job's outcome is unknown, retry it"
@@ -44,7 +54,7 @@ pub fn upload_stats(
                 .iter()
                 .filter(|e| {
                     e.failed
-                        && if e.failed_jobs.is_empty() {
+                        && if e.failed_jobs.is_empty() && e.aborted_jobs.is_empty() {
                             e.failed_job_ids.is_none_or(|range| range.contains(*job_id))
                         } else {
                             e.failed_jobs.contains(*job_id)

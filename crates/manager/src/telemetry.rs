@@ -14,6 +14,9 @@ pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events";
 /// `snowpipe_channels::verdict::Undecidable`): retried, and their rows may land twice.
 pub const UNDECIDABLE_JOBS: &str = "snowpipe_streaming_undecidable_jobs";
 
+/// Rows Snowflake rejected at commit, by `table`, as the channels' counters show them (REST backend).
+pub const REJECTED_ROWS: &str = "snowpipe_streaming_rejected_rows_total";
+
 /// The labels every metric of one manager carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Labels(Vec<Label>);
@@ -36,6 +39,14 @@ impl Labels {
     pub(crate) fn jobs(&self, status: &'static str, count: usize) {
         if count > 0 {
             metrics::counter!(JOBS, self.with("status", status)).increment(count as u64);
+        }
+    }
+
+    pub(crate) fn rejected_rows(&self, table: &str, count: u64) {
+        if count > 0 {
+            let mut labels = self.0.clone();
+            labels.push(Label::new("table", table.to_owned()));
+            metrics::counter!(REJECTED_ROWS, labels).increment(count);
         }
     }
 

@@ -704,3 +704,48 @@ async fn overlapping_managers_of_one_destination_do_not_discard_each_other(which
     landed.sort();
     assert_eq!(landed, ["t1", "t11", "t12", "t13", "t2", "t3"]);
 }
+
+/// Rows Snowflake rejects at commit (REST): only the jobs the counters cannot clear are aborted, with
+/// Snowflake's message; a later batch, whose rows come after the last rejection, succeeds.
+#[tokio::test]
+async fn rows_rejected_at_commit_abort_their_jobs_and_later_batches_succeed() {
+    let mut world = World::start_on(Which::Rest).await;
+    let manager = world.manager(Settings::default());
+    run(&manager, &world.file(&tracks(&[1]))).await;
+    let channel = world
+        .control
+        .rest_channels()
+        .into_iter()
+        .find(|c| c.table == "TRACKS")
+        .expect("the TRACKS channel");
+    let name = snowpipe_emulator::RestChannelName::on_table(
+        snowpipe_emulator::demo::DATABASE,
+        snowpipe_e2e::SCHEMA,
+        "TRACKS",
+        &channel.channel,
+    );
+    assert!(world.control.reject_rows_at_commit(&name, &[1]));
+    let file = world.file(&tracks(&[2, 3, 4]));
+    let (upload, poll, stats) = run(&manager, &file).await;
+    assert_eq!(upload.importing_job_ids, [2, 3, 4]);
+    assert!(poll.has_failed, "{poll:?}");
+    let stats = stats.unwrap();
+    // The request held every row of the batch; the last rejection ends there, so none can be cleared.
+    assert_eq!(sorted(stats.metadata.aborted_keys.clone()), [2, 3, 4]);
+    assert!(stats.metadata.failed_keys.is_empty(), "{stats:?}");
+    assert!(
+        stats.metadata.aborted_reasons[&3].contains("rejected"),
+        "{stats:?}"
+    );
+    assert_eq!(
+        ids(&world.rows("TRACKS")),
+        ["t1", "t2", "t4"],
+        "the rejected row is not in"
+    );
+
+    let later = world.file(&tracks(&[5, 6]));
+    let (upload, poll, stats) = run(&manager, &later).await;
+    assert_accounted(&later, &upload, stats.as_ref());
+    assert!(!poll.has_failed, "after the last rejection: {poll:?}");
+    assert_eq!(sorted(stats.unwrap().metadata.succeeded_keys), [5, 6]);
+}

@@ -4,12 +4,12 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use snowpipe_api::{Backend, BackendExt as _, ChannelHandle, ChannelStatus};
+use snowpipe_api::{Backend, BackendExt as _, ChannelHandle, ChannelStatus, Progress, RowCounters};
 
-use super::{ChannelId, ChannelManager, EntryRows, EntryVerdict, Positions, Segment};
+use super::{ChannelId, ChannelManager, EntryRows, EntryVerdict, Positions, Rejected, Segment};
 use crate::{
     ChannelError, Warehouse,
-    token::{Committed, Token},
+    token::{Committed, Epoch, Token},
     verdict::{self, Fencing, Rest, SegmentVerdict, Undecidable},
 };
 
@@ -180,9 +180,18 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                         );
                         self.settle(entry, invalid).await
                     } else {
+                        let counters = match &status.progress {
+                            Progress::Counters(c) => Some(c),
+                            _ => None,
+                        };
+                        let (rejected, rejected_rows) = self
+                            .rejected(&entry.table, &entry.segments, &segments, counters)
+                            .await;
                         Ok(EntryVerdict {
                             segments,
                             reopened_invalid: false,
+                            rejected,
+                            rejected_rows,
                         })
                     }
                 }
@@ -205,16 +214,113 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         let view = writer.opening.clone().map_or(View::Nothing, |o| {
             View::Token(o, writer.horizon.unwrap_or(Undecidable::ListTooShort))
         });
+        let counters = writer.opened_counters.clone();
         drop(writer);
-        let segments = self
+        let segments: Vec<SegmentVerdict> = self
             .judge_with(&view, &entry.segments)
             .into_iter()
             .map(verdict::after_reopen)
             .collect();
+        let (rejected, rejected_rows) = self
+            .rejected(&entry.table, &entry.segments, &segments, counters.as_ref())
+            .await;
         Ok(EntryVerdict {
             segments,
             reopened_invalid: invalid,
+            rejected,
+            rejected_rows,
         })
+    }
+
+    /// The committed rows of each segment that the service may have rejected at commit, as far as its
+    /// counters cannot clear them (empty: none may have been), and how many rejections the counters show
+    /// that this layer had not seen before (for the rejected-rows metric).
+    ///
+    /// - no counters (the sidecar, whose rejections come with the insert), or nothing ever rejected on the
+    ///   channel: none;
+    /// - the count has not moved since the segment's epoch was fenced (same incarnation): none;
+    /// - the last rejection's request ended before the segment's first row: none;
+    /// - it ended inside the segment: the rows up to it may have been, the rows after it were not;
+    /// - it ended in a later epoch, or its token cannot be read: every committed row may have been.
+    async fn rejected(
+        &self,
+        table: &str,
+        positions: &[Positions],
+        verdicts: &[SegmentVerdict],
+        counters: Option<&RowCounters>,
+    ) -> (Vec<Option<Rejected>>, u64) {
+        let Some(counters) = counters.filter(|c| c.rows_error_count > 0) else {
+            return (Vec::new(), 0);
+        };
+        let mut newly = 0;
+        let baselines = {
+            let writer = self.writer(table);
+            let mut writer = writer.lock().await;
+            let before = writer
+                .errors_counted
+                .filter(|(created, _)| *created == counters.created_on_ms)
+                .map_or(0, |(_, seen)| seen);
+            if counters.rows_error_count > before {
+                newly = counters.rows_error_count - before;
+                writer.errors_counted = Some((counters.created_on_ms, counters.rows_error_count));
+            }
+            let mut baselines: Vec<(Epoch, u64, i64)> =
+                writer.fence_errors.iter().copied().collect();
+            if let Some(kept) = self.state.load(table)
+                && let (Ok(opening), Some((errors, created))) =
+                    (Token::parse(&kept.opening), kept.errors_at_opening)
+            {
+                baselines.push((opening.epoch, errors, created));
+            }
+            baselines
+        };
+        let bound = counters
+            .last_error_offset_upper_bound
+            .as_deref()
+            .map(Token::parse);
+        let message = format!(
+            "Snowflake rejected rows of table {table} at commit ({} rows rejected on its channel so far, the last in the request ending at {}): {}",
+            counters.rows_error_count,
+            counters
+                .last_error_offset_upper_bound
+                .as_deref()
+                .unwrap_or("(not given)"),
+            counters
+                .last_error_message
+                .as_deref()
+                .unwrap_or("(no message)")
+        );
+        let rejected = positions
+            .iter()
+            .zip(verdicts)
+            .map(|(p, v)| {
+                let through = v.committed_through.min(p.last);
+                if through < p.first {
+                    return None;
+                }
+                let unmoved = baselines.iter().any(|&(epoch, errors, created)| {
+                    epoch == p.epoch
+                        && created == counters.created_on_ms
+                        && errors == counters.rows_error_count
+                });
+                if unmoved {
+                    return None;
+                }
+                let through = match &bound {
+                    Some(Ok(last)) if last.epoch.ordered < p.epoch.ordered => return None,
+                    Some(Ok(last)) if last.epoch == p.epoch && last.position < p.first => {
+                        return None;
+                    }
+                    Some(Ok(last)) if last.epoch == p.epoch => through.min(last.position),
+                    _ => through,
+                };
+                Some(Rejected {
+                    through,
+                    message: message.clone(),
+                })
+            })
+            .collect();
+        (rejected, newly)
     }
 
     /// See [`Channels::wait_for_commit`](super::Channels::wait_for_commit).

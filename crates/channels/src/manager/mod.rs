@@ -14,7 +14,7 @@ mod judge;
 mod open;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     future::Future,
     ops::Range,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -23,7 +23,8 @@ use std::{
 
 use async_trait::async_trait;
 use snowpipe_api::{
-    Backend, ChannelHandle, ChannelRef, ChannelStatus, Column, MissingObject, Row, TableRef,
+    Backend, ChannelHandle, ChannelRef, ChannelStatus, Column, MissingObject, Row, RowCounters,
+    TableRef,
     retry::{Sleep, TokioSleep},
 };
 use snowpipe_grouping::{Schema, WarehouseType};
@@ -129,12 +130,29 @@ pub struct EntryRows {
 }
 
 /// The verdict on an import entry's rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EntryVerdict {
     /// One per segment, in order.
     pub segments: Vec<SegmentVerdict>,
     /// The backend had lost the channel or reported it invalid: it was reopened to settle the rows.
     pub reopened_invalid: bool,
+    /// One per segment, in order (or empty: nothing rejected): committed rows of the segment that the
+    /// service may have rejected at commit, as its counters tell.
+    pub rejected: Vec<Option<Rejected>>,
+    /// Rejections the service's counters show that were not reported before (each counted once per
+    /// process), for the rejected-rows metric.
+    pub rejected_rows: u64,
+}
+
+/// Committed rows of a segment that the service may have rejected at commit (Snowflake's REST API checks
+/// rows against the table when it commits them and reports rejections only as counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Rows from the segment's first position up to this one may have been rejected; the rows after it
+    /// were not.
+    pub through: u64,
+    /// What the service said of its last rejected row, and what the counters showed.
+    pub message: String,
 }
 
 /// The channel layer as the manager sees it.
@@ -268,7 +286,17 @@ struct Writer {
     committed_seen: Option<Token>,
     /// Why the opening knows nothing before its list's start, when not because the list ran out.
     horizon: Option<Undecidable>,
+    /// Rows rejected at commit (the service's counter) when each recent epoch was fenced, with the
+    /// channel's creation time then: an epoch whose count has not moved since had nothing rejected.
+    fence_errors: VecDeque<(Epoch, u64, i64)>,
+    /// The counters of the last open's answer.
+    opened_counters: Option<RowCounters>,
+    /// The highest rejected-rows count seen per incarnation (creation time), for the metric.
+    errors_counted: Option<(i64, u64)>,
 }
+
+/// How many epochs' fence counts a writer remembers.
+const FENCE_ERRORS_KEPT: usize = 32;
 
 /// The channels of one destination and partition, over a [`Backend`] and a [`Warehouse`]. Safe to share
 /// between tasks: each table has one writer at a time, and no lock but a table's own writer is held across

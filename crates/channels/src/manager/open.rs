@@ -15,7 +15,7 @@ use snowpipe_api::{
 };
 use snowpipe_grouping::Schema;
 
-use super::{Channel, ChannelId, ChannelManager, Writer};
+use super::{Channel, ChannelId, ChannelManager, FENCE_ERRORS_KEPT, Writer};
 use crate::{
     ChannelError, Warehouse,
     state::TableState,
@@ -163,6 +163,13 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 epoch,
             });
             tracing::debug!(table, channel_id = %channel.id(), epoch = %epoch, "channel opened");
+            let counters = match opened.status.as_ref().map(|s| &s.progress) {
+                Some(Progress::Counters(c)) => Some(c.clone()),
+                _ => None,
+            };
+            let errors_at_opening = counters
+                .as_ref()
+                .map(|c| (c.rows_error_count, c.created_on_ms));
             self.state.save(
                 table,
                 &TableState {
@@ -170,8 +177,16 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                     opening: opening.to_string(),
                     committed_seen: found,
                     horizon: horizon.map(|h| h.as_str().to_owned()),
+                    errors_at_opening,
                 },
             );
+            if let Some((errors, created)) = errors_at_opening {
+                if writer.fence_errors.len() >= FENCE_ERRORS_KEPT {
+                    writer.fence_errors.pop_front();
+                }
+                writer.fence_errors.push_back((epoch, errors, created));
+            }
+            writer.opened_counters = counters;
             writer.channel = Some(Arc::clone(&channel));
             writer.opening = Some(opening);
             writer.next_position = 1;
