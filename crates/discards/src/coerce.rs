@@ -5,7 +5,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use serde_json::{Value, value::RawValue};
-use snowpipe_grouping::{Event, Schema, UploadTime, WarehouseType, raw::fields_of_str};
+use snowpipe_grouping::{
+    Constraints, Event, Schema, UploadTime, WarehouseType, raw::fields_of_str,
+};
 
 use crate::{
     DiscardRow,
@@ -20,6 +22,8 @@ pub struct Coercion {
     pub converted: Option<Box<RawValue>>,
     /// Discard rows for the values that became null (none when the row lacks `ID` or `RECEIVED_AT`).
     pub discards: Vec<DiscardRow>,
+    /// Why the row cannot go into the table at all (a null in a `NOT NULL` column): its job is aborted.
+    pub violation: Option<String>,
 }
 
 impl Coercion {
@@ -74,6 +78,7 @@ pub fn coerce(event: &Event, table_schema: &Schema, upload_time: &UploadTime) ->
 #[derive(Debug)]
 pub struct Coercer<'a> {
     schema: &'a Schema,
+    constraints: Option<&'a Constraints>,
     upload_time: &'a UploadTime,
     // Keyed by the columns set's address; the Arc kept beside it stops the address being reused.
     plans: HashMap<usize, (Arc<Schema>, Arc<Plan>)>,
@@ -120,51 +125,106 @@ impl<'a> Coercer<'a> {
     pub fn new(table_schema: &'a Schema, upload_time: &'a UploadTime) -> Self {
         Self {
             schema: table_schema,
+            constraints: None,
             upload_time,
             plans: HashMap::new(),
         }
+    }
+
+    /// The same coercer, also checking values against what the table's columns can hold (a `VARCHAR(n)`'s
+    /// length, a `NUMBER(p,s)`'s range: such a value goes the discards way) and nulls against `NOT NULL`
+    /// columns (the row cannot go: [`Coercion::violation`]).
+    #[must_use]
+    pub fn with_constraints(mut self, constraints: &'a Constraints) -> Self {
+        self.constraints = (!constraints.is_empty()).then_some(constraints);
+        self
     }
 
     /// Coerces one event; see [`Coercer`].
     #[must_use]
     pub fn coerce(&mut self, event: &Event) -> Coercion {
         let plan = self.plan(event.shared_columns());
-        if plan.mismatched.is_empty() && !event.has_array_value() {
+        if plan.mismatched.is_empty() && !event.has_array_value() && self.constraints.is_none() {
             return Coercion::default();
         }
         let data = event.data();
         let mut out = String::new();
         let mut copied = 0;
         let mut discards = Vec::new();
+        let mut violation = None;
+        let mut seen_not_null = 0;
         for field in fields_of_str(data) {
             let name = field.name();
             let conversion = match plan.find(&name) {
                 Some(m) => convert(field.value, m.event_type, m.table_type),
                 None => Conversion::Keep,
             };
-            let replacement = match conversion {
+            let mut replacement = match conversion {
                 Conversion::Keep
                     if field.value.starts_with('[')
                         && event.columns().contains(&name)
                         && self.schema.contains(&name) =>
                 {
-                    Value::String(field.value.to_owned()).to_string()
+                    Some(Value::String(field.value.to_owned()).to_string())
                 }
-                Conversion::Keep => continue,
-                Conversion::Replace(value) => value.to_string(),
+                Conversion::Keep => None,
+                Conversion::Replace(value) => Some(value.to_string()),
                 Conversion::Discard => {
                     if let Some(m) = plan.find(&name) {
-                        discards.extend(self.discard_row(event, m, field.value));
+                        let reason = discard_reason(m.table_type, m.event_type);
+                        discards.extend(self.discard_row(event, &name, field.value, reason));
                     }
-                    "null".to_owned()
+                    Some("null".to_owned())
                 }
+            };
+            if let Some(constraint) = self.constraints.and_then(|c| c.get(&name)) {
+                let value = replacement.as_deref().unwrap_or(field.value);
+                if let Some(why) = (value != "null")
+                    .then(|| constraint.violation(value))
+                    .flatten()
+                {
+                    discards.extend(self.discard_row(event, &name, field.value, why));
+                    replacement = Some("null".to_owned());
+                }
+                if constraint.not_null {
+                    seen_not_null += 1;
+                    if replacement.as_deref().unwrap_or(field.value).trim() == "null" {
+                        violation.get_or_insert_with(|| {
+                            format!(
+                                "column {name} of table {} is NOT NULL and the event's value for it is null or cannot be stored",
+                                event.table()
+                            )
+                        });
+                    }
+                }
+            }
+            let Some(replacement) = replacement else {
+                continue;
             };
             out.push_str(&data[copied..field.value_span.start]);
             out.push_str(&replacement);
             copied = field.value_span.end;
         }
+        if let Some(constraints) = self.constraints
+            && violation.is_none()
+            && seen_not_null < constraints.not_null().count()
+        {
+            let present: Vec<String> = fields_of_str(data).map(|f| f.name().into_owned()).collect();
+            if let Some(missing) = constraints
+                .not_null()
+                .find(|c| !present.iter().any(|p| p == c))
+            {
+                violation = Some(format!(
+                    "column {missing} of table {} is NOT NULL and the event has no value for it",
+                    event.table()
+                ));
+            }
+        }
         if copied == 0 {
-            return Coercion::default();
+            return Coercion {
+                violation,
+                ..Coercion::default()
+            };
         }
         out.push_str(&data[copied..]);
         let converted = RawValue::from_string(out)
@@ -172,7 +232,26 @@ impl<'a> Coercer<'a> {
         Coercion {
             converted: Some(converted),
             discards,
+            violation,
         }
+    }
+
+    /// Coerces one event and returns the row to insert with its discard rows, or why the row cannot go
+    /// into the table at all ([`Coercion::violation`]).
+    ///
+    /// # Errors
+    ///
+    /// The violation, when the row puts a null into a `NOT NULL` column.
+    pub fn coerce_checked(&mut self, event: Event) -> Result<(Bytes, Vec<DiscardRow>), String> {
+        let coercion = self.coerce(&event);
+        if let Some(violation) = coercion.violation {
+            return Err(violation);
+        }
+        let row = match coercion.converted {
+            Some(converted) => Bytes::from(Box::<str>::from(converted).into_string()),
+            None => event.into_data(),
+        };
+        Ok((row, coercion.discards))
     }
 
     /// Coerces one event and returns the row to insert (the event's own row when unchanged, the text of a
@@ -198,7 +277,13 @@ impl<'a> Coercer<'a> {
     }
 
     /// The discard row for a value, when the row has both `ID` and `RECEIVED_AT`.
-    fn discard_row(&self, event: &Event, mismatch: &Mismatch, raw: &str) -> Option<DiscardRow> {
+    fn discard_row(
+        &self,
+        event: &Event,
+        column: &str,
+        raw: &str,
+        reason: String,
+    ) -> Option<DiscardRow> {
         let id = event.id()?;
         let received_at = event.received_at()?;
         let id_value: Value = serde_json::from_str(id).ok()?;
@@ -206,9 +291,9 @@ impl<'a> Coercer<'a> {
         Some(DiscardRow {
             table_name: event.table().to_owned(),
             row_id: (!id_value.is_null()).then(|| text_form(id, &id_value).into_owned()),
-            column_name: mismatch.column.to_string(),
+            column_name: column.to_owned(),
             column_value: text_form(raw, &value).into_owned(),
-            reason: discard_reason(mismatch.table_type, mismatch.event_type),
+            reason,
             received_at: RawValue::from_string(received_at.to_owned()).ok()?,
             uuid_ts: self.upload_time.clone(),
         })

@@ -26,6 +26,7 @@
 extern crate self as snowpipe_grouping;
 
 mod batch;
+mod constraints;
 mod duplicates;
 mod error;
 mod event;
@@ -43,6 +44,7 @@ mod upload_time;
 mod warehouse_type;
 
 pub use batch::{Batch, TableBatch};
+pub use constraints::{Constraint, Constraints};
 pub use duplicates::{DUPLICATE_EXEMPT_TABLE, Duplicates, count_duplicates, counts_duplicates};
 pub use error::{LineProblem, ReadError, ReadErrorKind};
 pub use event::{Event, EventError, ID, RECEIVED_AT, UUID_TS};

@@ -32,6 +32,8 @@ struct Prepared {
     job_ids: Vec<i64>,
     rows: Vec<Row>,
     discards: Vec<Row>,
+    /// Jobs whose rows cannot go into the table at all (a null into a `NOT NULL` column), and why.
+    aborted: Vec<(i64, String)>,
 }
 
 /// Why a table's jobs did not go in.
@@ -242,8 +244,18 @@ impl Manager {
                     auth_failure |= failure.auth;
                     outcomes.reject(failure.verdict, failure.job_ids, &failure.reason);
                 }
-                Step::Held(table) => held.push(table),
-                Step::Inserted(table, result) => inserted.push((table, result)),
+                Step::Held(mut table) => {
+                    for (job_id, reason) in std::mem::take(&mut table.aborted) {
+                        outcomes.reject(Verdict::Aborted, [job_id], &reason);
+                    }
+                    held.push(table);
+                }
+                Step::Inserted(mut table, result) => {
+                    for (job_id, reason) in std::mem::take(&mut table.aborted) {
+                        outcomes.reject(Verdict::Aborted, [job_id], &reason);
+                    }
+                    inserted.push((table, result));
+                }
             }
         }
 
@@ -337,16 +349,24 @@ impl Manager {
                 );
             }
         }
-        let mut coercer = Coercer::new(&channel.schema, upload_time);
+        let mut coercer =
+            Coercer::new(&channel.schema, upload_time).with_constraints(&channel.constraints);
         let mut job_ids = Vec::with_capacity(table.events().len());
         let mut rows = Vec::with_capacity(table.events().len());
         let mut discards = Vec::new();
+        let mut aborted = Vec::new();
         for event in table.into_events() {
-            job_ids.push(event.job_id());
-            let (row, discarded) = coercer.coerce_into(event);
-            // Grouping and coercion write rows as JSON objects; nothing parses them again on the way out.
-            rows.push(Row::from_serialized(row));
-            discards.extend(discarded.iter().map(|d| Row::from(d.to_row())));
+            let job_id = event.job_id();
+            match coercer.coerce_checked(event) {
+                Ok((row, discarded)) => {
+                    job_ids.push(job_id);
+                    // Grouping and coercion write rows as JSON objects; nothing parses them again on the way
+                    // out.
+                    rows.push(Row::from_serialized(row));
+                    discards.extend(discarded.iter().map(|d| Row::from(d.to_row())));
+                }
+                Err(violation) => aborted.push((job_id, violation)),
+            }
         }
         Ok(Prepared {
             order,
@@ -354,6 +374,7 @@ impl Manager {
             job_ids,
             rows,
             discards,
+            aborted,
         })
     }
 

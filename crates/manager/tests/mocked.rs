@@ -64,6 +64,7 @@ fn channel(id: &str, table: &str) -> Arc<Channel> {
             id: id.into(),
         },
         table: table.into(),
+        constraints: Arc::default(),
         schema: [("ID", WarehouseType::String)]
             .into_iter()
             .collect::<Schema>(),

@@ -37,15 +37,6 @@ fn ids(rows: &[Value]) -> Vec<String> {
     ids
 }
 
-fn count_calls(world: &World, endpoint: Endpoint) -> usize {
-    world
-        .control
-        .calls()
-        .iter()
-        .filter(|c| c.endpoint == endpoint && c.fault.is_none())
-        .count()
-}
-
 fn statements(world: &World) -> Vec<String> {
     world
         .control
@@ -748,4 +739,83 @@ async fn rows_rejected_at_commit_abort_their_jobs_and_later_batches_succeed() {
     assert_accounted(&later, &upload, stats.as_ref());
     assert!(!poll.has_failed, "after the last rejection: {poll:?}");
     assert_eq!(sorted(stats.unwrap().metadata.succeeded_keys), [5, 6]);
+}
+
+snowpipe_e2e::on_both!(values_the_table_cannot_hold_are_discarded_and_nulls_into_not_null_abort);
+
+/// A table made by hand with limits: a value too long or out of range goes the discards way (null and a
+/// discard row) before it is sent, and a row with no value for a `NOT NULL` column aborts its job, so
+/// Snowflake has nothing to reject.
+async fn values_the_table_cannot_hold_are_discarded_and_nulls_into_not_null_abort(which: Which) {
+    let mut world = World::start_on(which).await;
+    let schema = snowpipe_e2e::SCHEMA;
+    let db = snowpipe_emulator::demo::DATABASE;
+    world
+        .control
+        .execute_sql(
+            &format!("CREATE SCHEMA IF NOT EXISTS \"{db}\".\"{schema}\""),
+            None,
+            None,
+        )
+        .unwrap();
+    world
+        .control
+        .execute_sql(
+            &format!(
+                "CREATE TABLE \"{db}\".\"{schema}\".\"LIMITS\" (\"ID\" VARCHAR(16777216) NOT NULL, \"RECEIVED_AT\" TIMESTAMP_TZ(9), \"CODE\" VARCHAR(3), \"QTY\" NUMBER(4,0), \"UUID_TS\" TIMESTAMP_TZ(9))"
+            ),
+            None,
+            None,
+        )
+        .unwrap();
+    let manager = world.manager(Settings::default());
+    let columns = json!({"ID": "string", "RECEIVED_AT": "datetime", "CODE": "string", "QTY": "int", "UUID_TS": "datetime"});
+    let at = "2024-05-12T04:36:50.199Z";
+    let file = world.file(&[
+        (
+            1,
+            "LIMITS",
+            columns.clone(),
+            json!({"ID": "a", "RECEIVED_AT": at, "CODE": "ok", "QTY": 12}),
+        ),
+        (
+            2,
+            "LIMITS",
+            columns.clone(),
+            json!({"ID": "b", "RECEIVED_AT": at, "CODE": "toolong", "QTY": 5}),
+        ),
+        (
+            3,
+            "LIMITS",
+            columns.clone(),
+            json!({"ID": "c", "RECEIVED_AT": at, "CODE": "x", "QTY": 123_456}),
+        ),
+        (
+            4,
+            "LIMITS",
+            columns.clone(),
+            json!({"RECEIVED_AT": at, "CODE": "y", "QTY": 1}),
+        ),
+    ]);
+    let (upload, poll, stats) = run(&manager, &file).await;
+    assert_accounted(&file, &upload, stats.as_ref());
+    assert_eq!(upload.aborted_job_ids, [4], "{upload:?}");
+    assert!(upload.abort_reason.contains("NOT NULL"), "{upload:?}");
+    assert!(!poll.has_failed, "{poll:?}");
+    assert_eq!(sorted(stats.unwrap().metadata.succeeded_keys), [1, 2, 3]);
+    let rows = world.rows("LIMITS");
+    let by_id = |id: &str| rows.iter().find(|r| r["ID"] == id).cloned().unwrap();
+    assert_eq!(by_id("a")["CODE"], "ok");
+    assert_eq!(by_id("b")["CODE"], Value::Null);
+    assert_eq!(by_id("c")["QTY"], Value::Null);
+    let discards = world.rows("RUDDER_DISCARDS");
+    let reasons: Vec<&str> = discards
+        .iter()
+        .filter_map(|r| r["REASON"].as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("VARCHAR(3)"))
+            && reasons.iter().any(|r| r.contains("NUMBER(4,0)")),
+        "{discards:?}"
+    );
 }

@@ -27,7 +27,7 @@ use snowpipe_api::{
     TableRef,
     retry::{Sleep, TokioSleep},
 };
-use snowpipe_grouping::{Schema, WarehouseType};
+use snowpipe_grouping::{Constraint, Constraints, Schema, WarehouseType};
 
 use crate::{
     AuthBackoff, ChannelError, Clock, DdlStep, DestinationConfig, FailureKind, SystemClock,
@@ -50,6 +50,9 @@ pub struct Channel {
     /// The table's columns of a type the pipeline does not read (`GEOGRAPHY`, say): not in `schema`, yet
     /// the table has them, so they are never added again.
     pub untyped_columns: Vec<String>,
+    /// What the table's columns can hold beyond their type (`VARCHAR(n)`, `NUMBER(p,s)`, `NOT NULL`):
+    /// rows are checked against it before they go.
+    pub constraints: Arc<Constraints>,
     /// The epoch this opening started.
     pub epoch: Epoch,
 }
@@ -313,7 +316,7 @@ pub struct ChannelManager<B, W> {
     /// Each table's writer.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Writer>>>>,
     /// Tables' columns read from the warehouse, for backends whose opens do not report them.
-    described: Mutex<HashMap<String, (Schema, Vec<String>)>>,
+    described: Mutex<HashMap<String, Described>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -425,7 +428,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         &self,
         table: &str,
         reported: Option<Vec<Column>>,
-    ) -> Result<Option<(Schema, Vec<String>)>, ChannelError> {
+    ) -> Result<Option<Described>, ChannelError> {
         if let Some(columns) = reported {
             return Ok(Some(warehouse_schema(&columns)));
         }
@@ -498,9 +501,10 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
 
 /// A table's columns as the pipeline's warehouse types, and apart the names of those whose Snowflake type
 /// is missing or one the pipeline does not read.
-fn warehouse_schema(columns: &[Column]) -> (Schema, Vec<String>) {
+fn warehouse_schema(columns: &[Column]) -> Described {
     let mut schema = Schema::new();
     let mut untyped = Vec::new();
+    let mut constraints = Constraints::new();
     for column in columns {
         match column.warehouse_type() {
             Some(ty) => {
@@ -508,8 +512,26 @@ fn warehouse_schema(columns: &[Column]) -> (Schema, Vec<String>) {
             }
             None => untyped.push(column.name.clone()),
         }
+        if let Some(constraint) = Constraint::from_snowflake(&column.data_type, column.nullable) {
+            constraints.insert(&column.name, constraint);
+        }
     }
-    (schema, untyped)
+    Described {
+        schema,
+        untyped,
+        constraints: Arc::new(constraints),
+    }
+}
+
+/// A table's columns as the channel layer reads them.
+#[derive(Debug, Clone)]
+struct Described {
+    /// Columns of the types the pipeline reads.
+    schema: Schema,
+    /// Columns of other types.
+    untyped: Vec<String>,
+    /// What the columns can hold beyond their type.
+    constraints: Arc<Constraints>,
 }
 
 /// Backends report table columns in six types; events name eight (with `bigint` and `text` aliases).

@@ -146,9 +146,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             } else {
                 opened.handle.clone()
             };
-            let Some((schema, untyped_columns)) =
-                self.columns(table, opened.columns.clone()).await?
-            else {
+            let Some(described) = self.columns(table, opened.columns.clone()).await? else {
                 let Some(columns) = ddl_schema else {
                     return Err(self.missing_table(table));
                 };
@@ -158,8 +156,9 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             let channel = Arc::new(Channel {
                 handle,
                 table: table.to_owned(),
-                schema,
-                untyped_columns,
+                schema: described.schema,
+                untyped_columns: described.untyped,
+                constraints: described.constraints,
                 epoch,
             });
             tracing::debug!(table, channel_id = %channel.id(), epoch = %epoch, "channel opened");
