@@ -54,6 +54,16 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) destination: Option<PathBuf>,
 
+    /// A file holding the destination's private key (PKCS#8 PEM): wins over the destination file's
+    /// privateKey, so the key need not be pasted into JSON.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SNOWPIPE_STREAMING_PRIVATE_KEY_FILE"
+    )]
+    pub(crate) private_key_file: Option<PathBuf>,
+
     /// Base URL of the Snowpipe Streaming service.
     #[arg(
         long,
@@ -262,7 +272,8 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) log_format: LogFormat,
 
-    /// More logs: -v info, -vv debug, -vvv trace (default: warnings and errors).
+    /// More logs: -v info, -vv debug, -vvv trace of this program's own crates (default: warnings and
+    /// errors). RUST_LOG, when set, wins over -v and -q.
     #[arg(
         short,
         long,

@@ -20,6 +20,7 @@ use crate::{
 
 /// Runs the command.
 pub(crate) async fn execute(cli: Cli) -> Result<(), CliError> {
+    output::check_stdout()?;
     if let Some(addr) = cli.global.metrics_addr {
         telemetry::serve_metrics(addr)?;
     }
@@ -47,7 +48,11 @@ impl Session {
     /// Reads the destination file and checks the options; usage errors (exit status 2) name the option or
     /// the file.
     fn prepare(global: &GlobalArgs, command: &str) -> Result<Self, CliError> {
-        let destination = destination::load(global.destination.as_deref(), command)?;
+        let destination = destination::load(
+            global.destination.as_deref(),
+            global.private_key_file.as_deref(),
+            command,
+        )?;
         let connection = settings::connection(
             global,
             global.service_url.clone(),

@@ -29,7 +29,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return output::fail(&error),
     };
-    telemetry::init_logs(&cli.global);
+    if let Err(error) = telemetry::init_logs(&cli.global) {
+        return output::fail(&error);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
