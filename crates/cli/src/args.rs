@@ -262,6 +262,27 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) metrics_addr: Option<SocketAddr>,
 
+    /// Exit with status 3 when any job failed or was aborted (upload, run), the import failed (poll) or any
+    /// job failed (stats), like `git diff --exit-code`; without it, 0 means the command ran.
+    #[arg(
+        long,
+        global = true,
+        env = "SNOWPIPE_STREAMING_EXIT_CODE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub(crate) exit_code: bool,
+
+    /// When to draw run's progress line on stderr: auto (when stderr is a terminal), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        env = "SNOWPIPE_STREAMING_PROGRESS"
+    )]
+    pub(crate) progress: ProgressWhen,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -303,6 +324,17 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// When the progress line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressWhen {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always, as on a terminal.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -325,7 +357,7 @@ pub(crate) enum Command {
 /// `upload`'s arguments.
 #[derive(Debug, Args)]
 pub(crate) struct UploadArgs {
-    /// The event file: one JSON event per line.
+    /// The event file: one JSON event per line, plain, gzip or zstd; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     pub(crate) file: PathBuf,
 }
@@ -354,10 +386,12 @@ pub(crate) struct StatsArgs {
 /// `run`'s arguments.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// An event file; repeat for several, handled in order.
+    /// An event file (plain, gzip or zstd; `-` for standard input, once); repeat for several, handled in
+    /// order.
     #[arg(long = "file", value_name = "FILE", required = true)]
     pub(crate) files: Vec<PathBuf>,
-    /// Wait between two polls of an import.
+    /// Longest wait between two polls of an import: the first poll comes right after the upload, the next
+    /// 250ms later, each wait doubling up to this one.
     #[arg(
         long,
         value_name = "DUR",

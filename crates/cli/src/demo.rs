@@ -15,8 +15,9 @@ use snowpipe_manager::Destination;
 use crate::{
     args::GlobalArgs,
     error::CliError,
+    events::EventFile,
     output,
-    run::{self, Progress, RunOutput},
+    run::{self, FileRun, Progress, RunOutput, Signals},
     sample::{self, SampleBatch},
     settings,
     state::{FileState, StateDir},
@@ -58,10 +59,28 @@ pub(crate) async fn demo(global: &GlobalArgs) -> Result<(), CliError> {
     let state = FileState::open(&state_dir, &destination.id, &global.instance_id);
     let manager = settings::manager(global, &destination, connection, Arc::new(state))?;
 
-    let progress = Progress::new(batches.len());
+    let progress = Progress::new(batches.len(), global.progress);
+    let mut signals = Signals::none();
     let mut results = Vec::with_capacity(batches.len());
     for (index, batch) in batches.iter().enumerate() {
-        results.push(run::run_file(&manager, &batch.path, POLL_INTERVAL, &progress, index).await);
+        let file = EventFile::new(batch.path.clone());
+        let opened = file.open("--file")?;
+        let ran = run::run_file(
+            &manager,
+            &file,
+            opened,
+            POLL_INTERVAL,
+            &progress,
+            index,
+            &mut signals,
+        )
+        .await?;
+        match ran {
+            FileRun::Done(result) => results.push(result),
+            FileRun::PollInterrupted(..) | FileRun::UploadCut(..) => {
+                return Err(CliError::Failed("the demo was interrupted".to_owned()));
+            }
+        }
     }
     progress.finish();
 

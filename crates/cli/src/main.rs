@@ -12,6 +12,7 @@ mod config;
 mod demo;
 mod destination;
 mod error;
+mod events;
 mod inputs;
 mod output;
 mod run;
@@ -43,8 +44,11 @@ fn main() -> ExitCode {
             )));
         }
     };
+    let exit_code = cli.global.exit_code;
     match runtime.block_on(commands::execute(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        // `--exit-code`: like `git diff --exit-code`, 3 when any job failed or was aborted.
+        Ok(report) if exit_code && report.failed => ExitCode::from(3),
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => output::fail(&error),
     }
 }

@@ -32,6 +32,23 @@ pub(crate) fn text(line: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("cannot write to stdout: {e}")))
 }
 
+/// The one human summary line of `run` and `upload` on stderr: shown at the default verbosity, not with
+/// `-q`; as a JSON object with `--log-format json`, so stderr stays one format.
+pub(crate) fn summary(global: &crate::args::GlobalArgs, line: &str) {
+    if global.quiet > global.verbose {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = match global.log_format {
+        crate::args::LogFormat::Text => writeln!(err, "{line}"),
+        crate::args::LogFormat::Json => writeln!(
+            err,
+            "{}",
+            serde_json::json!({"level": "INFO", "target": "snowpipe_streaming::summary", "fields": {"message": line}})
+        ),
+    };
+}
+
 /// Reports an error on stderr and gives the exit status it calls for.
 pub(crate) fn fail(error: &CliError) -> ExitCode {
     match error {

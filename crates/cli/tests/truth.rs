@@ -210,6 +210,7 @@ fn rust_log_wins_over_verbosity_and_vvv_shows_only_the_projects_traces() {
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter_map(|log| log["target"].as_str().map(str::to_owned))
+            .filter(|target| target != "snowpipe_streaming::summary")
             .collect()
     };
     let events = world.events(&[track(1)]);
@@ -256,4 +257,383 @@ fn rust_log_wins_over_verbosity_and_vvv_shows_only_the_projects_traces() {
         .args(["upload", "--file"])
         .arg(&events))
     .assert_usage_error(&["RUST_LOG"]);
+}
+
+/// The text of an event file of these tracks.
+fn track_lines(jobs: &[i64]) -> String {
+    let mut text = String::new();
+    for &job in jobs {
+        let (job, table, columns, data) = track(job);
+        let line = json!({"message": {"metadata": {"table": table, "columns": columns}, "data": data},
+                          "metadata": {"job_id": job}});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    text
+}
+
+fn write_bytes(world: &World, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = world.dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+#[test]
+fn gzip_zstd_and_standard_input_are_read_like_plain_files() {
+    use std::io::Write as _;
+    let world = World::start(Duration::ZERO);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(track_lines(&[1, 2]).as_bytes()).expect("gzip");
+    let gz = write_bytes(&world, "events.gz", &gz.finish().expect("gzip"));
+    let zst = zstd::encode_all(track_lines(&[3, 4]).as_bytes(), 3).expect("zstd");
+    // No telling extension: the first bytes decide.
+    let zst = write_bytes(&world, "events.data", &zst);
+
+    let answer = run(world.command().args(["upload", "--file"]).arg(&gz)).json();
+    assert_eq!(ids(&answer["importingJobIds"]), [1, 2], "{answer}");
+    let answer = run(world.command().args(["upload", "--file"]).arg(&zst)).json();
+    assert_eq!(ids(&answer["importingJobIds"]), [3, 4], "{answer}");
+
+    // Standard input, plain and compressed, for upload and run.
+    let mut child = world
+        .command()
+        .args(["run", "--poll-interval", "10ms", "--file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(track_lines(&[5, 6]).as_bytes())
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("run ends");
+    assert!(out.status.success(), "{out:?}");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(ids(&line["succeededJobIds"]), [5, 6], "{line}");
+    let mut child = world
+        .command()
+        .args(["upload", "--file", "-"])
+        .stdin(Stdio::from(std::fs::File::open(&zst).expect("open")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = child.wait_with_output().expect("upload ends");
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(ids(&answer["importingJobIds"]), [3, 4], "{answer}");
+
+    run(world.command().args(["run", "--file", "-", "--file", "-"]))
+        .assert_usage_error(&["--file -", "once"]);
+    let mut rows: Vec<i64> = world
+        .rows("TRACKS")
+        .iter()
+        .filter_map(|r| r["N"].as_i64())
+        .collect();
+    rows.sort_unstable();
+    assert_eq!(rows, [1, 2, 3, 3, 4, 4, 5, 6], "each upload's rows landed");
+}
+
+#[test]
+fn a_file_that_yields_no_event_is_an_error_naming_it_and_what_it_looks_like() {
+    let mut world = World::start(Duration::ZERO);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, b"[1, 2, 3]\n").expect("gzip");
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            write_bytes(
+                &world,
+                "array.json",
+                br#"[{"message": {}}, {"message": {}}]"#,
+            ),
+            "a JSON array, not one event per line",
+        ),
+        (
+            write_bytes(&world, "array.json.gz", &gz.finish().expect("gzip")),
+            "a JSON array, not one event per line (decompressed from gzip)",
+        ),
+        (
+            write_bytes(
+                &world,
+                "data.bin",
+                &[0x89, b'P', b'N', b'G', 0, 0, 0, 13, 0xff, 0xfe],
+            ),
+            "binary data",
+        ),
+        (
+            write_bytes(&world, "table.csv", b"job_id,table,id\n1,TRACKS,a\n"),
+            "CSV",
+        ),
+        (
+            write_bytes(&world, "note.txt", b"hello, this is one line of text"),
+            "text",
+        ),
+        (write_bytes(&world, "empty.jsonl", b"\n\n"), "an empty file"),
+        (
+            write_bytes(&world, "objects.jsonl", b"{\"id\": 1}\n{\"id\": 2}\n"),
+            "JSON objects that are not events (line 1: `message` is missing)",
+        ),
+        (
+            write_bytes(&world, "long.jsonl", &vec![b'x'; 600 * 1024]),
+            "without a line break",
+        ),
+        (
+            write_bytes(&world, "broken.gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3]),
+            "does not decompress",
+        ),
+    ];
+    for (file, looks) in &cases {
+        for command in [&["upload", "--file"][..], &["run", "--file"][..]] {
+            let ran = run(world.command().args(command).arg(file));
+            ran.assert_usage_error(&[&file.display().to_string(), looks]);
+        }
+    }
+    // Not in the same run as a good file: the good one before it is reported, and the run stops there.
+    let good = world.events(&[track(1)]);
+    let ran = run(world
+        .command()
+        .args(["run", "--poll-interval", "10ms", "--file"])
+        .arg(&good)
+        .arg("--file")
+        .arg(&cases[4].0));
+    assert_eq!(ran.code, 2, "{ran:?}");
+    let lines = ran.lines();
+    assert_eq!(lines.len(), 1, "{ran:?}");
+    assert_eq!(ids(&lines[0]["succeededJobIds"]), [1]);
+    assert!(ran.stderr.contains("note.txt"), "{ran:?}");
+}
+
+#[test]
+fn exit_code_3_when_a_job_failed_and_one_summary_line_on_stderr() {
+    let mut world = World::start(Duration::ZERO);
+    let (job, table, mut columns, mut data) = track(2);
+    columns["PAD"] = json!("string");
+    data["PAD"] = json!("p".repeat(2000));
+    let file = world.events(&[track(1), (job, table, columns, data)]);
+    let run_it = |world: &World, extra: &[&str]| {
+        run(world
+            .command()
+            .args(["--max-insert-request-bytes", "1000"])
+            .args(extra)
+            .args(["run", "--poll-interval", "10ms", "--file"])
+            .arg(&file))
+    };
+    let ran = run_it(&world, &[]);
+    assert_eq!(
+        ran.code, 0,
+        "the default contract: the command ran: {ran:?}"
+    );
+    let line = ran.json();
+    assert_eq!(ids(&line["abortedJobIds"]), [2], "{line}");
+    let summary: Vec<&str> = ran.stderr.lines().collect();
+    assert_eq!(
+        summary,
+        ["2 jobs: 1 succeeded, 0 failed, 1 aborted (see abortReason)"],
+        "{ran:?}"
+    );
+    let ran = run_it(&world, &["--exit-code"]);
+    assert_eq!(ran.code, 3, "{ran:?}");
+    assert_eq!(ran.lines().len(), 1, "the result is printed all the same");
+    let ran = run_it(&world, &["-q"]);
+    assert!(ran.stderr.is_empty(), "-q hides the summary: {ran:?}");
+
+    let upload = run(world
+        .command()
+        .args([
+            "--exit-code",
+            "--max-insert-request-bytes",
+            "1000",
+            "upload",
+            "--file",
+        ])
+        .arg(&file));
+    assert_eq!(upload.code, 3, "{upload:?}");
+    assert!(
+        upload
+            .stderr
+            .contains("2 jobs: 1 importing, 0 failed, 1 aborted"),
+        "{upload:?}"
+    );
+    let fine = world.events(&[track(3)]);
+    let ran = run(world
+        .command()
+        .args(["--exit-code", "run", "--poll-interval", "10ms", "--file"])
+        .arg(&fine));
+    assert_eq!(ran.code, 0, "nothing failed: {ran:?}");
+    assert!(
+        ran.stderr.contains("1 job: 1 succeeded, 0 failed"),
+        "{ran:?}"
+    );
+
+    let stats = run(world
+        .bare()
+        .args([
+            "--exit-code",
+            "stats",
+            "--failed-job-parameters",
+            "not json",
+            "--jobs",
+        ])
+        .arg(&fine));
+    assert_eq!(stats.code, 3, "{stats:?}");
+}
+
+/// Sends a signal to a child process.
+fn kill(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn run_interrupted_while_polling_prints_the_import_id_and_exits_143() {
+    let mut world = World::start(NEVER);
+    let first = world.events(&[track(1)]);
+    let second = world.events(&[track(2), track(3)]);
+    let third = world.events(&[track(4)]);
+    // The first file's rows commit at once (the flush below), the second's never: the run polls it until
+    // the signal.
+    let child = support::spawn(
+        world
+            .command()
+            .args(["run", "--poll-interval", "50ms", "--file"])
+            .arg(&first)
+            .arg("--file")
+            .arg(&second)
+            .arg("--file")
+            .arg(&third),
+    );
+    world.wait_until("the first file's rows are buffered", |control| {
+        control
+            .channels()
+            .iter()
+            .any(|c| c.table == "TRACKS" && c.buffered_rows > 0)
+    });
+    world.control.flush();
+    world.wait_until("the second file is polled", |control| {
+        let calls = control.calls();
+        let inserts = calls
+            .iter()
+            .filter(|c| c.endpoint == snowpipe_emulator::Endpoint::Insert)
+            .count();
+        let last_insert = calls
+            .iter()
+            .rposition(|c| c.endpoint == snowpipe_emulator::Endpoint::Insert);
+        inserts >= 2
+            && last_insert.is_some_and(|at| {
+                calls[at..]
+                    .iter()
+                    .any(|c| c.endpoint == snowpipe_emulator::Endpoint::BulkStatus)
+            })
+    });
+    kill(&child, "TERM");
+    let ran = support::finish(child);
+    assert_eq!(ran.code, 143, "{ran:?}");
+    let lines = ran.lines();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the finished file and the one being polled: {ran:?}"
+    );
+    assert_eq!(ids(&lines[0]["succeededJobIds"]), [1]);
+    assert!(lines[0].get("interrupted").is_none(), "{}", lines[0]);
+    let cut = &lines[1];
+    assert_eq!(cut["interrupted"], "SIGTERM", "{cut}");
+    assert_eq!(ids(&cut["pendingJobIds"]), [2, 3], "{cut}");
+    assert_eq!(cut["poll"]["inProgress"], true, "{cut}");
+    assert!(ran.stderr.contains("interrupted by SIGTERM"), "{ran:?}");
+    assert!(ran.stderr.contains("2 pending"), "{ran:?}");
+
+    // The import id printed is enough to finish the job in another process.
+    world.control.flush();
+    let import_id = cut["upload"]["importingParameters"]["importId"].to_string();
+    let poll = run(world.command().args(["poll", "--import-id", &import_id])).json();
+    assert_eq!(poll["complete"], true, "{poll}");
+    assert_eq!(poll["hasFailed"], false, "{poll}");
+}
+
+#[test]
+fn run_interrupted_in_the_middle_of_an_upload_names_the_jobs_whose_state_is_unknown_and_exits_130()
+{
+    let mut world = World::start(Duration::ZERO);
+    let file = world.events(&[track(7), track(8)]);
+    world.control.set_latency(
+        snowpipe_emulator::Endpoint::Insert,
+        Duration::from_secs(3600),
+    );
+    let child = support::spawn(
+        world
+            .command()
+            .args(["--request-timeout", "1h", "run", "--file"])
+            .arg(&file),
+    );
+    world.wait_until("an insert is under way", |control| {
+        control.channels().iter().any(|c| c.table == "TRACKS")
+            && control
+                .calls()
+                .iter()
+                .any(|c| c.endpoint == snowpipe_emulator::Endpoint::CreateChannel)
+    });
+    kill(&child, "INT");
+    let ran = support::finish(child);
+    assert_eq!(ran.code, 130, "{ran:?}");
+    let line = ran.json_any_status();
+    assert_eq!(line["interrupted"], "SIGINT", "{line}");
+    assert_eq!(line["step"], "upload", "{line}");
+    assert_eq!(ids(&line["unknownJobIds"]), [7, 8], "{line}");
+    assert!(
+        line["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("may or may not")),
+        "{line}"
+    );
+    world
+        .control
+        .set_latency(snowpipe_emulator::Endpoint::Insert, Duration::ZERO);
+}
+
+#[test]
+fn the_first_polls_come_soon_after_the_upload_and_the_progress_line_ticks_between_them() {
+    let mut world = World::start(Duration::from_millis(1500));
+    let file = world.events(&[track(1)]);
+    let started = std::time::Instant::now();
+    let ran = run(world
+        .command()
+        .args([
+            "--progress",
+            "always",
+            "run",
+            "--poll-interval",
+            "20s",
+            "--file",
+        ])
+        .arg(&file));
+    let took = started.elapsed();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let line = ran.lines().remove(0);
+    assert_eq!(ids(&line["succeededJobIds"]), [1], "{line}");
+    assert!(
+        took < Duration::from_secs(10),
+        "a 1.5 s import does not wait for the 20 s interval: {took:?}"
+    );
+    assert!(line["polls"].as_u64().is_some_and(|n| n >= 2), "{line}");
+    // The progress line is redrawn between polls with its elapsed time going up.
+    let mut shown: Vec<String> = ran
+        .stderr
+        .split(['\r', '\n'])
+        .filter(|part| part.contains("polling"))
+        .filter_map(|part| part.rsplit(", ").next())
+        .filter_map(|tail| tail.split_whitespace().next().map(str::to_owned))
+        .collect();
+    shown.dedup();
+    let per_poll = line["polls"].as_u64().unwrap_or(0) as usize;
+    assert!(
+        shown.len() > per_poll,
+        "the elapsed time ticks between polls ({per_poll} polls): {shown:?}"
+    );
+    assert!(shown.iter().all(|s| s.ends_with('s')), "{shown:?}");
 }

@@ -215,6 +215,13 @@ impl Ran {
         lines.remove(0)
     }
 
+    /// The one stdout line, parsed, whatever the exit status.
+    pub(crate) fn json_any_status(&self) -> Value {
+        let mut lines = self.lines();
+        assert_eq!(lines.len(), 1, "one result line: {self:?}");
+        lines.remove(0)
+    }
+
     /// Asserts a usage error (exit 2, nothing on stdout) whose message holds each of `needles`.
     pub(crate) fn assert_usage_error(&self, needles: &[&str]) {
         assert_eq!(self.code, 2, "{self:?}");
