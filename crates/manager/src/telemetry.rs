@@ -3,16 +3,16 @@
 use metrics::Label;
 
 /// Jobs by outcome: `status` = importing, succeeded, failed or aborted.
-pub const JOBS: &str = "snowpipe_streaming_jobs";
+pub const JOBS: &str = "snowpipe_streaming_jobs_total";
 /// Discard rows inserted.
-pub const DISCARDS: &str = "snowpipe_streaming_discards";
+pub const DISCARDS: &str = "snowpipe_streaming_discards_total";
 /// Polls answered "in progress".
-pub const POLLING_IN_PROGRESS: &str = "snowpipe_streaming_polling_in_progress";
+pub const POLLING_IN_PROGRESS: &str = "snowpipe_streaming_polls_in_progress_total";
 /// Duplicate events seen at upload: `reason` = batch (an `ID` repeated in the batch).
-pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events";
+pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events_total";
 /// Jobs failed because whether their rows committed cannot be told, by `cause` (see
 /// `snowpipe_channels::verdict::Undecidable`): retried, and their rows may land twice.
-pub const UNDECIDABLE_JOBS: &str = "snowpipe_streaming_undecidable_jobs";
+pub const UNDECIDABLE_JOBS: &str = "snowpipe_streaming_undecidable_jobs_total";
 
 /// The labels every metric of one manager carries.
 #[derive(Debug, Clone)]

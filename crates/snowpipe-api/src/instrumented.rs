@@ -12,9 +12,9 @@ use crate::{
 };
 
 /// Timer of every backend call, in seconds, tagged `api`, `success` and `code`.
-pub const RESPONSE_TIME: &str = "snowpipe_streaming_api_response_time";
+pub const RESPONSE_TIME: &str = "snowpipe_streaming_api_response_time_seconds";
 /// Histogram of append request bodies as sent (compressed), in bytes.
-pub const REQUEST_BODY_SIZE: &str = "snowpipe_streaming_request_body_size";
+pub const REQUEST_BODY_SIZE: &str = "snowpipe_streaming_request_body_bytes";
 
 /// Wraps a [`Backend`] so that each call records:
 /// - a `tracing` span `snowpipe_api` with the call name, the channel id and the outcome;
