@@ -167,6 +167,20 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) stuck_threshold: Duration,
 
+    /// How long an import's channel may keep its committed position still while the import waits on it
+    /// before the channel is checked on its own status: invalid, its rows fail at once with a reason naming
+    /// the stall; valid, a warning and the snowpipe_streaming_channels_stalled gauge. Counted from the
+    /// upload in a fresh poll process.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "60s",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_STALL_AFTER"
+    )]
+    pub(crate) stall_after: Duration,
+
     /// Longest time one service request may take.
     #[arg(
         long,
@@ -282,6 +296,16 @@ pub(crate) struct GlobalArgs {
         env = "SNOWPIPE_STREAMING_PROGRESS"
     )]
     pub(crate) progress: ProgressWhen,
+
+    /// Write the final metrics to FILE when the command ends, in the Prometheus text format that
+    /// node-exporter's textfile collector reads (name it *.prom), atomically (a temporary file renamed).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SNOWPIPE_STREAMING_METRICS_FILE"
+    )]
+    pub(crate) metrics_file: Option<PathBuf>,
 
     /// Log format on stderr.
     #[arg(

@@ -37,9 +37,17 @@ impl Report {
 /// Runs the command.
 pub(crate) async fn execute(cli: Cli) -> Result<Report, CliError> {
     output::check_stdout()?;
-    if let Some(addr) = cli.global.metrics_addr {
-        telemetry::serve_metrics(addr)?;
-    }
+    let metrics =
+        telemetry::Metrics::install(cli.global.metrics_addr, cli.global.metrics_file.as_deref())?;
+    let result = command(cli).await;
+    // The final metrics, also after an error or a signal: what happened is worth keeping.
+    let written = metrics.write_file();
+    let report = result?;
+    written?;
+    Ok(report)
+}
+
+async fn command(cli: Cli) -> Result<Report, CliError> {
     match cli.command {
         Command::Upload(args) => upload(&cli.global, &args).await,
         Command::Poll(args) => poll(&cli.global, &args).await,

@@ -20,6 +20,7 @@ pub(crate) fn settings(global: &GlobalArgs) -> Settings {
         max_insert_request_bytes: global.max_insert_request_bytes,
         bulk_status_batch_size: global.bulk_status_batch_size,
         stuck_threshold: global.stuck_threshold,
+        stall_after: global.stall_after,
         ..Settings::default()
     }
 }

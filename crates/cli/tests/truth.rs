@@ -637,3 +637,210 @@ fn the_first_polls_come_soon_after_the_upload_and_the_progress_line_ticks_betwee
     );
     assert!(shown.iter().all(|s| s.ends_with('s')), "{shown:?}");
 }
+
+#[test]
+fn metrics_follow_prometheus_conventions_and_are_written_to_the_metrics_file() {
+    let mut world = World::start(Duration::ZERO);
+    let file = world.events(&[track(1), track(2)]);
+    let metrics = world.dir.path().join("snowpipe.prom");
+    let ran = run(world
+        .command()
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .args(["run", "--poll-interval", "10ms", "--file"])
+        .arg(&file));
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let text = std::fs::read_to_string(&metrics).expect("the metrics file is written");
+    for needle in [
+        "# HELP snowpipe_streaming_jobs_total ",
+        "# TYPE snowpipe_streaming_jobs_total counter",
+        "snowpipe_streaming_jobs_total{",
+        "status=\"succeeded\"",
+        "# TYPE snowpipe_streaming_api_response_time_seconds histogram",
+        "snowpipe_streaming_api_response_time_seconds_bucket{",
+        "# HELP snowpipe_streaming_sql_api_response_time_seconds ",
+        "statement=\"create_table\"",
+        "# TYPE snowpipe_streaming_request_body_bytes histogram",
+        "destinationId=\"dest-cli\"",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+    // Every sample has its HELP and TYPE; every counter ends in _total.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut parts = line.split_whitespace().skip(2);
+        let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        assert!(text.contains(&format!("# HELP {name} ")), "HELP for {name}");
+        if kind == "counter" {
+            assert!(name.ends_with("_total"), "{name}");
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(world.dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "written atomically: {leftovers:?}");
+
+    // One-shot commands write it too, even when they end in an error; a folder that does not exist is
+    // refused before anything is sent.
+    let poll_metrics = world.dir.path().join("poll.prom");
+    let poll = run(world
+        .command()
+        .arg("--metrics-file")
+        .arg(&poll_metrics)
+        .args(["poll", "--import-id", "[]"]));
+    assert_eq!(poll.code, 0, "{poll:?}");
+    assert!(poll_metrics.is_file());
+    run(world
+        .command()
+        .args([
+            "--metrics-file",
+            "no/such/folder/m.prom",
+            "upload",
+            "--file",
+        ])
+        .arg(&file))
+    .assert_usage_error(&["--metrics-file", "no/such/folder"]);
+}
+
+#[test]
+fn run_with_stall_after_2s_fails_a_channel_valid_in_bulk_and_invalid_alone_naming_the_stall() {
+    let mut world = World::start(NEVER);
+    let file = world.events(&[track(1), track(2)]);
+    let metrics = world.dir.path().join("stall.prom");
+    let started = std::time::Instant::now();
+    // The default stuck threshold (15 minutes): only the stall check can end this run in time.
+    let child = support::spawn(
+        world
+            .command()
+            .arg("--metrics-file")
+            .arg(&metrics)
+            .args([
+                "run",
+                "--stall-after",
+                "2s",
+                "--poll-interval",
+                "200ms",
+                "--file",
+            ])
+            .arg(&file),
+    );
+    world.wait_until("the rows are buffered on the channel", |control| {
+        control
+            .channels()
+            .iter()
+            .any(|c| c.table == "TRACKS" && c.buffered_rows == 2)
+    });
+    let channel = world
+        .control
+        .channels()
+        .into_iter()
+        .find(|c| c.table == "TRACKS" && c.buffered_rows == 2)
+        .expect("the channel");
+    // A server-side break the bulk status does not show: the channel lost its rows and says so only when
+    // asked on its own.
+    world.control.set_bulk_status_lie(true);
+    assert!(world.control.invalidate_channel(&channel.channel_id));
+    let ran = support::finish(child);
+    let took = started.elapsed();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let line = ran.json();
+    assert_eq!(ids(&line["failedJobIds"]), [1, 2], "{line}");
+    let reason = line["failedReasons"]["1"].as_str().expect("a reason");
+    assert!(reason.starts_with("stalled: "), "{reason}");
+    assert!(
+        reason.contains("TRACKS") && reason.contains("did not move for 2."),
+        "{reason}"
+    );
+    assert!(reason.contains("invalid"), "{reason}");
+    assert!(
+        took < Duration::from_secs(60),
+        "named in seconds, not after the stuck threshold: {took:?}"
+    );
+    assert!(ran.stderr.contains("stalled"), "a warning: {ran:?}");
+    assert_eq!(line["poll"]["hasWarning"], false, "not stuck: {line}");
+    let text = std::fs::read_to_string(&metrics).expect("metrics file");
+    assert!(
+        text.contains("# TYPE snowpipe_streaming_channels_stalled gauge"),
+        "{text}"
+    );
+    world.control.set_bulk_status_lie(false);
+}
+
+#[test]
+fn a_stalled_channel_that_stays_valid_is_warned_about_and_counted_while_the_run_waits() {
+    let mut world = World::start(NEVER);
+    let file = world.events(&[track(1)]);
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let child = support::spawn(
+        world
+            .command()
+            .args([
+                "--metrics-addr",
+                &addr,
+                "run",
+                "--stall-after",
+                "1s",
+                "--poll-interval",
+                "100ms",
+                "--file",
+            ])
+            .arg(&file),
+    );
+    // Polls go on (nothing commits); past a second of them, the channel is asked on its own and the gauge,
+    // set at each poll, counts it. Each poll calls the emulator: wait for the next one, not for time.
+    // The exporter listens before the first call.
+    world.wait_until("the run calls the service", |control| {
+        !control.calls().is_empty()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let gauge = loop {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("metrics listener");
+        std::io::Write::write_all(
+            &mut stream,
+            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("request");
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).expect("answer");
+        let value = answer
+            .lines()
+            .find(|l| l.starts_with("snowpipe_streaming_channels_stalled{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned);
+        if value.as_deref() == Some("1") || std::time::Instant::now() > deadline {
+            break value;
+        }
+        let seen = world.control.calls().len();
+        world.wait_until("another poll", |control| control.calls().len() > seen);
+    };
+    assert!(
+        world
+            .control
+            .calls()
+            .iter()
+            .any(|c| c.endpoint == snowpipe_emulator::Endpoint::Status),
+        "the channel was asked on its own"
+    );
+    assert_eq!(gauge.as_deref(), Some("1"), "one stalled channel");
+    world.control.flush();
+    let ran = support::finish(child);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let line = ran.json();
+    assert_eq!(
+        ids(&line["succeededJobIds"]),
+        [1],
+        "a valid channel keeps waiting: {line}"
+    );
+    let warnings = ran
+        .stderr
+        .matches("yet the channel says it is valid")
+        .count();
+    assert_eq!(warnings, 1, "one warning per stall: {ran:?}");
+    assert!(ran.stderr.contains("TRACKS"), "{ran:?}");
+}

@@ -11,7 +11,8 @@ use snowpipe_api::{
 };
 use snowpipe_channels::{
     AuthBackoff, BackoffConfig, ChannelManager, ChannelSettings, Channels, Clock,
-    DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock, state::StateStore,
+    DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock, TimedWarehouse,
+    state::StateStore,
 };
 
 use crate::{Settings, poll::PollState, telemetry::Labels};
@@ -162,7 +163,7 @@ impl Manager {
         sql.timeout = timeout;
         sql.retry = retry.clone();
         sql.sleep = Arc::clone(&sleep);
-        let warehouse = SqlApiWarehouse::new(sql)?;
+        let warehouse = TimedWarehouse::new(SqlApiWarehouse::new(sql)?, labels.clone());
         let mut channel_settings =
             ChannelSettings::new(&destination.id, &settings.instance_id, &config);
         channel_settings.bulk_status_batch_size = settings.bulk_status_batch_size;

@@ -14,6 +14,38 @@ pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events_total";
 /// `snowpipe_channels::verdict::Undecidable`): retried, and their rows may land twice.
 pub const UNDECIDABLE_JOBS: &str = "snowpipe_streaming_undecidable_jobs_total";
 
+/// Channels whose committed position has not moved for the stall threshold while an import still waits
+/// on them, and which the service still calls valid (a gauge, set at each poll).
+pub const CHANNELS_STALLED: &str = "snowpipe_streaming_channels_stalled";
+
+/// Describes every metric of the manager and the layers below it to the installed recorder (the
+/// `# HELP` lines of Prometheus text). Call it once the recorder is installed.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        JOBS,
+        "Jobs by outcome: status = importing, succeeded, failed, aborted"
+    );
+    metrics::describe_counter!(
+        DISCARDS,
+        "Discard rows inserted (values their column's type cannot hold)"
+    );
+    metrics::describe_counter!(POLLING_IN_PROGRESS, "Polls answered in progress");
+    metrics::describe_counter!(
+        DUPLICATE_EVENTS,
+        "Duplicate events seen at upload, by reason"
+    );
+    metrics::describe_counter!(
+        UNDECIDABLE_JOBS,
+        "Jobs failed because whether their rows committed cannot be told, by cause; their rows may land twice"
+    );
+    metrics::describe_gauge!(
+        CHANNELS_STALLED,
+        "Channels the service calls valid whose committed position has not moved for --stall-after while an import waits on them"
+    );
+    snowpipe_api::describe_metrics();
+    snowpipe_channels::timed::describe_metrics();
+}
+
 /// The labels every metric of one manager carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Labels(Vec<Label>);
@@ -53,6 +85,11 @@ impl Labels {
         if count > 0 {
             metrics::counter!(UNDECIDABLE_JOBS, self.with("cause", cause)).increment(count as u64);
         }
+    }
+
+    pub(crate) fn channels_stalled(&self, count: usize) {
+        #[allow(clippy::cast_precision_loss)] // a count of channels
+        metrics::gauge!(CHANNELS_STALLED, self.0.clone()).set(count as f64);
     }
 
     pub(crate) fn duplicates(&self, reason: &'static str, count: usize) {

@@ -107,6 +107,7 @@ fn verdict(committed_through: u64, rest: Rest) -> EntryVerdict {
             rest,
         }],
         reopened_invalid: false,
+        committed: None,
     }
 }
 

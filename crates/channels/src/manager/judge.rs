@@ -183,6 +183,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                         Ok(EntryVerdict {
                             segments,
                             reopened_invalid: false,
+                            committed: status.committed.clone(),
                         })
                     }
                 }
@@ -214,7 +215,34 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         Ok(EntryVerdict {
             segments,
             reopened_invalid: invalid,
+            committed: None,
         })
+    }
+
+    /// See [`Channels::check_stalled`](super::Channels::check_stalled).
+    pub(super) async fn check_stalled_entries(
+        &self,
+        entries: &[EntryRows],
+    ) -> Vec<Result<Option<EntryVerdict>, ChannelError>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let handle = self.current(&entry.table, &entry.channel_id).await;
+            let checked = match self.backend.channel_status(&handle).await {
+                Ok(Some(status)) if status.valid => Ok(None),
+                Ok(_) => {
+                    tracing::info!(table = %entry.table, channel_id = %handle.id,
+                        "a stalled channel reports itself invalid; reopening it to settle the import's rows");
+                    self.settle(entry, true).await.map(Some)
+                }
+                Err(source) => Err(self.service_error(
+                    &entry.table,
+                    "reading the status of a stalled channel",
+                    source,
+                )),
+            };
+            out.push(checked);
+        }
+        out
     }
 
     /// See [`Channels::wait_for_commit`](super::Channels::wait_for_commit).
