@@ -313,7 +313,7 @@ fn gzip_zstd_and_standard_input_are_read_like_plain_files() {
     assert!(out.status.success(), "{out:?}");
     let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(ids(&line["succeededJobIds"]), [5, 6], "{line}");
-    let mut child = world
+    let child = world
         .command()
         .args(["upload", "--file", "-"])
         .stdin(Stdio::from(std::fs::File::open(&zst).expect("open")))
@@ -630,7 +630,7 @@ fn the_first_polls_come_soon_after_the_upload_and_the_progress_line_ticks_betwee
         .filter_map(|tail| tail.split_whitespace().next().map(str::to_owned))
         .collect();
     shown.dedup();
-    let per_poll = line["polls"].as_u64().unwrap_or(0) as usize;
+    let per_poll = usize::try_from(line["polls"].as_u64().unwrap_or(0)).unwrap_or(usize::MAX);
     assert!(
         shown.len() > per_poll,
         "the elapsed time ticks between polls ({per_poll} polls): {shown:?}"
