@@ -376,6 +376,42 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Start an emulator in this process, run a sample batch through it and print a human summary.
     Demo,
+    /// Check a destination and the settings before the first upload: the fields, the key (and its
+    /// passphrase), the public key's fingerprint and the ALTER USER statement that registers it, the account
+    /// reached with a key-pair token, the role's use of the database and schema. One line per check, ✓ or
+    /// ✗ with what to do; exit status 1 on any ✗. Writes nothing.
+    Check,
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the JSON Schema (draft 2020-12) of a command's JSON output: upload, poll, stats or run.
+    Schema(SchemaArgs),
+    /// Write the man pages into a folder (what `cargo xtask man` runs).
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `completions`' arguments.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `schema`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// The command whose output it describes.
+    #[arg(value_enum)]
+    pub(crate) command: crate::generate::SchemaOf,
+}
+
+/// `man`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The folder to write the pages into (created if need be).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out_dir: PathBuf,
 }
 
 /// `upload`'s arguments.

@@ -54,6 +54,22 @@ async fn command(cli: Cli) -> Result<Report, CliError> {
         Command::Stats(args) => stats(&args),
         Command::Run(args) => run_files(&cli.global, &args).await,
         Command::Demo => demo::demo(&cli.global).await.map(|()| Report::default()),
+        Command::Check => crate::check::check(&cli.global).await,
+        Command::Completions(args) => {
+            crate::generate::completions(args.shell).map(|()| Report::default())
+        }
+        Command::Schema(args) => {
+            crate::generate::print_schema(args.command).map(|()| Report::default())
+        }
+        Command::Man(args) => {
+            let written = crate::generate::man_pages(&args.out_dir)?;
+            output::text(&format!(
+                "wrote {} man pages into {}",
+                written.len(),
+                args.out_dir.display()
+            ))?;
+            Ok(Report::default())
+        }
     }
 }
 

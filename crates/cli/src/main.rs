@@ -7,12 +7,14 @@
 //! usage or configuration errors, 1 for anything else. See `docs/CLI.md`.
 
 mod args;
+mod check;
 mod commands;
 mod config;
 mod demo;
 mod destination;
 mod error;
 mod events;
+mod generate;
 mod inputs;
 mod output;
 mod run;

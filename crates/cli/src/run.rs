@@ -26,7 +26,7 @@ use crate::{
 const FIRST_POLL_WAIT: Duration = Duration::from_millis(250);
 
 /// One file's result line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RunOutput {
     /// The event file.
@@ -61,7 +61,7 @@ pub(crate) struct RunOutput {
 }
 
 /// The line of a file whose upload a signal cut in the middle.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CutUpload {
     /// The event file.

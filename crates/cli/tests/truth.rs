@@ -844,3 +844,239 @@ fn a_stalled_channel_that_stays_valid_is_warned_about_and_counted_while_the_run_
     assert_eq!(warnings, 1, "one warning per stall: {ran:?}");
     assert!(ran.stderr.contains("TRACKS"), "{ran:?}");
 }
+
+/// A command's JSON Schema, as the command prints it.
+fn schema_of(world: &World, command: &str) -> jsonschema::Validator {
+    let schema = run(world.bare().args(["schema", command])).json();
+    assert_eq!(
+        schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+        "{schema}"
+    );
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{command}: not a schema: {e}"))
+}
+
+fn assert_valid(validator: &jsonschema::Validator, what: &str, output: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(output)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} against its schema: {errors:?}\n{output}"
+    );
+}
+
+#[test]
+fn the_json_outputs_match_the_schemas_the_command_prints() {
+    let mut world = World::start(NEVER);
+    let (upload_schema, poll_schema, stats_schema, run_schema) = (
+        schema_of(&world, "upload"),
+        schema_of(&world, "poll"),
+        schema_of(&world, "stats"),
+        schema_of(&world, "run"),
+    );
+    let file = world.events(&[track(1), track(2)]);
+    let upload = run(world.command().args(["upload", "--file"]).arg(&file)).json();
+    assert_valid(&upload_schema, "upload", &upload);
+    let bad = world.file("{\"message\": 1, \"metadata\": {\"job_id\": 9}}\n");
+    let aborted = run(world.command().args(["upload", "--file"]).arg(&bad)).json();
+    assert_valid(&upload_schema, "an aborted upload", &aborted);
+
+    let import_id = upload["importingParameters"]["importId"].to_string();
+    let in_progress = run(world.command().args(["poll", "--import-id", &import_id])).json();
+    assert_eq!(in_progress["inProgress"], true);
+    assert_valid(&poll_schema, "poll in progress", &in_progress);
+    world.control.restart();
+    let failed = run(world.command().args(["poll", "--import-id", &import_id])).json();
+    assert_eq!(failed["hasFailed"], true, "{failed}");
+    assert_valid(&poll_schema, "poll failed", &failed);
+    let undecodable = run(world.command().args(["poll", "--import-id", "nope"])).json();
+    assert_valid(&poll_schema, "poll 400", &undecodable);
+
+    let stats = run(world
+        .bare()
+        .args([
+            "stats",
+            "--failed-job-parameters",
+            &failed["failedJobParameters"].to_string(),
+            "--jobs",
+        ])
+        .arg(&file))
+    .json();
+    assert_valid(&stats_schema, "stats", &stats);
+
+    world.control.flush();
+    let done = World::start(Duration::ZERO);
+    let mut done = done;
+    let file = done.events(&[track(3)]);
+    let line = run(done
+        .command()
+        .args(["run", "--poll-interval", "10ms", "--file"])
+        .arg(&file))
+    .json();
+    assert_valid(&run_schema, "run", &line);
+    // The lines of an interrupted run: polling, and an upload cut in the middle.
+    let polling = support::spawn(
+        world
+            .command()
+            .args(["run", "--poll-interval", "20ms", "--file"])
+            .arg(world.dir.path().join("input-1.jsonl")),
+    );
+    let seen = world.control.calls().len();
+    world.wait_until("the run polls", |control| {
+        control.calls()[seen.min(control.calls().len())..]
+            .iter()
+            .any(|c| c.endpoint == snowpipe_emulator::Endpoint::BulkStatus)
+    });
+    kill(&polling, "TERM");
+    let ran = support::finish(polling);
+    assert_eq!(ran.code, 143, "{ran:?}");
+    assert_valid(&run_schema, "an interrupted run", &ran.json_any_status());
+    world.control.set_latency(
+        snowpipe_emulator::Endpoint::Insert,
+        Duration::from_secs(3600),
+    );
+    let cut = support::spawn(
+        world
+            .command()
+            .args(["--request-timeout", "1h", "run", "--file"])
+            .arg(world.dir.path().join("input-1.jsonl")),
+    );
+    let seen = world.control.calls().len();
+    world.wait_until("the run opens its channel", |control| {
+        control.calls()[seen.min(control.calls().len())..]
+            .iter()
+            .any(|c| c.endpoint == snowpipe_emulator::Endpoint::CreateChannel)
+    });
+    kill(&cut, "TERM");
+    let ran = support::finish(cut);
+    assert_eq!(ran.code, 143, "{ran:?}");
+    assert_valid(&run_schema, "a cut upload", &ran.json_any_status());
+    world
+        .control
+        .set_latency(snowpipe_emulator::Endpoint::Insert, Duration::ZERO);
+}
+
+#[test]
+fn check_says_what_is_right_and_what_to_do_and_writes_nothing() {
+    let mut world = World::start(Duration::ZERO);
+    let ran = run(world.command().arg("check"));
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    for needle in [
+        "✓ destination dest-cli: account DEMO, user DEMO_USER, role DEMO_ROLE, database DEMO_DB, schema CLITESTS",
+        "✓ private key: read; public key fingerprint SHA256:",
+        "ALTER USER DEMO_USER SET RSA_PUBLIC_KEY='MIIB",
+        "✓ account: the SQL API at",
+        "✓ database DEMO_DB: role DEMO_ROLE can use it",
+        "✓ schema DEMO_DB.CLITESTS: does not exist yet; the first upload creates it",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(needle)),
+            "{needle:?} in:\n{}",
+            ran.stdout
+        );
+    }
+    assert_no_secret_key(&ran.stdout);
+    assert!(
+        world
+            .control
+            .schemas()
+            .iter()
+            .all(|(_, s)| s != support::SCHEMA),
+        "check writes nothing"
+    );
+    assert!(world.control.channels().is_empty(), "no channel opened");
+
+    // The encrypted key with a wrong passphrase, a database the role cannot use, a key the user does not
+    // have: each a ✗ that says what to do, exit 1.
+    let wrong_passphrase = destination_with(&mut world, |config| {
+        config["privateKey"] = json!(demo::ENCRYPTED_PRIVATE_KEY_PEM);
+        config["privateKeyPassphrase"] = json!("not-it");
+    });
+    let no_database = destination_with(&mut world, |config| config["database"] = json!("NOPE"));
+    let other_user = destination_with(&mut world, |config| config["user"] = json!("SOMEONE_ELSE"));
+    for (destination, needles) in [
+        (
+            &wrong_passphrase,
+            &["✗ private key:", "passphrase", "- account: skipped"][..],
+        ),
+        (
+            &no_database,
+            &[
+                "✗ database NOPE: role DEMO_ROLE cannot use it",
+                "GRANT USAGE ON DATABASE NOPE TO ROLE DEMO_ROLE",
+            ][..],
+        ),
+        (
+            &other_user,
+            &[
+                "✗ account:",
+                "refused the token for user SOMEONE_ELSE",
+                "ALTER USER",
+            ][..],
+        ),
+    ] {
+        let ran = run(world
+            .command()
+            .arg("--destination")
+            .arg(destination)
+            .arg("check"));
+        assert_eq!(ran.code, 1, "{ran:?}");
+        for needle in needles {
+            assert!(
+                ran.stdout.contains(needle),
+                "{needle:?} in:\n{}",
+                ran.stdout
+            );
+        }
+        assert!(!ran.stdout.contains("not-it") && !ran.stderr.contains("not-it"));
+    }
+    let ran = run(world.bare().arg("check"));
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains("✗ destination: `check` needs --destination"),
+        "{ran:?}"
+    );
+}
+
+fn assert_no_secret_key(text: &str) {
+    for line in demo::PRIVATE_KEY_PEM
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+    {
+        assert!(!text.contains(line), "a piece of the private key leaked");
+    }
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_itself() {
+    let world = World::start(Duration::ZERO);
+    for (shell, needle) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef snowpipe-streaming"),
+        ("fish", "complete -c snowpipe-streaming"),
+    ] {
+        let ran = run(world.bare().args(["completions", shell]));
+        assert_eq!(ran.code, 0, "{ran:?}");
+        assert!(ran.stdout.contains(needle), "{shell}: {needle:?}");
+        for word in ["upload", "poll", "stall-after", "private-key-file"] {
+            assert!(ran.stdout.contains(word), "{shell} completes {word}");
+        }
+    }
+    run(world.bare().args(["completions", "tcsh"])).assert_usage_error(&["tcsh"]);
+    let dir = world.dir.path().join("man");
+    let ran = run(world.bare().args(["man", "--out-dir"]).arg(&dir));
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let page = std::fs::read_to_string(dir.join("snowpipe-streaming.1")).expect("the main page");
+    assert!(page.contains(".TH snowpipe-streaming"), "{page}");
+    assert!(page.contains("stall\\-after"), "options are in it");
+    let run_page =
+        std::fs::read_to_string(dir.join("snowpipe-streaming-run.1")).expect("run's page");
+    assert!(run_page.contains("poll\\-interval"), "{run_page}");
+    assert!(
+        !dir.join("snowpipe-streaming-man.1").exists(),
+        "the hidden command has no page"
+    );
+}
