@@ -198,7 +198,9 @@ fn unpublished_packages() -> Result<Vec<String>> {
 /// Builds the command and has it write its man pages (its hidden `man` command) into target/man.
 fn man(root: &Path) -> Result<()> {
     let dir = root.join("target/man");
-    let dir = dir.to_str().context("the target folder's path is not UTF-8")?;
+    let dir = dir
+        .to_str()
+        .context("the target folder's path is not UTF-8")?;
     cargo(&[
         "run",
         "--quiet",

@@ -1080,3 +1080,54 @@ fn completions_and_man_pages_come_from_the_command_line_itself() {
         "the hidden command has no page"
     );
 }
+
+#[test]
+fn the_example_lines_of_the_input_page_upload() {
+    let mut world = World::start(Duration::ZERO);
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/INPUT.md"))
+        .expect("docs/INPUT.md");
+    let block = page
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a json block");
+    let file = world.file(block);
+    let line = run(world
+        .command()
+        .args(["run", "--poll-interval", "10ms", "--file"])
+        .arg(&file))
+    .json();
+    assert_eq!(ids(&line["succeededJobIds"]), [1001, 1002], "{line}");
+}
+
+#[test]
+fn a_poll_in_a_fresh_process_counts_the_stall_from_the_upload() {
+    let mut world = World::start(NEVER);
+    let file = world.events(&[track(1)]);
+    let upload = run(world.command().args(["upload", "--file"]).arg(&file)).json();
+    let import_id = upload["importingParameters"]["importId"].to_string();
+    let channel = upload["importingParameters"]["importId"][0]["channelId"]
+        .as_str()
+        .expect("channel id")
+        .to_owned();
+    world.control.set_bulk_status_lie(true);
+    assert!(world.control.invalidate_channel(&channel));
+    // Each poll is a process of its own; the ones within a second of the upload answer in progress.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        let answer =
+            run(world
+                .command()
+                .args(["--stall-after", "1s", "poll", "--import-id", &import_id]))
+            .json();
+        if answer["complete"] == true || std::time::Instant::now() > deadline {
+            break answer;
+        }
+    };
+    assert_eq!(answer["hasFailed"], true, "{answer}");
+    let reason = answer["failedJobParameters"][0]["reason"]
+        .as_str()
+        .unwrap_or("");
+    assert!(reason.starts_with("stalled: "), "{answer}");
+    world.control.set_bulk_status_lie(false);
+}
