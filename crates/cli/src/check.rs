@@ -29,21 +29,24 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn pass(&mut self, line: String) {
-        self.lines.push(format!("✓ {line}"));
+    fn pass(&mut self, mut line: String) {
+        line.insert_str(0, "✓ ");
+        self.lines.push(line);
     }
 
-    fn fail(&mut self, line: String) {
+    fn fail(&mut self, mut line: String) {
         self.failed = true;
-        self.lines.push(format!("✗ {line}"));
+        line.insert_str(0, "✗ ");
+        self.lines.push(line);
     }
 
     fn skip(&mut self, what: &str, because: &str) {
         self.lines.push(format!("- {what}: skipped ({because})"));
     }
 
-    fn note(&mut self, line: String) {
-        self.lines.push(format!("  {line}"));
+    fn note(&mut self, mut line: String) {
+        line.insert_str(0, "  ");
+        self.lines.push(line);
     }
 }
 
@@ -251,7 +254,7 @@ async fn database_and_schema(cx: &mut Context<'_>) {
         Ok(answer) => {
             cx.pass(format!("database {database}: role {role} can use it"));
             match column_values(&answer, "name") {
-                Some(names) if names.iter().any(|n| *n == schema) => cx.pass(format!(
+                Some(names) if names.contains(&schema) => cx.pass(format!(
                     "schema {database}.{schema}: exists and role {role} sees it; the first upload creates its tables (role {role} needs CREATE TABLE on it)"
                 )),
                 Some(_) => cx.pass(format!(

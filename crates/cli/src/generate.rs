@@ -40,7 +40,7 @@ pub(crate) fn man_pages(dir: &Path) -> Result<Vec<String>, CliError> {
     let mut written = Vec::new();
     let mut page = |command: clap::Command, name: String| -> Result<(), CliError> {
         let mut roff = Vec::new();
-        clap_mangen::Man::new(command.clone().name(name.clone()))
+        clap_mangen::Man::new(command.name(name.clone()))
             .render(&mut roff)
             .map_err(failed)?;
         let file = format!("{name}.1");
@@ -72,7 +72,11 @@ pub(crate) enum SchemaOf {
 /// signal cut.
 #[derive(Serialize, JsonSchema)]
 #[serde(untagged)]
-#[allow(dead_code, reason = "only its schema is used")]
+#[allow(
+    dead_code,
+    clippy::large_enum_variant,
+    reason = "only its schema is used"
+)]
 enum RunLine {
     /// A file's result.
     File(RunOutput),
