@@ -303,9 +303,10 @@ async fn run_files(global: &GlobalArgs, args: &RunArgs) -> Result<Report, CliErr
         file.check("--file")?;
     }
     let session = Session::prepare(global, "run")?;
-    // Signals are listened for from before the first call, so none cuts a step without its line.
-    let mut signals = Signals::listen()?;
     let _lock = session.lock_or_fail(global).await?;
+    // Listened for from here: a signal while waiting for the lock ends the process at once (nothing was
+    // sent), and none can cut a step after this without its line.
+    let mut signals = Signals::listen()?;
     let manager = session.manager(global)?;
     let progress = run::Progress::new(files.len(), global.progress);
     let mut tally = Tally::default();

@@ -6,6 +6,11 @@
 //! Shared set-up of the command's tests: an emulator in the test process, the built binary run as a child
 //! process against it, event files written from compact descriptions, and the child's output parsed.
 
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the support module"
+)]
+
 use std::{
     io::Write as _,
     path::PathBuf,
