@@ -1,8 +1,3 @@
-#![allow(
-    dead_code,
-    reason = "each test binary uses its own part of the support module"
-)]
-
 //! Shared set-up of the command's tests: an emulator in the test process, the built binary run as a child
 //! process against it, event files written from compact descriptions, and the child's output parsed.
 
