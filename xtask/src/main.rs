@@ -41,6 +41,9 @@ enum Cmd {
     Deny,
     /// Package every publishable crate without building it, as `cargo publish` would.
     Package,
+    /// Man pages of `snowpipe-streaming` (one per command), generated from its clap definitions, into
+    /// target/man.
+    Man,
     /// Benchmarks (release builds): the micro-benchmarks (with the emulator's REST appends per second),
     /// then the end-to-end run (`bench e2e` alone, `bench rest` the REST appends alone); any other
     /// FILTER is passed to the micro-benchmarks' harness.
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
         Cmd::Test => test(),
         Cmd::Deny => deny(),
         Cmd::Package => package(),
+        Cmd::Man => man(&root),
         Cmd::Bench { filter } => match filter.as_deref() {
             Some("e2e") => e2e_bench::run(&root),
             Some("rest") => cargo(&["bench", "-p", "snowpipe-emulator", "--bench", "rest_append"]),
@@ -191,6 +195,26 @@ fn unpublished_packages() -> Result<Vec<String>> {
         names.push(name);
     }
     Ok(names)
+}
+
+/// Builds the command and has it write its man pages (its hidden `man` command) into target/man.
+fn man(root: &Path) -> Result<()> {
+    let dir = root.join("target/man");
+    let dir = dir
+        .to_str()
+        .context("the target folder's path is not UTF-8")?;
+    cargo(&[
+        "run",
+        "--quiet",
+        "--package",
+        "snowpipe-streaming",
+        "--",
+        "man",
+        "--out-dir",
+        dir,
+    ])?;
+    eprintln!("xtask man: read them with `man {dir}/snowpipe-streaming.1`");
+    Ok(())
 }
 
 fn bench(filter: Option<&str>) -> Result<()> {

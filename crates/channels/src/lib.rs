@@ -32,6 +32,7 @@ pub mod memory;
 pub mod sql;
 pub mod sql_api;
 pub mod state;
+pub mod timed;
 pub mod token;
 pub mod verdict;
 mod warehouse;
@@ -49,6 +50,7 @@ pub use manager::{
 };
 pub use snowpipe_auth::KeyError;
 pub use sql_api::{SqlApiConfig, SqlApiWarehouse};
+pub use timed::TimedWarehouse;
 #[cfg(any(test, feature = "mock"))]
 pub use warehouse::MockWarehouse;
 pub use warehouse::{Warehouse, WarehouseError};

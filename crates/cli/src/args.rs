@@ -31,6 +31,36 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// The backends the command can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BackendArg {
+    /// Snowflake's Snowpipe Streaming REST API.
+    Rest,
+    /// A sidecar service wrapping Snowflake's ingest SDK.
+    Sidecar,
+}
+
+impl BackendArg {
+    /// The name import ids record.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Sidecar => "sidecar",
+        }
+    }
+}
+
+/// How insert bodies are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompressionArg {
+    /// Zstandard (REST only).
+    Zstd,
+    /// gzip.
+    Gzip,
+    /// None.
+    None,
+}
+
 /// The options every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
@@ -54,17 +84,47 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) destination: Option<PathBuf>,
 
-    /// Base URL of the Snowpipe Streaming service.
+    /// A file holding the destination's private key (PKCS#8 PEM): wins over the destination file's
+    /// privateKey, so the key need not be pasted into JSON.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SNOWPIPE_STREAMING_PRIVATE_KEY_FILE"
+    )]
+    pub(crate) private_key_file: Option<PathBuf>,
+
+    /// Which Snowpipe Streaming backend the channels live on: Snowflake's own REST API (`rest`: nothing else
+    /// to run), or a sidecar service that wraps Snowflake's ingest SDK (`sidecar`, at --service-url).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = BackendArg::Rest,
+        env = "SNOWPIPE_STREAMING_BACKEND"
+    )]
+    pub(crate) backend: BackendArg,
+
+    /// Base URL of the sidecar service (--backend sidecar only) [default: http://localhost:9078].
     #[arg(
         long,
         global = true,
         value_name = "URL",
-        default_value = "http://localhost:9078",
         env = "SNOWPIPE_STREAMING_SERVICE_URL"
     )]
-    pub(crate) service_url: String,
+    pub(crate) service_url: Option<String>,
 
-    /// Base URL of Snowflake's SQL API, for DDL [default: https://<account>.snowflakecomputing.com].
+    /// Base URL of the Snowflake account: the SQL API (DDL, DESCRIBE TABLE) and, on REST, hostname
+    /// discovery and the token exchange [default: https://<account>.snowflakecomputing.com].
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "SNOWPIPE_STREAMING_ACCOUNT_URL"
+    )]
+    pub(crate) account_url: Option<String>,
+
+    /// The former name of --account-url, still accepted (not both).
     #[arg(
         long,
         global = true,
@@ -72,6 +132,16 @@ pub(crate) struct GlobalArgs {
         env = "SNOWPIPE_STREAMING_SQL_API_URL"
     )]
     pub(crate) sql_api_url: Option<String>,
+
+    /// Base URL of the Snowpipe Streaming ingest host (--backend rest only); discovered from the account
+    /// when not given. For PrivateLink, or a host the discovery answer does not reach.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "SNOWPIPE_STREAMING_INGEST_URL"
+    )]
+    pub(crate) ingest_url: Option<String>,
 
     /// Instance id: the partition of the channels this process opens.
     #[arg(
@@ -157,6 +227,20 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) stuck_threshold: Duration,
 
+    /// How long an import's channel may keep its committed position still while the import waits on it
+    /// before the channel is checked on its own status: invalid, its rows fail at once with a reason naming
+    /// the stall; valid, a warning and the snowpipe_streaming_channels_stalled gauge. Counted from the
+    /// upload in a fresh poll process.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        default_value = "60s",
+        value_parser = duration,
+        env = "SNOWPIPE_STREAMING_STALL_AFTER"
+    )]
+    pub(crate) stall_after: Duration,
+
     /// Longest time one service request may take.
     #[arg(
         long,
@@ -200,7 +284,16 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) retry_wait_max: Duration,
 
-    /// Send insert bodies uncompressed (they are gzipped by default).
+    /// How insert bodies are compressed [default: zstd on REST, gzip on the sidecar, which takes no zstd].
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SNOWPIPE_STREAMING_COMPRESSION"
+    )]
+    pub(crate) compression: Option<CompressionArg>,
+
+    /// Send insert bodies uncompressed: the same as --compression none.
     #[arg(
         long,
         global = true,
@@ -252,6 +345,37 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) metrics_addr: Option<SocketAddr>,
 
+    /// Exit with status 3 when any job failed or was aborted (upload, run), the import failed (poll) or any
+    /// job failed (stats), like `git diff --exit-code`; without it, 0 means the command ran.
+    #[arg(
+        long,
+        global = true,
+        env = "SNOWPIPE_STREAMING_EXIT_CODE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub(crate) exit_code: bool,
+
+    /// When to draw run's progress line on stderr: auto (when stderr is a terminal), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        env = "SNOWPIPE_STREAMING_PROGRESS"
+    )]
+    pub(crate) progress: ProgressWhen,
+
+    /// Write the final metrics to FILE when the command ends, in the Prometheus text format that
+    /// node-exporter's textfile collector reads (name it *.prom), atomically (a temporary file renamed).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "SNOWPIPE_STREAMING_METRICS_FILE"
+    )]
+    pub(crate) metrics_file: Option<PathBuf>,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -262,7 +386,8 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) log_format: LogFormat,
 
-    /// More logs: -v info, -vv debug, -vvv trace (default: warnings and errors).
+    /// More logs: -v info, -vv debug, -vvv trace of this program's own crates (default: warnings and
+    /// errors). RUST_LOG, when set, wins over -v and -q.
     #[arg(
         short,
         long,
@@ -292,6 +417,17 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// When the progress line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressWhen {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always, as on a terminal.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -309,12 +445,48 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Start an emulator in this process, run a sample batch through it and print a human summary.
     Demo,
+    /// Check a destination and the settings before the first upload: the fields, the key (and its
+    /// passphrase), the public key's fingerprint and the ALTER USER statement that registers it, the account
+    /// reached with a key-pair token, the role's use of the database and schema. One line per check, ✓ or
+    /// ✗ with what to do; exit status 1 on any ✗. Writes nothing.
+    Check,
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the JSON Schema (draft 2020-12) of a command's JSON output: upload, poll, stats or run.
+    Schema(SchemaArgs),
+    /// Write the man pages into a folder (what `cargo xtask man` runs).
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `completions`' arguments.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `schema`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// The command whose output it describes.
+    #[arg(value_enum)]
+    pub(crate) command: crate::generate::SchemaOf,
+}
+
+/// `man`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The folder to write the pages into (created if need be).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out_dir: PathBuf,
 }
 
 /// `upload`'s arguments.
 #[derive(Debug, Args)]
 pub(crate) struct UploadArgs {
-    /// The event file: one JSON event per line.
+    /// The event file: one JSON event per line, plain, gzip or zstd; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     pub(crate) file: PathBuf,
 }
@@ -343,10 +515,12 @@ pub(crate) struct StatsArgs {
 /// `run`'s arguments.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// An event file; repeat for several, handled in order.
+    /// An event file (plain, gzip or zstd; `-` for standard input, once); repeat for several, handled in
+    /// order.
     #[arg(long = "file", value_name = "FILE", required = true)]
     pub(crate) files: Vec<PathBuf>,
-    /// Wait between two polls of an import.
+    /// Longest wait between two polls of an import: the first poll comes right after the upload, the next
+    /// 250ms later, each wait doubling up to this one.
     #[arg(
         long,
         value_name = "DUR",

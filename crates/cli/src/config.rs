@@ -24,7 +24,12 @@ const NOT_IN_FILE: &[&str] = &["config", "help", "version"];
 const COMMAND_KEYS: &[(&str, &str)] = &[("run", "poll-interval")];
 
 /// Options whose value is a path: a relative one in the file is relative to the file.
-const PATH_KEYS: &[&str] = &["destination", "state-dir"];
+const PATH_KEYS: &[&str] = &[
+    "destination",
+    "state-dir",
+    "private-key-file",
+    "metrics-file",
+];
 
 /// Parses the command line with the environment and the config file.
 pub(crate) fn parse<I, T>(args: I) -> Result<Cli, CliError>

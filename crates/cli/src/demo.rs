@@ -15,8 +15,9 @@ use snowpipe_manager::Destination;
 use crate::{
     args::GlobalArgs,
     error::CliError,
+    events::EventFile,
     output,
-    run::{self, Progress, RunOutput},
+    run::{self, FileRun, Progress, RunOutput, Signals},
     sample::{self, SampleBatch},
     settings,
     state::{FileState, StateDir},
@@ -50,7 +51,8 @@ pub(crate) async fn demo(global: &GlobalArgs) -> Result<(), CliError> {
         workspace_id: "demo-workspace".to_owned(),
         config: account::destination_config(NAMESPACE),
     };
-    let connection = settings::connection(global, emulator.base_url(), Some(emulator.base_url()))?;
+    let endpoints = settings::Endpoints::emulator(global.backend, &emulator.base_url());
+    let connection = settings::connection(global, &endpoints)?;
     // A state directory of its own, in the temporary folder: the demo never touches the user's (and, alone
     // with its emulator, needs no lock).
     let state_dir = StateDir::open(&dir.path().join("state"))
@@ -58,15 +60,34 @@ pub(crate) async fn demo(global: &GlobalArgs) -> Result<(), CliError> {
     let state = FileState::open(&state_dir, &destination.id, &global.instance_id);
     let manager = settings::manager(global, &destination, connection, Arc::new(state))?;
 
-    let progress = Progress::new(batches.len());
+    let progress = Progress::new(batches.len(), global.progress);
+    let mut signals = Signals::none();
     let mut results = Vec::with_capacity(batches.len());
     for (index, batch) in batches.iter().enumerate() {
-        results.push(run::run_file(&manager, &batch.path, POLL_INTERVAL, &progress, index).await);
+        let file = EventFile::new(batch.path.clone());
+        let opened = file.open("--file")?;
+        let ran = run::run_file(
+            &manager,
+            &file,
+            opened,
+            POLL_INTERVAL,
+            &progress,
+            index,
+            &mut signals,
+        )
+        .await?;
+        match ran {
+            FileRun::Done(result) => results.push(result),
+            FileRun::PollInterrupted(..) | FileRun::UploadCut(..) => {
+                return Err(CliError::Failed("the demo was interrupted".to_owned()));
+            }
+        }
     }
     progress.finish();
 
     let schema = snowpipe_manager::schema_name(NAMESPACE);
     let summary = Summary {
+        backend: global.backend,
         base_url: emulator.base_url(),
         schema: &schema,
         control: emulator.control(),
@@ -82,6 +103,7 @@ pub(crate) async fn demo(global: &GlobalArgs) -> Result<(), CliError> {
 
 /// What the summary is made from.
 struct Summary<'a> {
+    backend: crate::args::BackendArg,
     base_url: String,
     schema: &'a str,
     control: &'a Control,
@@ -96,6 +118,10 @@ impl Summary<'_> {
         let mut out = String::new();
         let database = account::DATABASE;
         let schema = self.schema;
+        let backend = match self.backend {
+            crate::args::BackendArg::Rest => "Snowflake's Snowpipe Streaming REST API (--backend rest)",
+            crate::args::BackendArg::Sidecar => "the sidecar protocol (--backend sidecar)",
+        };
         let _ = writeln!(
             out,
             "snowpipe-streaming demo: an emulator in this process at {} (commit lag {}), started in {}",
@@ -103,6 +129,7 @@ impl Summary<'_> {
             humantime::format_duration(COMMIT_LAG),
             millis(self.emulator_ready)
         );
+        let _ = writeln!(out, "backend: {backend}");
         let _ = writeln!(
             out,
             "destination demo-destination writes into {database}.{schema} as {} (the demo account's key pair)\n",

@@ -9,6 +9,17 @@ pub(crate) enum CliError {
     /// A usage or configuration error (exit status 2): the message names the option or the file.
     #[error("{0}")]
     Usage(String),
+    /// A signal ended the command (exit status 128 + the signal's number) after it said where every job
+    /// stands.
+    #[error("{message}")]
+    Interrupted {
+        /// The signal's name.
+        signal: &'static str,
+        /// The exit status.
+        code: u8,
+        /// What was cut.
+        message: String,
+    },
     /// Anything else (exit status 1).
     #[error("{0}")]
     Failed(String),
@@ -21,6 +32,7 @@ impl CliError {
             // 0 for --help and --version, 2 for usage errors.
             Self::Parse(e) => u8::try_from(e.exit_code()).unwrap_or(2),
             Self::Usage(_) => 2,
+            Self::Interrupted { code, .. } => *code,
             Self::Failed(_) => 1,
         }
     }

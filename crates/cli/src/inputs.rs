@@ -22,19 +22,6 @@ pub(crate) fn json_arg(option: &str, text: &str) -> Result<Value, CliError> {
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-/// Checks up front that an event file can be opened, so a wrong path is a usage error rather than a batch
-/// aborted for a reason nobody will read.
-pub(crate) fn check_event_file(option: &str, path: &Path) -> Result<(), CliError> {
-    match std::fs::File::open(path).and_then(|f| f.metadata()) {
-        Ok(meta) if meta.is_file() => Ok(()),
-        Ok(_) => Err(usage(format!("{option} {}: not a file", path.display()))),
-        Err(e) => Err(usage(format!(
-            "cannot read the event file {} ({option}): {e}",
-            path.display()
-        ))),
-    }
-}
-
 #[derive(Deserialize)]
 struct Line {
     message: Message,

@@ -7,11 +7,14 @@
 //! usage or configuration errors, 1 for anything else. See `docs/CLI.md`.
 
 mod args;
+mod check;
 mod commands;
 mod config;
 mod demo;
 mod destination;
 mod error;
+mod events;
+mod generate;
 mod inputs;
 mod output;
 mod run;
@@ -29,7 +32,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return output::fail(&error),
     };
-    telemetry::init_logs(&cli.global);
+    if let Err(error) = telemetry::init_logs(&cli.global) {
+        return output::fail(&error);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,8 +46,11 @@ fn main() -> ExitCode {
             )));
         }
     };
+    let exit_code = cli.global.exit_code;
     match runtime.block_on(commands::execute(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        // `--exit-code`: like `git diff --exit-code`, 3 when any job failed or was aborted.
+        Ok(report) if exit_code && report.failed => ExitCode::from(3),
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => output::fail(&error),
     }
 }

@@ -32,6 +32,23 @@ pub(crate) fn text(line: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("cannot write to stdout: {e}")))
 }
 
+/// The one human summary line of `run` and `upload` on stderr: shown at the default verbosity, not with
+/// `-q`; as a JSON object with `--log-format json`, so stderr stays one format.
+pub(crate) fn summary(global: &crate::args::GlobalArgs, line: &str) {
+    if global.quiet > global.verbose {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = match global.log_format {
+        crate::args::LogFormat::Text => writeln!(err, "{line}"),
+        crate::args::LogFormat::Json => writeln!(
+            err,
+            "{}",
+            serde_json::json!({"level": "INFO", "target": "snowpipe_streaming::summary", "fields": {"message": line}})
+        ),
+    };
+}
+
 /// Reports an error on stderr and gives the exit status it calls for.
 pub(crate) fn fail(error: &CliError) -> ExitCode {
     match error {
@@ -42,4 +59,62 @@ pub(crate) fn fail(error: &CliError) -> ExitCode {
         other => eprintln!("snowpipe-streaming: error: {other}"),
     }
     ExitCode::from(error.exit_code())
+}
+
+/// Checks that stdout can take the results before anything is sent to a service, so that an upload's
+/// import id is never lost to a stdout that is closed, read-only, full or a pipe nobody reads.
+#[cfg(unix)]
+pub(crate) fn check_stdout() -> Result<(), CliError> {
+    use std::os::fd::AsFd as _;
+
+    use rustix::{
+        event::{PollFd, PollFlags, poll},
+        fs::{FileType, OFlags, fcntl_getfl, fstat},
+    };
+
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    let refuse = |why: &str| {
+        crate::error::usage(format!(
+            "stdout {why}: the results (with the import ids needed to poll) would be lost, so nothing was sent; give the command a stdout it can write (a file or a pipe), or `> /dev/null` to discard them"
+        ))
+    };
+    let flags = match fcntl_getfl(fd) {
+        Ok(flags) => flags,
+        Err(e) => return Err(refuse(&format!("is closed ({e})"))),
+    };
+    let access = flags & OFlags::RWMODE;
+    if access == OFlags::RDONLY {
+        return Err(refuse("is open for reading only"));
+    }
+    if let Ok(stat) = fstat(fd)
+        && FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
+    {
+        let dev = stat.st_rdev;
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        // Linux's memory devices: 1:3 is /dev/null, 1:7 is /dev/full.
+        if cfg!(target_os = "linux") && (major, minor) == (1, 7) {
+            return Err(refuse("is /dev/full"));
+        }
+        // A process started with stdout closed gets /dev/null opened for reading and writing in its place
+        // (Rust's runtime does this); a shell's `> /dev/null` opens it for writing only.
+        if cfg!(target_os = "linux") && (major, minor) == (1, 3) && access == OFlags::RDWR {
+            return Err(refuse("is closed"));
+        }
+    }
+    let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+    if poll(&mut fds, Some(&rustix::event::Timespec::default())).is_ok()
+        && fds[0]
+            .revents()
+            .intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL)
+    {
+        return Err(refuse("is a pipe or socket whose reader has gone"));
+    }
+    Ok(())
+}
+
+/// Elsewhere, a stdout that cannot be written is found at the first write.
+#[cfg(not(unix))]
+pub(crate) fn check_stdout() -> Result<(), CliError> {
+    Ok(())
 }

@@ -600,7 +600,8 @@ fn metrics_are_served_on_the_metrics_address_while_the_command_runs() {
 
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
-        answer.contains("snowpipe_streaming_jobs{") && answer.contains("status=\"importing\""),
+        answer.contains("snowpipe_streaming_jobs_total{")
+            && answer.contains("status=\"importing\""),
         "{answer}"
     );
     assert!(answer.contains("destinationId=\"dest-cli\""), "{answer}");

@@ -2,7 +2,13 @@
 //! is the bound address (`127.0.0.1:9078`), so scripts that ask for port 0 can read where it listens.
 //! `snowpipe-emulator jwt` prints a key-pair JWT instead, so a person can follow the REST API with curl.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    io::{IsTerminal as _, Write as _},
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand};
 use snowpipe_emulator::{Emulator, EmulatorConfig, demo, jwt, parse_duration};
@@ -34,6 +40,18 @@ struct Args {
     /// Log filter (tracing's env-filter syntax); `debug` logs every call. RUST_LOG wins when set.
     #[arg(long, default_value = "info", value_name = "FILTER")]
     log: String,
+    /// Print a destination file for the demo account (user DEMO_USER, database DEMO_DB, its private key)
+    /// on stdout and exit, for `snowpipe-streaming --destination FILE`.
+    #[arg(long)]
+    print_destination: bool,
+    /// The namespace (schema) of the destination --print-destination prints.
+    #[arg(
+        long,
+        default_value = "demo",
+        value_name = "N",
+        requires = "print_destination"
+    )]
+    namespace: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -108,11 +126,16 @@ fn duration(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if args.print_destination {
+        return print_destination(&args.namespace);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&args.log));
     // Logs go to stderr: stdout carries only the address line.
+    // Colour codes only for a person at a terminal: not in a file, a pipe or a CI log.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     if let Some(Command::Jwt(jwt_args)) = &args.command {
         return print_jwt(jwt_args);
@@ -147,7 +170,6 @@ async fn main() -> ExitCode {
     };
     #[allow(clippy::print_stdout)]
     {
-        use std::io::Write as _;
         // The one line a script reads; flushed so it is seen at once through a pipe.
         println!("{}", emulator.addr());
         let _ = std::io::stdout().flush();
@@ -155,6 +177,40 @@ async fn main() -> ExitCode {
     wait_for_signal().await;
     tracing::info!("shutting down");
     emulator.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Prints a destination file for the demo account on stdout, and how to use it on stderr.
+fn print_destination(namespace: &str) -> ExitCode {
+    let destination = serde_json::json!({
+        "id": "emulator-demo",
+        "workspaceId": "emulator-demo-workspace",
+        "config": snowpipe_emulator::demo::destination_config(namespace),
+    });
+    let text = match serde_json::to_string_pretty(&destination) {
+        Ok(text) => text,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "snowpipe-emulator: cannot encode the destination: {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "snowpipe-emulator: cannot write to stdout: {e}"
+        );
+        return ExitCode::FAILURE;
+    }
+    if std::io::stderr().is_terminal() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "the demo account's destination (its key opens only the emulator); with the emulator on port 9078:\n  snowpipe-streaming --destination FILE --sql-api-url http://localhost:9078 upload --file events.jsonl"
+        );
+    }
     ExitCode::SUCCESS
 }
 

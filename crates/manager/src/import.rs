@@ -13,6 +13,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 pub const SCHEME: &str = "v2";
 
 /// One table's share of an upload: what poll checks, and what upload stats judges jobs by.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportEntry {
@@ -61,13 +62,26 @@ pub struct ImportEntry {
     /// Set by poll: why `abortedJobs` were aborted (Snowflake's message).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub aborted_reason: String,
+    /// The backend the rows went through (`rest` or `sidecar`): a poll must ask the same one. Absent in
+    /// import ids of releases that knew only the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}
+
+impl ImportEntry {
+    /// The backend the entry's rows went through: `sidecar` for entries written before the REST backend.
+    pub fn backend_name(&self) -> &str {
+        self.backend.as_deref().unwrap_or("sidecar")
+    }
 }
 
 /// Rows of an entry that went out in one epoch: positions `first..=last`, one per row, and the rows' jobs in
 /// the same order.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntrySegment {
     /// The epoch.
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub epoch: Epoch,
     /// The first row's position.
     pub first: u64,
@@ -79,6 +93,7 @@ pub struct EntrySegment {
 
 /// Job ids in order, written as runs of consecutive ids (`[[1001, 1500], [7, 7]]`), so the import id of a
 /// large batch stays small.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JobRuns(Vec<(i64, i64)>);
@@ -123,6 +138,7 @@ impl JobRuns {
 }
 
 /// An inclusive range of job ids.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobIdRange {
     /// First job id.
@@ -153,6 +169,7 @@ impl JobIdRange {
 ///
 /// In JSON it is the array of entries (`importId`'s value); [`ImportId::decode`] also reads the whole
 /// `{"importId": [...]}` object and either as a JSON string, as routers persist it.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ImportId(pub Vec<ImportEntry>);
@@ -178,6 +195,7 @@ impl ImportId {
 ///
 /// In JSON it is the array of entries, like [`ImportId`]; [`FailedJobParameters::decode`] reads the same
 /// forms.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct FailedJobParameters(pub Vec<ImportEntry>);
@@ -206,6 +224,7 @@ impl From<ImportId> for FailedJobParameters {
 }
 
 /// Upload's importing parameters: `{"importId": [entries]}`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportParameters {

@@ -33,6 +33,19 @@ pub use settings::Settings;
 pub use snowpipe_rest::Compression;
 pub use stats::upload_stats;
 
+/// Whether one line of an event file (without its line break) is an event: `Err` says what is wrong with
+/// it, as upload's reason would. For callers that tell a user what a file looks like before uploading it.
+///
+/// ```
+/// assert!(snowpipe_manager::check_event_line(br#"{"a": 1}"#).is_err());
+/// ```
+pub fn check_event_line(line: &[u8]) -> Result<(), String> {
+    let time = snowpipe_grouping::UploadTime::new(time::OffsetDateTime::UNIX_EPOCH);
+    snowpipe_grouping::Event::from_line(line, &time)
+        .map(drop)
+        .map_err(|problem| problem.to_string())
+}
+
 // The configuration a caller builds a manager from, so that it need not depend on the layers below.
 pub use snowpipe_api::{
     RetryConfig,

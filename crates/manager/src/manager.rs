@@ -11,7 +11,8 @@ use snowpipe_api::{
 };
 use snowpipe_channels::{
     AuthBackoff, BackoffConfig, ChannelManager, ChannelSettings, Channels, Clock,
-    DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock, state::StateStore,
+    DestinationConfig, SqlApiConfig, SqlApiWarehouse, SystemClock, TimedWarehouse,
+    state::StateStore,
 };
 use snowpipe_rest::{Credentials, RestClient, RestConfig};
 
@@ -144,6 +145,8 @@ pub struct Manager {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) labels: Labels,
     pub(crate) poll: Mutex<PollState>,
+    /// The backend's name, recorded in import entries (`None` for a manager over a channel layer given).
+    pub(crate) backend: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -182,6 +185,7 @@ impl Manager {
             channels,
             clock,
             poll: Mutex::default(),
+            backend: None,
         }
     }
 
@@ -209,13 +213,14 @@ impl Manager {
             ("destType", "SNOWPIPE_STREAMING".to_owned()),
         ];
         let config = decode_config(destination).unwrap_or_default();
+        let backend_name = connection.backend.name();
         let (timeout, retry, sleep) = connection.backend.transport();
         let mut sql = SqlApiConfig::for_destination(&config);
         sql.base_url = connection.sql_api_url.clone();
         sql.timeout = timeout;
         sql.retry = retry.clone();
         sql.sleep = Arc::clone(&sleep);
-        let warehouse = SqlApiWarehouse::new(sql)?;
+        let warehouse = TimedWarehouse::new(SqlApiWarehouse::new(sql)?, labels.clone());
         let mut channel_settings =
             ChannelSettings::new(&destination.id, &settings.instance_id, &config);
         channel_settings.bulk_status_batch_size = settings.bulk_status_batch_size;
@@ -265,7 +270,14 @@ impl Manager {
                 })
             }
         };
-        Ok(Self::new(destination, settings, channels, clock))
+        let mut manager = Self::new(destination, settings, channels, clock);
+        manager.backend = Some(backend_name);
+        Ok(manager)
+    }
+
+    /// The backend this manager's channels live on (`rest` or `sidecar`), when it connected to one.
+    pub fn backend(&self) -> Option<&'static str> {
+        self.backend
     }
 
     /// The settings.

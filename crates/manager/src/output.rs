@@ -8,6 +8,7 @@ use crate::{FailedJobParameters, ImportParameters};
 
 /// Upload's answer: every job id of the batch is in exactly one of importing, failed and aborted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UploadOutput {
     /// The destination.
@@ -40,6 +41,7 @@ pub struct UploadOutput {
 
 /// Poll's answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PollOutput {
     /// Every entry reached a terminal state.
@@ -60,6 +62,7 @@ pub struct PollOutput {
 
 /// Upload stats' answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UploadStatsOutput {
     /// 200, or 400 when the failed job parameters could not be decoded.
@@ -72,6 +75,7 @@ pub struct UploadStatsOutput {
 
 /// Per-job outcomes of an import.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StatsMetadata {
     /// Jobs whose rows are in their table.

@@ -5,7 +5,7 @@
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     sync::PoisonError,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use snowpipe_api::{ChannelStatus, Progress};
@@ -41,6 +41,20 @@ struct ImportState {
     terminal: HashMap<EntryKey, Judgement>,
     /// When the import was first seen in progress.
     in_progress_since: Option<Instant>,
+    /// Per entry in progress, where its channel's committed position stood and since when.
+    progress: HashMap<EntryKey, Quiet>,
+    /// Entries whose valid channel stalled and was warned about (once per stall).
+    stalled: HashMap<EntryKey, ()>,
+}
+
+/// Where an entry's channel's committed position stood, and since when.
+#[derive(Debug, Clone)]
+struct Quiet {
+    committed: Option<String>,
+    since: Instant,
+    /// The position has not been seen to move in this process: the quiet time counts from the upload too
+    /// (a poll in a fresh process has only the entry's upload time).
+    from_upload: bool,
 }
 
 type EntryKey = (String, String, String);
@@ -126,6 +140,11 @@ fn offset(token: &str) -> Result<i64, String> {
             .parse()
             .map_err(|_| format!("offset {token:?} is not a number"))
     }
+}
+
+/// A duration as a person reads it, to a tenth of a second.
+fn humantime_secs(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
 }
 
 /// Judges an entry of the scheme before tokens (its offset the highest job id of its rows) by its channel's
@@ -359,11 +378,13 @@ impl Manager {
         let mut judged: HashMap<EntryKey, Judgement> = known;
         let mut undecidable: BTreeMap<Undecidable, usize> = BTreeMap::new();
 
+        let mut committed: HashMap<EntryKey, Option<String>> = HashMap::new();
         for (entry, verdict) in self.judge_segmented(&pending, false).await {
             let judgement = match verdict {
                 Ok(verdict) => {
                     self.labels
                         .rejected_rows(&entry.table, verdict.rejected_rows);
+                    committed.insert(key(entry), verdict.committed.clone());
                     let (judgement, causes) = judgement(entry, &verdict, false);
                     count_undecidable(&judgement, causes, &mut undecidable);
                     judgement
@@ -432,8 +453,18 @@ impl Manager {
             if waited >= self.settings.stuck_threshold {
                 self.settle_stuck(&in_progress, waited, &mut judged, &mut undecidable)
                     .await;
+            } else {
+                self.check_stalls(
+                    &import,
+                    &in_progress,
+                    &committed,
+                    &mut judged,
+                    &mut undecidable,
+                )
+                .await;
             }
         }
+        self.count_stalled(&import, &judged);
 
         for (cause, jobs) in &undecidable {
             tracing::warn!(
@@ -461,6 +492,142 @@ impl Manager {
             };
         }
         self.complete(&import, entries, &judged)
+    }
+
+    /// Entries in progress whose channel's committed position has not moved for the stall threshold: each
+    /// channel is checked on its own status. Invalid (or lost): its rows are settled now, failed with a
+    /// reason naming the stall and its length. Valid: one warning per stall, and the entry keeps waiting
+    /// (the stuck threshold stays the last resort).
+    async fn check_stalls(
+        &self,
+        import: &ImportKey,
+        in_progress: &[&ImportEntry],
+        committed: &HashMap<EntryKey, Option<String>>,
+        judged: &mut HashMap<EntryKey, Judgement>,
+        undecidable: &mut BTreeMap<Undecidable, usize>,
+    ) {
+        let stall_after = self.settings.stall_after;
+        if stall_after >= self.settings.stuck_threshold {
+            return;
+        }
+        let now = self.clock.now();
+        let system_now = self.clock.system_time();
+        let mut stalled: Vec<(&ImportEntry, Duration)> = Vec::new();
+        {
+            let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+            let state = state.import(import);
+            for entry in in_progress.iter().copied().filter(|e| is_segmented(e)) {
+                let Some(seen) = committed.get(&key(entry)) else {
+                    continue;
+                };
+                let quiet = state.progress.entry(key(entry)).or_insert_with(|| Quiet {
+                    committed: seen.clone(),
+                    since: now,
+                    from_upload: true,
+                });
+                if quiet.committed != *seen {
+                    *quiet = Quiet {
+                        committed: seen.clone(),
+                        since: now,
+                        from_upload: false,
+                    };
+                    state.stalled.remove(&key(entry));
+                }
+                let mut length = now.duration_since(quiet.since);
+                if quiet.from_upload
+                    && let Some(since_upload) = entry
+                        .upload_time()
+                        .and_then(|at| system_now.duration_since(at).ok())
+                {
+                    length = length.max(since_upload);
+                }
+                if length >= stall_after {
+                    stalled.push((entry, length));
+                }
+            }
+        }
+        if stalled.is_empty() {
+            return;
+        }
+        let rows: Vec<EntryRows> = stalled.iter().map(|(e, _)| rows_of(e)).collect();
+        let checked = self.channels.check_stalled(&rows).await;
+        for ((entry, length), checked) in stalled.into_iter().zip(checked) {
+            let quiet = humantime_secs(length);
+            match checked {
+                Ok(Some(verdict)) => {
+                    let (judgement, causes) = judgement(entry, &verdict, false);
+                    count_undecidable(&judgement, causes, undecidable);
+                    let judgement = match judgement {
+                        Judgement::Failed {
+                            reason,
+                            jobs,
+                            stuck,
+                            aborted,
+                        } => {
+                            tracing::warn!(table = %entry.table, channel_id = %entry.channel_id, quiet = %quiet,
+                                "stalled: the channel's committed position did not move and the channel reports itself invalid; its rows were settled");
+                            Judgement::Failed {
+                                reason: format!(
+                                    "stalled: the committed position of table {}'s channel did not move for {quiet} (--stall-after) and the channel reports itself invalid; it was reopened: {reason}",
+                                    entry.table
+                                ),
+                                jobs,
+                                stuck,
+                                aborted,
+                            }
+                        }
+                        other => other,
+                    };
+                    judged.insert(key(entry), judgement);
+                }
+                Ok(None) => {
+                    let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+                    let first = state
+                        .import(import)
+                        .stalled
+                        .insert(key(entry), ())
+                        .is_none();
+                    if first {
+                        let positions = entry
+                            .segments
+                            .iter()
+                            .map(|s| format!("{}:{}..={}", s.epoch, s.first, s.last))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let committed = committed
+                            .get(&key(entry))
+                            .cloned()
+                            .flatten()
+                            .unwrap_or_default();
+                        tracing::warn!(table = %entry.table, channel_id = %entry.channel_id,
+                            committed = %committed, expected = %positions, quiet = %quiet,
+                            "stalled: the channel's committed position has not moved, yet the channel says it is valid; waiting (the stuck threshold is the last resort)");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(table = %entry.table, %error, "a stalled channel cannot be checked now; the entry stays in progress");
+                }
+            }
+        }
+    }
+
+    /// Sets the stalled-channels gauge: the valid channels whose stall was warned about and whose entries
+    /// are still in progress, over every import this manager polls.
+    fn count_stalled(&self, import: &ImportKey, judged: &HashMap<EntryKey, Judgement>) {
+        let mut state = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+        let this = state.import(import);
+        this.stalled
+            .retain(|k, ()| judged.get(k).is_none_or(|j| *j == Judgement::InProgress));
+        self.set_stalled_gauge(&state);
+    }
+
+    fn set_stalled_gauge(&self, state: &PollState) {
+        let channels: std::collections::HashSet<&str> = state
+            .imports
+            .values()
+            .flat_map(|i| i.stalled.keys().map(|(channel, _, _)| channel.as_str()))
+            .collect();
+        self.labels.channels_stalled(channels.len());
     }
 
     /// Entries in progress past the stuck threshold: their channels are reopened (discarding what is in
@@ -586,6 +753,7 @@ impl Manager {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .forget(import);
+        self.set_stalled_gauge(&self.poll.lock().unwrap_or_else(PoisonError::into_inner));
         PollOutput {
             complete: true,
             in_progress: false,

@@ -18,6 +18,11 @@ pub struct Settings {
     /// How long an import may stay in progress before its channels are checked one by one and the import
     /// failed as stuck.
     pub stuck_threshold: Duration,
+    /// How long an in-progress entry's channel may keep its committed position still before the channel
+    /// is checked on its own status: invalid → its rows are settled at once (failed with a reason naming
+    /// the stall); valid → a warning and the `snowpipe_streaming_channels_stalled` gauge, and the stuck
+    /// threshold stays the last resort. At or above `stuck_threshold`, stalls are left to it.
+    pub stall_after: Duration,
     /// Most tables inserted at once. Each insert holds its request body (up to
     /// `max_insert_request_bytes`, and its compressed copy) while it is sent, so this bounds the memory an
     /// upload needs beyond its batch.
@@ -44,6 +49,7 @@ impl Default for Settings {
             max_insert_request_bytes: DEFAULT_MAX_INSERT_BYTES,
             bulk_status_batch_size: 100,
             stuck_threshold: Duration::from_secs(15 * 60),
+            stall_after: Duration::from_secs(60),
             table_concurrency: 4,
             channel_concurrency: 8,
             discards_commit_wait: Duration::from_secs(60),

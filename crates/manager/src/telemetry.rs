@@ -3,16 +3,48 @@
 use metrics::Label;
 
 /// Jobs by outcome: `status` = importing, succeeded, failed or aborted.
-pub const JOBS: &str = "snowpipe_streaming_jobs";
+pub const JOBS: &str = "snowpipe_streaming_jobs_total";
 /// Discard rows inserted.
-pub const DISCARDS: &str = "snowpipe_streaming_discards";
+pub const DISCARDS: &str = "snowpipe_streaming_discards_total";
 /// Polls answered "in progress".
-pub const POLLING_IN_PROGRESS: &str = "snowpipe_streaming_polling_in_progress";
+pub const POLLING_IN_PROGRESS: &str = "snowpipe_streaming_polls_in_progress_total";
 /// Duplicate events seen at upload: `reason` = batch (an `ID` repeated in the batch).
-pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events";
+pub const DUPLICATE_EVENTS: &str = "snowpipe_streaming_duplicate_events_total";
 /// Jobs failed because whether their rows committed cannot be told, by `cause` (see
 /// `snowpipe_channels::verdict::Undecidable`): retried, and their rows may land twice.
-pub const UNDECIDABLE_JOBS: &str = "snowpipe_streaming_undecidable_jobs";
+pub const UNDECIDABLE_JOBS: &str = "snowpipe_streaming_undecidable_jobs_total";
+
+/// Channels whose committed position has not moved for the stall threshold while an import still waits
+/// on them, and which the service still calls valid (a gauge, set at each poll).
+pub const CHANNELS_STALLED: &str = "snowpipe_streaming_channels_stalled";
+
+/// Describes every metric of the manager and the layers below it to the installed recorder (the
+/// `# HELP` lines of Prometheus text). Call it once the recorder is installed.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        JOBS,
+        "Jobs by outcome: status = importing, succeeded, failed, aborted"
+    );
+    metrics::describe_counter!(
+        DISCARDS,
+        "Discard rows inserted (values their column's type cannot hold)"
+    );
+    metrics::describe_counter!(POLLING_IN_PROGRESS, "Polls answered in progress");
+    metrics::describe_counter!(
+        DUPLICATE_EVENTS,
+        "Duplicate events seen at upload, by reason"
+    );
+    metrics::describe_counter!(
+        UNDECIDABLE_JOBS,
+        "Jobs failed because whether their rows committed cannot be told, by cause; their rows may land twice"
+    );
+    metrics::describe_gauge!(
+        CHANNELS_STALLED,
+        "Channels the service calls valid whose committed position has not moved for --stall-after while an import waits on them"
+    );
+    snowpipe_api::describe_metrics();
+    snowpipe_channels::timed::describe_metrics();
+}
 
 /// Rows Snowflake rejected at commit, by `table`, as the channels' counters show them (REST backend).
 pub const REJECTED_ROWS: &str = "snowpipe_streaming_rejected_rows_total";
@@ -64,6 +96,11 @@ impl Labels {
         if count > 0 {
             metrics::counter!(UNDECIDABLE_JOBS, self.with("cause", cause)).increment(count as u64);
         }
+    }
+
+    pub(crate) fn channels_stalled(&self, count: usize) {
+        #[allow(clippy::cast_precision_loss)] // a count of channels
+        metrics::gauge!(CHANNELS_STALLED, self.0.clone()).set(count as f64);
     }
 
     pub(crate) fn duplicates(&self, reason: &'static str, count: usize) {

@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashSet,
+    io::BufRead,
     path::{Path, PathBuf},
 };
 
@@ -22,6 +23,14 @@ use crate::{
     import::{EntrySegment, JobRuns, SCHEME},
     outcomes::{Outcomes, Verdict},
 };
+
+/// Where a batch is read from.
+enum Source {
+    /// A file, opened on the blocking thread.
+    File(PathBuf),
+    /// A reader, and the name it goes by.
+    Reader(Box<dyn BufRead + Send>, PathBuf),
+}
 
 /// One table, ready to insert: its channel, its converted rows and its discard rows.
 struct Prepared {
@@ -86,12 +95,26 @@ impl Manager {
     /// what [`Manager::poll`] takes.
     pub async fn upload(&self, file: &Path, job_ids: &[i64]) -> UploadOutput {
         let span = tracing::info_span!("upload", destination = %self.destination_id, file = %file.display());
-        self.upload_inner(file.to_path_buf(), job_ids)
+        self.upload_inner(Source::File(file.to_path_buf()), job_ids)
             .instrument(span)
             .await
     }
 
-    async fn upload_inner(&self, file: PathBuf, job_ids: &[i64]) -> UploadOutput {
+    /// [`Manager::upload`] of a batch read from `reader` (standard input, a decompressing reader) rather
+    /// than a file; `name` names it in reasons and logs. The reader is read on a blocking thread.
+    pub async fn upload_from(
+        &self,
+        reader: Box<dyn BufRead + Send>,
+        name: &Path,
+        job_ids: &[i64],
+    ) -> UploadOutput {
+        let span = tracing::info_span!("upload", destination = %self.destination_id, file = %name.display());
+        self.upload_inner(Source::Reader(reader, name.to_path_buf()), job_ids)
+            .instrument(span)
+            .await
+    }
+
+    async fn upload_inner(&self, source: Source, job_ids: &[i64]) -> UploadOutput {
         let mut outcomes = Outcomes::default();
         let finish = |outcomes: Outcomes| {
             let output = outcomes.finish(
@@ -116,7 +139,11 @@ impl Manager {
             ReadOptions::new(upload_time.clone()).with_max_line_bytes(self.settings.max_line_bytes);
         // Reading is blocking file I/O and parsing: keep it off the async workers.
         let started = std::time::Instant::now();
-        let read = tokio::task::spawn_blocking(move || Batch::read(&file, &options)).await;
+        let read = tokio::task::spawn_blocking(move || match source {
+            Source::File(file) => Batch::read(&file, &options),
+            Source::Reader(reader, name) => Batch::read_from(reader, &name, &options),
+        })
+        .await;
         let batch = match read {
             Ok(Ok(batch)) => {
                 tracing::debug!(
@@ -310,6 +337,7 @@ impl Manager {
                             uploaded_at: Some(upload_time.as_str().to_owned()),
                             scheme: Some(SCHEME.to_owned()),
                             segments,
+                            backend: self.backend.map(str::to_owned),
                             ..ImportEntry::default()
                         },
                     );

@@ -637,3 +637,94 @@ async fn entries_of_the_old_scheme_keep_the_old_rule_only_while_the_token_is_a_j
         assert_eq!(stats.metadata.succeeded_keys.len(), usize::from(succeeded));
     }
 }
+
+/// A poller whose bulk status keeps reporting the committed token `committed()` and rows in flight, and
+/// whose single-channel check answers `invalid` (the rows then are lost) or valid; counts the checks.
+fn quiet_poller(
+    clock: Arc<ManualClock>,
+    committed: Arc<std::sync::Mutex<Option<String>>>,
+    invalid: bool,
+    checks: Arc<std::sync::atomic::AtomicUsize>,
+) -> Manager {
+    let mut channels = MockChannels::new();
+    channels.expect_judge().returning(move |entries, _| {
+        entries
+            .iter()
+            .map(|_| {
+                let mut verdict = verdict(0, Rest::InFlight);
+                verdict.committed = committed.lock().unwrap().clone();
+                Ok(verdict)
+            })
+            .collect()
+    });
+    channels.expect_check_stalled().returning(move |entries| {
+        checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries
+            .iter()
+            .map(|_| {
+                Ok(invalid.then(|| {
+                    let mut verdict = verdict(0, Rest::Lost);
+                    verdict.reopened_invalid = true;
+                    verdict
+                }))
+            })
+            .collect()
+    });
+    let settings = Settings {
+        stall_after: Duration::from_secs(5),
+        ..Settings::default()
+    };
+    Manager::new(&destination(), settings, Arc::new(channels), clock)
+}
+
+/// A channel whose committed position stays still past the stall threshold is checked on its own; invalid,
+/// its rows fail at once with a reason naming the stall, long before the stuck threshold (15 minutes).
+#[tokio::test]
+async fn a_stalled_entry_on_a_channel_invalid_alone_fails_naming_the_stall() {
+    let clock = Arc::new(ManualClock::default());
+    let committed = Arc::new(std::sync::Mutex::new(Some("v2.x.0".to_owned())));
+    let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let poller = quiet_poller(clock.clone(), committed, true, checks.clone());
+    let import_id = import(&json!([entry("A", &[5, 6])]));
+    assert!(poller.poll(&import_id).await.in_progress);
+    clock.advance(Duration::from_secs(4));
+    assert!(poller.poll(&import_id).await.in_progress, "4 s: not yet");
+    assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 0);
+    clock.advance(Duration::from_secs(2));
+    let poll = poller.poll(&import_id).await;
+    assert!(
+        poll.complete && poll.has_failed && !poll.has_warning,
+        "{poll:?}"
+    );
+    let entries = poll.failed_job_parameters.expect("entries").0;
+    assert!(
+        entries[0].reason.starts_with("stalled: ") && entries[0].reason.contains("6.0s"),
+        "{}",
+        entries[0].reason
+    );
+    assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A committed position that moves restarts the quiet time; a valid stalled channel keeps waiting.
+#[tokio::test]
+async fn a_moving_position_is_no_stall_and_a_valid_stalled_channel_keeps_waiting() {
+    let clock = Arc::new(ManualClock::default());
+    let committed = Arc::new(std::sync::Mutex::new(None));
+    let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let poller = quiet_poller(clock.clone(), committed.clone(), false, checks.clone());
+    let import_id = import(&json!([entry("A", &[5])]));
+    for step in 0..4 {
+        *committed.lock().unwrap() = Some(format!("v2.x.{step}"));
+        assert!(poller.poll(&import_id).await.in_progress);
+        clock.advance(Duration::from_secs(4));
+    }
+    assert_eq!(
+        checks.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "it moved every 4 s"
+    );
+    clock.advance(Duration::from_secs(2));
+    let poll = poller.poll(&import_id).await;
+    assert!(poll.in_progress, "valid: it keeps waiting: {poll:?}");
+    assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

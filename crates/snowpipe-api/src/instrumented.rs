@@ -12,9 +12,23 @@ use crate::{
 };
 
 /// Timer of every backend call, in seconds, tagged `api`, `success` and `code`.
-pub const RESPONSE_TIME: &str = "snowpipe_streaming_api_response_time";
+pub const RESPONSE_TIME: &str = "snowpipe_streaming_api_response_time_seconds";
 /// Histogram of append request bodies as sent (compressed), in bytes.
-pub const REQUEST_BODY_SIZE: &str = "snowpipe_streaming_request_body_size";
+pub const REQUEST_BODY_SIZE: &str = "snowpipe_streaming_request_body_bytes";
+
+/// Describes this crate's metrics to the installed recorder (the `# HELP` lines of Prometheus text).
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        RESPONSE_TIME,
+        metrics::Unit::Seconds,
+        "Time of each call to the Snowpipe Streaming service, by api, success and code"
+    );
+    metrics::describe_histogram!(
+        REQUEST_BODY_SIZE,
+        metrics::Unit::Bytes,
+        "Size of each insert request body as sent (compressed), in bytes"
+    );
+}
 
 /// Wraps a [`Backend`] so that each call records:
 /// - a `tracing` span `snowpipe_api` with the call name, the channel id and the outcome;

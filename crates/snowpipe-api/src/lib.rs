@@ -84,7 +84,7 @@ pub use channel::{
 pub use columns::{Column, WarehouseType};
 pub use error::{BoxError, Call, Error, MissingObject, RejectedRow, Result};
 pub use excerpt::{EXCERPT_LIMIT, Excerpt};
-pub use instrumented::{Instrumented, REQUEST_BODY_SIZE, RESPONSE_TIME};
+pub use instrumented::{Instrumented, REQUEST_BODY_SIZE, RESPONSE_TIME, describe_metrics};
 pub use retry::RetryConfig;
 pub use row::Row;
 /// Secrets (private keys, passphrases, tokens) are one type across the workspace: `snowpipe-auth`'s.

@@ -192,6 +192,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                             reopened_invalid: false,
                             rejected,
                             rejected_rows,
+                            committed: status.committed.clone(),
                         })
                     }
                 }
@@ -229,6 +230,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             reopened_invalid: invalid,
             rejected,
             rejected_rows,
+            committed: None,
         })
     }
 
@@ -321,6 +323,32 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             })
             .collect();
         (rejected, newly)
+    }
+
+    /// See [`Channels::check_stalled`](super::Channels::check_stalled).
+    pub(super) async fn check_stalled_entries(
+        &self,
+        entries: &[EntryRows],
+    ) -> Vec<Result<Option<EntryVerdict>, ChannelError>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let handle = self.current(&entry.table, &entry.channel_id).await;
+            let checked = match self.backend.channel_status(&handle).await {
+                Ok(Some(status)) if status.valid => Ok(None),
+                Ok(_) => {
+                    tracing::info!(table = %entry.table, channel_id = %handle.id,
+                        "a stalled channel reports itself invalid; reopening it to settle the import's rows");
+                    self.settle(entry, true).await.map(Some)
+                }
+                Err(source) => Err(self.service_error(
+                    &entry.table,
+                    "reading the status of a stalled channel",
+                    source,
+                )),
+            };
+            out.push(checked);
+        }
+        out
     }
 
     /// See [`Channels::wait_for_commit`](super::Channels::wait_for_commit).

@@ -139,6 +139,9 @@ pub struct EntryVerdict {
     pub segments: Vec<SegmentVerdict>,
     /// The backend had lost the channel or reported it invalid: it was reopened to settle the rows.
     pub reopened_invalid: bool,
+    /// The channel's committed token as its status gave it (`None`: nothing committed, or the channel was
+    /// reopened): a caller notes when it last moved, to tell a stalled channel.
+    pub committed: Option<String>,
     /// One per segment, in order (or empty: nothing rejected): committed rows of the segment that the
     /// service may have rejected at commit, as its counters tell.
     pub rejected: Vec<Option<Rejected>>,
@@ -198,6 +201,15 @@ pub trait Channels: Send + Sync {
         entries: &[EntryRows],
         settle: bool,
     ) -> Vec<Result<EntryVerdict, ChannelError>>;
+
+    /// Checks the channels of entries whose rows stalled, each on the channel itself (the single-channel
+    /// status: bulk status can call a broken channel valid). A channel the backend reports invalid or has
+    /// lost is reopened (one writer at a time) and the entry's rows judged from that opening, as
+    /// [`Channels::judge`] does: `Some(verdict)`. A channel it calls valid is left alone: `None`.
+    async fn check_stalled(
+        &self,
+        entries: &[EntryRows],
+    ) -> Vec<Result<Option<EntryVerdict>, ChannelError>>;
 
     /// Statuses of channels named by import entries, in bulk (in calls of at most the settings'
     /// `bulk_status_batch_size`), in the order asked; `None` for a channel the backend does not know. For
@@ -615,6 +627,13 @@ impl<B: Backend, W: Warehouse> Channels for ChannelManager<B, W> {
         settle: bool,
     ) -> Vec<Result<EntryVerdict, ChannelError>> {
         self.judge_entries(entries, settle).await
+    }
+
+    async fn check_stalled(
+        &self,
+        entries: &[EntryRows],
+    ) -> Vec<Result<Option<EntryVerdict>, ChannelError>> {
+        self.check_stalled_entries(entries).await
     }
 
     async fn statuses(

@@ -438,6 +438,15 @@ fn excerpt(body: &[u8]) -> String {
     snowpipe_api::Excerpt::new(body).to_string()
 }
 
+impl SqlApiWarehouse {
+    /// Runs one statement as the destination's user and role, in its database, and answers the SQL API's
+    /// answer (the JSON body). For diagnostics (`snowpipe-streaming check`); the manager itself goes through
+    /// [`Warehouse`]. Errors are typed as for every statement.
+    pub async fn run_statement(&self, statement: &str) -> Result<Bytes, WarehouseError> {
+        self.execute(statement.to_owned()).await
+    }
+}
+
 #[async_trait]
 impl Warehouse for SqlApiWarehouse {
     async fn create_schema(&self, schema: &str) -> Result<(), WarehouseError> {

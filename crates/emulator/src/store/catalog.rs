@@ -37,6 +37,19 @@ impl TableRef {
     }
 }
 
+/// The columns of a `SHOW SCHEMAS` answer, as Snowflake names them.
+pub(crate) const SHOW_SCHEMAS_COLUMNS: [&str; 9] = [
+    "created_on",
+    "name",
+    "is_default",
+    "is_current",
+    "database_name",
+    "owner",
+    "comment",
+    "options",
+    "retention_time",
+];
+
 /// The columns of Snowflake's `DESCRIBE TABLE` answer, in order (the last, `schema evolution record`,
 /// says which columns schema evolution added).
 pub(crate) const DESCRIBE_TABLE_COLUMNS: [&str; 13] = [
@@ -434,6 +447,9 @@ impl Catalog {
             Statement::DescribeTable { table } => {
                 self.describe_table(&table, ctx).map(StatementResult::Rows)
             }
+            Statement::ShowSchemas { database } => self
+                .show_schemas(database.as_ref(), ctx)
+                .map(StatementResult::Rows),
         }
     }
 
@@ -635,6 +651,44 @@ impl Catalog {
         }
         table.schema = Arc::new(next);
         Ok("Statement executed successfully.".to_owned())
+    }
+
+    /// `SHOW SCHEMAS [IN DATABASE db]`: one row per schema, by name, with [`SHOW_SCHEMAS_COLUMNS`]; a
+    /// database that is missing or that the role may not use answers "does not exist or not authorized".
+    fn show_schemas(
+        &self,
+        database: Option<&String>,
+        ctx: &SqlContext,
+    ) -> Result<ResultSet, SqlError> {
+        let name = self.resolve_database(database, ctx, "SHOW SCHEMAS")?;
+        let db = self
+            .databases
+            .get(&name)
+            .filter(|db| Self::may_use(db, ctx.role.as_deref()))
+            .ok_or_else(|| {
+                SqlError::does_not_exist(ObjectKind::Database, &ident::display(&name))
+            })?;
+        let text = |s: &str| Some(s.to_owned());
+        Ok(ResultSet {
+            columns: &SHOW_SCHEMAS_COLUMNS,
+            rows: db
+                .schemas
+                .keys()
+                .map(|schema| {
+                    vec![
+                        None, // created_on: the emulator keeps no times
+                        Some(schema.clone()),
+                        text("N"),
+                        text("N"),
+                        Some(name.clone()),
+                        None, // owner
+                        None, // comment
+                        None, // options
+                        None, // retention_time
+                    ]
+                })
+                .collect(),
+        })
     }
 
     /// `DESCRIBE TABLE`: one row per column, in column order, with [`DESCRIBE_TABLE_COLUMNS`].
@@ -943,5 +997,46 @@ mod tests {
         assert_eq!(rows.len(), 10);
         assert_eq!(rows[0]["A"], 5);
         assert_eq!(c.table_info(&t).unwrap().committed_rows, 15);
+    }
+}
+
+#[cfg(test)]
+mod show_schemas_tests {
+    use super::*;
+
+    #[test]
+    fn show_schemas_lists_a_usable_databases_schemas_and_refuses_others() {
+        let mut c = Catalog::new(10);
+        c.add_database("DB", vec!["LOADER".to_owned()], &["RAW".to_owned()]);
+        let loader = SqlContext {
+            role: Some("LOADER".to_owned()),
+            ..SqlContext::default()
+        };
+        let Ok(StatementResult::Rows(rows)) = c.run("SHOW SCHEMAS IN DATABASE db", &loader) else {
+            panic!("rows")
+        };
+        let names: Vec<_> = rows
+            .rows
+            .iter()
+            .map(|r| r[1].clone().unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["PUBLIC", "RAW"]);
+        let stranger = SqlContext {
+            role: Some("STRANGER".to_owned()),
+            ..SqlContext::default()
+        };
+        let Err(e) = c.run("SHOW SCHEMAS IN DATABASE DB", &stranger) else {
+            panic!("refused")
+        };
+        assert_eq!(e.code, "002003");
+        assert!(
+            e.message.contains("Database 'DB' does not exist"),
+            "{}",
+            e.message
+        );
+        assert!(
+            c.run("SHOW SCHEMAS", &loader).is_err(),
+            "no current database"
+        );
     }
 }

@@ -50,6 +50,8 @@ pub(crate) enum Statement {
     },
     /// `DESCRIBE TABLE` (or `DESC TABLE`): the table's columns as a result set.
     DescribeTable { table: ObjectName },
+    /// `SHOW SCHEMAS [IN DATABASE db]`: the database's schemas (the session's database without `IN`).
+    ShowSchemas { database: Option<String> },
 }
 
 /// Why a statement could not be parsed.
@@ -415,6 +417,16 @@ impl Parser {
                 if_not_exists,
                 columns,
             });
+        }
+        if self.eat_kw("SHOW") {
+            self.expect_kw("SCHEMAS")?;
+            let database = if self.eat_kw("IN") {
+                self.expect_kw("DATABASE")?;
+                Some(self.identifier()?)
+            } else {
+                None
+            };
+            return Ok(Statement::ShowSchemas { database });
         }
         if self.eat_kw("DESCRIBE") || self.eat_kw("DESC") {
             self.expect_kw("TABLE")?;

@@ -137,3 +137,61 @@ fn jwt_prints_a_key_pair_jwt_for_a_user() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn print_destination_prints_a_destination_file_for_the_demo_account() {
+    let out = Command::new(BIN)
+        .args(["--print-destination", "--namespace", "my_events"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let destination: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(destination["config"], demo::destination_config("my_events"));
+    assert!(destination["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(
+        out.stderr.is_empty(),
+        "no hint when stderr is not a terminal"
+    );
+    let out = Command::new(BIN)
+        .arg("--print-destination")
+        .output()
+        .unwrap();
+    let destination: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(destination["config"]["namespace"], "demo");
+    // --namespace belongs to --print-destination.
+    let out = Command::new(BIN)
+        .args(["--namespace", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--log", "debug"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.trim().parse::<std::net::SocketAddr>().is_ok(),
+        "{line:?}"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("shutting down"),
+        "logs were written: {stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
+}

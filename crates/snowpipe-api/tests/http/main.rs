@@ -709,11 +709,11 @@ async fn instrumented_calls_record_timers_and_body_sizes() {
             .collect();
         labels.sort();
         match (key.name(), value) {
-            ("snowpipe_streaming_api_response_time", DebugValue::Histogram(values)) => {
+            ("snowpipe_streaming_api_response_time_seconds", DebugValue::Histogram(values)) => {
                 assert_eq!(values.len(), 1);
                 timers.push(labels.join(","));
             }
-            ("snowpipe_streaming_request_body_size", DebugValue::Histogram(values)) => {
+            ("snowpipe_streaming_request_body_bytes", DebugValue::Histogram(values)) => {
                 sizes.extend(values.iter().map(|v| v.into_inner()));
             }
             (name, _) => panic!("unexpected metric {name}"),
