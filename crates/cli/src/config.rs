@@ -196,7 +196,7 @@ mod tests {
         );
         let cli = parse_with(&file, &["--retry-max", "1", "run", "--file", "a.jsonl"]).unwrap();
         let g = &cli.global;
-        assert_eq!(g.service_url, "http://file:1");
+        assert_eq!(g.service_url.as_deref(), Some("http://file:1"));
         assert_eq!(g.stuck_threshold, Duration::from_secs(120));
         assert_eq!(g.retry_max, 1, "the flag wins");
         assert!(g.no_compression);

@@ -119,7 +119,9 @@ impl Summary<'_> {
         let database = account::DATABASE;
         let schema = self.schema;
         let backend = match self.backend {
-            crate::args::BackendArg::Rest => "Snowflake's Snowpipe Streaming REST API (--backend rest)",
+            crate::args::BackendArg::Rest => {
+                "Snowflake's Snowpipe Streaming REST API (--backend rest)"
+            }
             crate::args::BackendArg::Sidecar => "the sidecar protocol (--backend sidecar)",
         };
         let _ = writeln!(

@@ -127,7 +127,10 @@ pub(crate) fn settings(global: &GlobalArgs) -> Settings {
 
 /// How to reach the backend and the account, from checked [`Endpoints`]. Checks the other options
 /// first; the state store is given to [`manager`].
-pub(crate) fn connection(global: &GlobalArgs, endpoints: &Endpoints) -> Result<Connection, CliError> {
+pub(crate) fn connection(
+    global: &GlobalArgs,
+    endpoints: &Endpoints,
+) -> Result<Connection, CliError> {
     if global.request_timeout.is_zero() {
         return Err(usage("--request-timeout must be above zero"));
     }
@@ -207,9 +210,7 @@ pub(crate) fn manager(
     };
     Manager::connect(destination, settings(global), connection).map_err(|e| match e {
         ConnectError::Service(e) => usage(format!("--service-url / HTTP options: {e}")),
-        ConnectError::Rest(e) => usage(format!(
-            "--account-url / --ingest-url / REST options: {e}"
-        )),
+        ConnectError::Rest(e) => usage(format!("--account-url / --ingest-url / REST options: {e}")),
         other => CliError::Failed(format!(
             "cannot set up the Snowflake SQL API client: {other}"
         )),

@@ -622,10 +622,15 @@ impl Manager {
     }
 
     fn set_stalled_gauge(&self, state: &PollState) {
-        let channels: std::collections::HashSet<&str> = state
+        // A channel is named by its table and id: on REST every table's channel has the same name.
+        let channels: std::collections::HashSet<(&str, &str)> = state
             .imports
             .values()
-            .flat_map(|i| i.stalled.keys().map(|(channel, _, _)| channel.as_str()))
+            .flat_map(|i| {
+                i.stalled
+                    .keys()
+                    .map(|(channel, _, table)| (table.as_str(), channel.as_str()))
+            })
             .collect();
         self.labels.channels_stalled(channels.len());
     }

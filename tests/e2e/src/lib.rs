@@ -76,8 +76,14 @@ impl World {
 
     /// Starts an emulator that commits at once, for a manager on the given backend.
     pub async fn start_on(which: Which) -> Self {
+        Self::start_lagging(which, Duration::ZERO).await
+    }
+
+    /// Starts an emulator that commits appended rows `lag` after they arrive, for a manager on the given
+    /// backend.
+    pub async fn start_lagging(which: Which, lag: Duration) -> Self {
         let emulator = Emulator::builder()
-            .commit_lag(Duration::ZERO)
+            .commit_lag(lag)
             .start()
             .await
             .expect("emulator starts");

@@ -103,6 +103,47 @@ async fn happy_path_lands_every_row_and_succeeds_every_job(which: Which) {
     );
 }
 
+snowpipe_e2e::on_both!(each_table_is_judged_from_its_own_channel);
+
+/// On REST every table's channel has the same name (one pipe per table): a poll that asked the status of
+/// one table's channel for another's rows judged them from a stranger's token (lost, or never committed).
+async fn each_table_is_judged_from_its_own_channel(which: Which) {
+    let mut world = World::start_lagging(which, Duration::from_millis(100)).await;
+    let manager = world.manager(Settings::default());
+    let tables = ["T_ONE", "T_TWO", "T_THREE", "T_FOUR", "T_FIVE"];
+    let events: Vec<(i64, &str, Value, Value)> = (1..=20)
+        .map(|job| {
+            let table = tables[usize::try_from(job).unwrap_or_default() % tables.len()];
+            (job, table, track_columns(), track(&format!("r{job}"), job))
+        })
+        .collect();
+    let file = world.file(&events);
+    let upload = manager.upload(&file, &[]).await;
+    assert_eq!(upload.importing_count, 20, "{upload:?}");
+    let import_id = upload
+        .importing_parameters
+        .clone()
+        .expect("importing")
+        .import_id;
+    // Polled as a caller does, every 20 ms, so that polls see rows still in flight; by a second manager
+    // too (as the command polls, in another process), which knows the channels from the import id alone.
+    let fresh = world.manager(Settings::default());
+    let mut poll = fresh.poll(&import_id).await;
+    for round in 0..500 {
+        if poll.complete {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        poll = if round % 2 == 0 { &manager } else { &fresh }
+            .poll(&import_id)
+            .await;
+    }
+    assert!(poll.complete && !poll.has_failed, "{poll:?}");
+    for table in tables {
+        assert_eq!(world.rows(table).len(), 4, "{table}");
+    }
+}
+
 snowpipe_e2e::on_both!(a_second_batch_reuses_the_channels);
 
 async fn a_second_batch_reuses_the_channels(which: Which) {

@@ -129,10 +129,13 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
     ) -> Vec<Result<EntryVerdict, ChannelError>> {
         let mut handles: Vec<ChannelHandle> = Vec::new();
         let mut at: Vec<usize> = Vec::with_capacity(entries.len());
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // Keyed by table and id: on REST a channel's name is its id, and every table has a channel of that
+        // name (one pipe per table), so the id alone would give one table's status to another.
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
         for entry in entries {
             let handle = self.current(&entry.table, &entry.channel_id).await;
-            let slot = *index.entry(handle.id.clone()).or_insert_with(|| {
+            let key = (entry.table.clone(), handle.id.clone());
+            let slot = *index.entry(key).or_insert_with(|| {
                 handles.push(handle);
                 handles.len() - 1
             });

@@ -122,15 +122,34 @@ impl World {
         file
     }
 
-    /// The binary pointed at this emulator for the service and the SQL API, with the destination and quick
-    /// retries.
+    /// The binary pointed at this emulator on the default backend (Snowflake's REST API: the emulator is
+    /// the account, its SQL API and its ingest host), with the destination and quick retries.
     pub(crate) fn command(&self) -> Command {
         let mut command = self.bare();
         let url = self.emulator.base_url();
         command
             .arg("--destination")
             .arg(&self.destination)
-            .args(["--service-url", &url, "--sql-api-url", &url])
+            .args(["--account-url", &url])
+            .args(["--retry-wait-min", "1ms", "--retry-wait-max", "5ms"]);
+        command
+    }
+
+    /// The binary pointed at this emulator as a sidecar (`--backend sidecar`), the SQL API on the same port.
+    pub(crate) fn sidecar_command(&self) -> Command {
+        let mut command = self.bare();
+        let url = self.emulator.base_url();
+        command
+            .arg("--destination")
+            .arg(&self.destination)
+            .args([
+                "--backend",
+                "sidecar",
+                "--service-url",
+                &url,
+                "--account-url",
+                &url,
+            ])
             .args(["--retry-wait-min", "1ms", "--retry-wait-max", "5ms"]);
         command
     }
