@@ -122,21 +122,10 @@ impl World {
         file
     }
 
-    /// The binary pointed at this emulator on the default backend (Snowflake's REST API: the emulator is
-    /// the account, its SQL API and its ingest host), with the destination and quick retries.
+    /// The binary pointed at this emulator as a sidecar (`--backend sidecar`, the SQL API on the same
+    /// port), with the destination and quick retries: most tests drive the sidecar, whose channels the
+    /// emulator's controls name by id; [`World::rest_command`] is the default backend.
     pub(crate) fn command(&self) -> Command {
-        let mut command = self.bare();
-        let url = self.emulator.base_url();
-        command
-            .arg("--destination")
-            .arg(&self.destination)
-            .args(["--account-url", &url])
-            .args(["--retry-wait-min", "1ms", "--retry-wait-max", "5ms"]);
-        command
-    }
-
-    /// The binary pointed at this emulator as a sidecar (`--backend sidecar`), the SQL API on the same port.
-    pub(crate) fn sidecar_command(&self) -> Command {
         let mut command = self.bare();
         let url = self.emulator.base_url();
         command
@@ -150,6 +139,19 @@ impl World {
                 "--account-url",
                 &url,
             ])
+            .args(["--retry-wait-min", "1ms", "--retry-wait-max", "5ms"]);
+        command
+    }
+
+    /// The binary pointed at this emulator on the default backend, Snowflake's REST API (the emulator is the
+    /// account, its SQL API and its ingest host), with the destination and quick retries.
+    pub(crate) fn rest_command(&self) -> Command {
+        let mut command = self.bare();
+        let url = self.emulator.base_url();
+        command
+            .arg("--destination")
+            .arg(&self.destination)
+            .args(["--account-url", &url])
             .args(["--retry-wait-min", "1ms", "--retry-wait-max", "5ms"]);
         command
     }
