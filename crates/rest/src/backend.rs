@@ -278,7 +278,9 @@ impl RestClient {
         let table = &first.channel.table;
         let mut found = HashMap::new();
         for part in channels.chunks(self.config.status_chunk) {
-            let names: Vec<String> = part.iter().map(|h| h.channel.name()).collect();
+            // The name each open answered as the handle's id: a handle this client never gave names no
+            // channel, and reads as missing.
+            let names: Vec<String> = part.iter().map(|h| h.id.clone()).collect();
             let what = format!("bulk status of {} channels of table {table}", names.len());
             let body = serde_json::to_vec(&BulkStatusBody {
                 channel_names: &names,
@@ -408,7 +410,7 @@ impl Backend for RestClient {
         }
         Ok(channels
             .iter()
-            .map(|h| found.get(&(&h.channel.table, h.channel.name())).cloned())
+            .map(|h| found.get(&(&h.channel.table, h.id.clone())).cloned())
             .collect())
     }
 

@@ -5,6 +5,7 @@
 mod appends;
 mod auth;
 mod channels;
+mod conformance;
 mod errors;
 mod exactly_once;
 mod status;
