@@ -6,7 +6,7 @@ use std::{ops::Range, sync::Arc};
 use snowpipe_api::{
     AppendRequest, Backend, BackendExt, Error, OffsetTokens, Row, SentRequest, TokenRange,
 };
-use snowpipe_emulator::Endpoint;
+use snowpipe_emulator::{DropMode, Endpoint};
 use snowpipe_rest::{Compression, body::MAX_REQUEST_BYTES};
 
 use crate::support::{self, RETRIES, calls, channel, landed_ids, open, requests, rest_name, rows};
@@ -235,6 +235,58 @@ async fn a_row_too_large_for_any_request_is_rejected_by_index_after_the_rows_bef
         assert_eq!(error.accepted[0].rows, 0..3, "{compression:?}");
         assert_eq!(requests(setup.control(), &channel, "append").len(), 1);
         assert_eq!(landed_ids(setup.control(), &channel.table), ["a", "b", "c"]);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_unknown_never_resent_and_the_channel_must_be_reopened() {
+    for mode in [DropMode::Applied, DropMode::NotApplied] {
+        let setup = support::setup().await;
+        let channel = channel("TRACKS");
+        let handle = open(&setup.client, &channel).await;
+        setup.control().drop_next(Endpoint::RestAppend, 1, mode);
+        let error = setup
+            .client
+            .append_rows(&handle, rows("lost", 2), "1")
+            .await
+            .unwrap_err();
+        assert!(error.error.is_outcome_unknown(), "{mode:?}: {error:?}");
+        assert!(error.accepted.is_empty());
+        // Sent once, never again.
+        assert_eq!(calls(setup.control(), Endpoint::RestAppend).len(), 1);
+        assert!(setup.waits.waits().is_empty(), "{:?}", setup.waits);
+        // The continuation token may be spent: a further append on it could be taken for a replay and
+        // dropped. The client refuses it until the channel is reopened.
+        let error = setup
+            .client
+            .append_rows(&handle, rows("next", 1), "2")
+            .await
+            .unwrap_err();
+        assert!(error.error.is_reopen(), "{mode:?}: {error:?}");
+        assert_eq!(calls(setup.control(), Endpoint::RestAppend).len(), 1);
+        // Reopened (waiting for what may be in flight), the committed token tells what landed.
+        let reopened = setup
+            .client
+            .open_channel(&channel, &snowpipe_api::OpenOptions::wait())
+            .await
+            .unwrap();
+        let committed = reopened.status.unwrap().committed;
+        let landed = landed_ids(setup.control(), &channel.table);
+        match mode {
+            DropMode::Applied => {
+                assert_eq!(committed.as_deref(), Some("1"));
+                assert_eq!(landed, ["lost0", "lost1"]);
+            }
+            DropMode::NotApplied => {
+                assert_eq!(committed, None);
+                assert!(landed.is_empty(), "{landed:?}");
+            }
+        }
+        setup
+            .client
+            .append_rows(&reopened.handle, rows("next", 1), "2")
+            .await
+            .unwrap();
     }
 }
 
