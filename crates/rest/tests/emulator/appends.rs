@@ -239,6 +239,27 @@ async fn a_row_too_large_for_any_request_is_rejected_by_index_after_the_rows_bef
 }
 
 #[tokio::test]
+async fn rows_with_line_breaks_between_their_tokens_stay_one_line_each() {
+    let setup = support::setup().await;
+    let channel = channel("TRACKS");
+    let handle = open(&setup.client, &channel).await;
+    // JSON allows line breaks between tokens; NDJSON does not: each row must still be one line.
+    let pretty = vec![
+        Row::parse("{\n  \"ID\": \"a\",\n  \"N\": 1\n}").unwrap(),
+        Row::parse("{\"ID\":\r\n\"b\",\r\"N\":\n2}").unwrap(),
+    ];
+    setup
+        .client
+        .append_rows(&handle, pretty, "1")
+        .await
+        .unwrap();
+    let received = requests(setup.control(), &channel, "append");
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rows, Some(2));
+    assert_eq!(landed_ids(setup.control(), &channel.table), ["a", "b"]);
+}
+
+#[tokio::test]
 async fn a_lost_answer_is_unknown_never_resent_and_the_channel_must_be_reopened() {
     for mode in [DropMode::Applied, DropMode::NotApplied] {
         let setup = support::setup().await;
