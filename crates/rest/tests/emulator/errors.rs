@@ -485,3 +485,66 @@ async fn retries_follow_the_policys_schedule_and_retry_after() {
         [100, 200, 400].map(Duration::from_millis)
     );
 }
+
+const PAT: &str = "pat-secret-0123456789";
+
+#[tokio::test]
+async fn error_messages_and_codes_never_carry_the_token() {
+    let emulator = snowpipe_emulator::Emulator::builder()
+        .commit_lag(Duration::ZERO)
+        .user(
+            snowpipe_emulator::User::new("PAT_USER")
+                .public_key(snowpipe_emulator::demo::PUBLIC_KEY_PEM)
+                .role(snowpipe_emulator::demo::ROLE)
+                .programmatic_access_token(PAT),
+        )
+        .start()
+        .await
+        .unwrap();
+    support::create_table(emulator.control(), "TRACKS");
+    let waits = std::sync::Arc::new(support::Waits::default());
+    let mut config = support::config(&emulator, &waits);
+    config.user = "PAT_USER".into();
+    config.role = None;
+    config.credentials =
+        snowpipe_rest::Credentials::ProgrammaticAccessToken(snowpipe_api::Secret::new(PAT));
+    config.ingest_url = Some(emulator.base_url());
+    let client = snowpipe_rest::RestClient::new(config).unwrap();
+    let handle = open(&client, &channel_of("TRACKS", "0")).await;
+    // A service that echoes the bearer back, in each shape: as a sentence, and as the code itself.
+    for (shape, code) in [
+        (
+            BodyShape::BareString,
+            format!("the token {PAT} is not valid"),
+        ),
+        (BodyShape::Documented, format!("ERR_{PAT}")),
+        (BodyShape::ErrorCode, PAT.to_owned()),
+    ] {
+        emulator.control().fail_next(
+            Endpoint::RestAppend,
+            1,
+            Failure::Shaped {
+                status: 400,
+                code,
+                shape,
+            },
+        );
+        let error = client
+            .append_rows(&handle, rows("s", 1), "1")
+            .await
+            .unwrap_err()
+            .error;
+        assert!(matches!(error, Error::Permanent { .. }), "{error:?}");
+        for text in [
+            error.to_string(),
+            format!("{error:?}"),
+            error.code().to_owned(),
+        ] {
+            assert!(!text.contains(PAT), "{shape:?}: {text}");
+        }
+        assert!(
+            error.to_string().contains(&handle.channel.name()),
+            "{error}"
+        );
+    }
+}
