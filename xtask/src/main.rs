@@ -48,6 +48,11 @@ enum Cmd {
         /// `e2e`, `rest`, or a filter for the micro-benchmarks.
         filter: Option<String>,
     },
+    /// The REST client's live check against a real Snowflake account named by `SNOWFLAKE_ACCOUNT`,
+    /// `SNOWFLAKE_USER`, `SNOWFLAKE_PRIVATE_KEY_FILE`, `SNOWFLAKE_DATABASE`, `SNOWFLAKE_WAREHOUSE` (and
+    /// optionally `SNOWFLAKE_ROLE`, `SNOWFLAKE_PRIVATE_KEY_PASSPHRASE`); without them it says what it
+    /// needs and succeeds.
+    Live,
     /// The fault soak (release build): random batches and faults against the manager and the emulator; the
     /// last line is `soak: N schedules, F faults injected, D allowed duplicates, V violations`.
     Soak {
@@ -78,6 +83,7 @@ fn main() -> Result<()> {
             None => bench(None).and_then(|()| e2e_bench::run(&root)),
         },
         Cmd::Soak { schedules, seed } => soak(schedules, seed.as_deref()),
+        Cmd::Live => cargo(&["run", "--quiet", "--package", "snowpipe-live"]),
     }
 }
 
