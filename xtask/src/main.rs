@@ -41,11 +41,12 @@ enum Cmd {
     Deny,
     /// Package every publishable crate without building it, as `cargo publish` would.
     Package,
-    /// Benchmarks (release builds): the micro-benchmarks (with the emulator's REST appends per second),
-    /// then the end-to-end run (`bench e2e` alone, `bench rest` the REST appends alone); any other
+    /// Benchmarks (release builds): the micro-benchmarks (with the emulator's REST appends per second and
+    /// the REST client's append throughput), then the end-to-end run (`bench e2e` alone, `bench rest` the
+    /// emulator's REST appends alone, `bench client` the REST client's throughput alone); any other
     /// FILTER is passed to the micro-benchmarks' harness.
     Bench {
-        /// `e2e`, `rest`, or a filter for the micro-benchmarks.
+        /// `e2e`, `rest`, `client`, or a filter for the micro-benchmarks.
         filter: Option<String>,
     },
     /// The REST client's live check against a real Snowflake account named by `SNOWFLAKE_ACCOUNT`,
@@ -79,6 +80,13 @@ fn main() -> Result<()> {
         Cmd::Bench { filter } => match filter.as_deref() {
             Some("e2e") => e2e_bench::run(&root),
             Some("rest") => cargo(&["bench", "-p", "snowpipe-emulator", "--bench", "rest_append"]),
+            Some("client") => cargo(&[
+                "bench",
+                "-p",
+                "snowpipe-rest",
+                "--bench",
+                "append_throughput",
+            ]),
             Some(filter) => bench(Some(filter)),
             None => bench(None).and_then(|()| e2e_bench::run(&root)),
         },
