@@ -44,13 +44,19 @@ enum Cmd {
     /// Man pages of `snowpipe-streaming` (one per command), generated from its clap definitions, into
     /// target/man.
     Man,
-    /// Benchmarks (release builds): the micro-benchmarks (with the emulator's REST appends per second),
-    /// then the end-to-end run (`bench e2e` alone, `bench rest` the REST appends alone); any other
+    /// Benchmarks (release builds): the micro-benchmarks (with the emulator's REST appends per second and
+    /// the REST client's append throughput), then the end-to-end run (`bench e2e` alone, `bench rest` the
+    /// emulator's REST appends alone, `bench client` the REST client's throughput alone); any other
     /// FILTER is passed to the micro-benchmarks' harness.
     Bench {
-        /// `e2e`, `rest`, or a filter for the micro-benchmarks.
+        /// `e2e`, `rest`, `client`, or a filter for the micro-benchmarks.
         filter: Option<String>,
     },
+    /// The REST client's live check against a real Snowflake account named by `SNOWFLAKE_ACCOUNT`,
+    /// `SNOWFLAKE_USER`, `SNOWFLAKE_PRIVATE_KEY_FILE`, `SNOWFLAKE_DATABASE`, `SNOWFLAKE_WAREHOUSE` (and
+    /// optionally `SNOWFLAKE_ROLE`, `SNOWFLAKE_PRIVATE_KEY_PASSPHRASE`); without them it says what it
+    /// needs and succeeds.
+    Live,
     /// The fault soak (release build): random batches and faults against the manager and the emulator; the
     /// last line is `soak: N schedules, F faults injected, D allowed duplicates, V violations`.
     Soak {
@@ -78,10 +84,18 @@ fn main() -> Result<()> {
         Cmd::Bench { filter } => match filter.as_deref() {
             Some("e2e") => e2e_bench::run(&root),
             Some("rest") => cargo(&["bench", "-p", "snowpipe-emulator", "--bench", "rest_append"]),
+            Some("client") => cargo(&[
+                "bench",
+                "-p",
+                "snowpipe-rest",
+                "--bench",
+                "append_throughput",
+            ]),
             Some(filter) => bench(Some(filter)),
             None => bench(None).and_then(|()| e2e_bench::run(&root)),
         },
         Cmd::Soak { schedules, seed } => soak(schedules, seed.as_deref()),
+        Cmd::Live => cargo(&["run", "--quiet", "--package", "snowpipe-live"]),
     }
 }
 

@@ -8,7 +8,8 @@
 //!   maximum) that survive restarts, and scriptable service-side traps;
 //! - Snowflake's SQL API v2 for the DDL the manager runs (`CREATE SCHEMA`/`CREATE TABLE IF NOT EXISTS`,
 //!   `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, `CREATE OR REPLACE TABLE`) and `DESCRIBE TABLE`, with
-//!   key-pair JWT authentication;
+//!   key-pair JWT authentication (plus `SELECT COUNT(*)`/`SELECT *` of a table and `DROP SCHEMA`, for
+//!   checks that read rows back);
 //! - Snowflake's Snowpipe Streaming REST API (`docs/rest-protocol.md`): hostname discovery, the scoped
 //!   token exchange, open, append (NDJSON, gzip or zstd), drop and bulk status, with continuation tokens,
 //!   rows checked at commit against the table as it is then, and scriptable service-side traps

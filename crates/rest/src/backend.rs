@@ -188,7 +188,7 @@ impl RestClient {
                 call: Call::Append,
                 code: "NOT_OPEN".to_owned(),
                 message: format!(
-                    "{}: this client has not opened the channel (or it turned invalid)",
+                    "{}: this client has not opened the channel (or it turned invalid, or an append's answer was lost)",
                     Self::describe("append to", &channel.channel)
                 ),
             }
@@ -247,8 +247,11 @@ impl RestClient {
                     });
                 }
                 Err(error) => {
-                    if matches!(error, Error::Reopen { .. }) {
-                        // The token is stale or the channel invalid: only a new open gives a usable one.
+                    if matches!(error, Error::Reopen { .. } | Error::OutcomeUnknown { .. }) {
+                        // Reopen: the token is stale or the channel invalid. Unknown: the request may have
+                        // been taken, spending the token, and the service answers a spent token as a
+                        // replay of the request it first came with: the rows of a further append on it
+                        // would be dropped while reported accepted. Only a new open gives a usable token.
                         *continuation = None;
                     }
                     break Err(error);
@@ -278,7 +281,9 @@ impl RestClient {
         let table = &first.channel.table;
         let mut found = HashMap::new();
         for part in channels.chunks(self.config.status_chunk) {
-            let names: Vec<String> = part.iter().map(|h| h.channel.name()).collect();
+            // The name each open answered as the handle's id: a handle this client never gave names no
+            // channel, and reads as missing.
+            let names: Vec<String> = part.iter().map(|h| h.id.clone()).collect();
             let what = format!("bulk status of {} channels of table {table}", names.len());
             let body = serde_json::to_vec(&BulkStatusBody {
                 channel_names: &names,
@@ -408,7 +413,7 @@ impl Backend for RestClient {
         }
         Ok(channels
             .iter()
-            .map(|h| found.get(&(&h.channel.table, h.channel.name())).cloned())
+            .map(|h| found.get(&(&h.channel.table, h.id.clone())).cloned())
             .collect())
     }
 

@@ -233,7 +233,19 @@ fn encode(rows: &[Row], raw: usize, compression: Compression) -> std::io::Result
 
 fn write_ndjson(rows: &[Row], out: &mut Vec<u8>) {
     for row in rows {
-        out.extend_from_slice(row.as_bytes());
+        let bytes = row.as_bytes();
+        let start = out.len();
+        out.extend_from_slice(bytes);
+        // JSON strings hold no raw line break, so one in a row is whitespace between tokens (a row written
+        // across lines): made a space, the row means the same and stays one NDJSON line, as the service
+        // reads lines. Same length, so the cut's sizes hold.
+        if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
+            for byte in &mut out[start..] {
+                if matches!(*byte, b'\n' | b'\r') {
+                    *byte = b' ';
+                }
+            }
+        }
         out.push(b'\n');
     }
 }
@@ -325,6 +337,38 @@ mod tests {
                 .filter(|c| c.body.len() > 16_384 * 3 / 4)
                 .count();
             assert!(full + 1 >= chunks.len() - 1, "{compression:?}: {chunks:?}");
+        }
+    }
+
+    #[test]
+    fn rows_written_across_lines_go_one_line_each_meaning_the_same() {
+        let rows = [
+            row("{\n  \"ID\": \"a\",\n  \"N\": [1,\r\n 2]\n}"),
+            row("{\"ID\":\r\"b\\n\"}"),
+            row(r#"{"ID":"c"}"#),
+        ];
+        for compression in [
+            Compression::None,
+            Compression::Zstd(1),
+            Compression::Gzip(1),
+        ] {
+            let chunks: Vec<Chunk> = Splitter::new(&rows, compression, MAX_REQUEST_BYTES)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let ndjson = decode(&chunks[0].body, compression);
+            assert_eq!(ndjson.len(), chunks[0].raw_bytes);
+            let lines: Vec<&[u8]> = ndjson.split(|b| *b == b'\n').collect();
+            assert_eq!(
+                lines.len(),
+                4,
+                "{compression:?}: three rows and the empty rest"
+            );
+            for (line, row) in lines.iter().zip(&rows) {
+                let sent: serde_json::Value = serde_json::from_slice(line).unwrap();
+                let given: serde_json::Value = serde_json::from_slice(row.as_bytes()).unwrap();
+                assert_eq!(sent, given);
+                assert!(!line.contains(&b'\r'));
+            }
         }
     }
 

@@ -86,8 +86,17 @@ enum Shape {
 }
 
 /// Reads an error answer's code from `code`, else `error_code`, else a bare JSON string, else a numeric
-/// `status_code`; its message from `message`, else the body itself.
+/// `status_code`; its message from `message`, else the body itself. A code holding one of `secrets` (an
+/// answer echoing the request's token) is dropped: codes are quoted as they are, messages scrubbed.
 pub(crate) fn error_body(body: &[u8], secrets: &[&str]) -> ErrorBody {
+    let mut read = read_error_body(body, secrets);
+    read.code = read
+        .code
+        .filter(|code| !secrets.iter().any(|s| !s.is_empty() && code.contains(s)));
+    read
+}
+
+fn read_error_body(body: &[u8], secrets: &[&str]) -> ErrorBody {
     let code_text = |value: serde_json::Value| match value {
         serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -202,6 +211,20 @@ mod tests {
         assert_eq!(code(""), None);
         assert_eq!(code("<html><body>Bad gateway</body></html>"), None);
         assert_eq!(code(r#""Something went wrong""#), None);
+    }
+
+    #[test]
+    fn a_code_that_echoes_a_secret_is_dropped() {
+        for body in [
+            r#"{"code":"ERR_abc.def.ghi","message":"token abc.def.ghi"}"#,
+            r#"{"error_code":"abc.def.ghi"}"#,
+        ] {
+            let read = error_body(body.as_bytes(), &["abc.def.ghi"]);
+            assert_eq!(read.code, None, "{body}");
+            assert!(!read.message.as_str().contains("abc.def.ghi"), "{body}");
+        }
+        let kept = error_body(br#"{"code":"ERR_X"}"#, &["abc.def.ghi", ""]);
+        assert_eq!(kept.code.as_deref(), Some("ERR_X"));
     }
 
     #[test]

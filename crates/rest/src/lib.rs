@@ -15,7 +15,8 @@
 //! - **Appends**: rows written as NDJSON from their own bytes, compressed with zstd (or gzip, or not at
 //!   all), cut into requests of at most 4,194,304 bytes as sent ([`body`]), each labelled with the
 //!   caller's start and end offset tokens. An append whose answer is lost is reported
-//!   [`Error::OutcomeUnknown`](snowpipe_api::Error::OutcomeUnknown): this crate never resends blindly.
+//!   [`Error::OutcomeUnknown`](snowpipe_api::Error::OutcomeUnknown): this crate never resends blindly,
+//!   and takes no further append on the channel until it is reopened.
 //! - **Errors** are typed by what to do (reopen, create the table, fix credentials, retry, give up), from
 //!   the status and code of the answer, whatever shape its body has; messages name the channel and table
 //!   and never carry a token.

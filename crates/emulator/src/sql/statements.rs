@@ -1,6 +1,6 @@
 //! Snowflake's SQL API v2 (`POST /api/v2/statements`), the subset the manager uses for DDL and
-//! `DESCRIBE TABLE`: key-pair JWT authentication and one statement per request, answered in the API's
-//! JSON shapes.
+//! `DESCRIBE TABLE` (and the two queries and `DROP SCHEMA` the live check reads back and cleans up
+//! with): key-pair JWT authentication and one statement per request, answered in the API's JSON shapes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

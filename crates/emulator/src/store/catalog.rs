@@ -72,7 +72,7 @@ pub(crate) const DESCRIBE_TABLE_COLUMNS: [&str; 13] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ResultSet {
     /// Column names, in order.
-    pub(crate) columns: &'static [&'static str],
+    pub(crate) columns: Vec<String>,
     /// One entry per row, one value per column.
     pub(crate) rows: Vec<Vec<Option<String>>>,
 }
@@ -82,7 +82,7 @@ pub(crate) struct ResultSet {
 pub(crate) enum StatementResult {
     /// DDL: Snowflake's one-line status message.
     Status(String),
-    /// A statement that returns rows (`DESCRIBE TABLE`).
+    /// A statement that returns rows (`DESCRIBE TABLE`, `SELECT`).
     Rows(ResultSet),
 }
 
@@ -278,8 +278,8 @@ pub(crate) struct Catalog {
     databases: BTreeMap<String, Database>,
     /// Rows kept per table for inspection; older rows are counted but forgotten (bounded memory).
     pub(super) max_rows_per_table: usize,
-    /// Tables `CREATE OR REPLACE` replaced since the last [`Self::take_replaced`]: their channels
-    /// must go, as Snowflake's go with the table they belonged to.
+    /// Tables `CREATE OR REPLACE` replaced (or `DROP SCHEMA` dropped) since the last
+    /// [`Self::take_replaced`]: their channels must go, as Snowflake's go with the table they belonged to.
     replaced: Vec<TableRef>,
 }
 
@@ -450,6 +450,12 @@ impl Catalog {
             Statement::ShowSchemas { database } => self
                 .show_schemas(database.as_ref(), ctx)
                 .map(StatementResult::Rows),
+            Statement::Select { table, count } => {
+                self.select(&table, count, ctx).map(StatementResult::Rows)
+            }
+            Statement::DropSchema { name, if_exists } => self
+                .drop_schema(&name, if_exists, ctx)
+                .map(StatementResult::Status),
         }
     }
 
@@ -670,7 +676,7 @@ impl Catalog {
             })?;
         let text = |s: &str| Some(s.to_owned());
         Ok(ResultSet {
-            columns: &SHOW_SCHEMAS_COLUMNS,
+            columns: SHOW_SCHEMAS_COLUMNS.map(str::to_owned).to_vec(),
             rows: db
                 .schemas
                 .keys()
@@ -691,21 +697,109 @@ impl Catalog {
         })
     }
 
-    /// `DESCRIBE TABLE`: one row per column, in column order, with [`DESCRIBE_TABLE_COLUMNS`].
-    fn describe_table(&self, name: &ObjectName, ctx: &SqlContext) -> Result<ResultSet, SqlError> {
-        let r = self.resolve_table(name, ctx, "DESCRIBE TABLE")?;
-        // A missing database or schema, or one the role may not use, answers as a missing table: the
-        // statement names a table, and the answer must not tell a role which enclosing object it
-        // cannot see.
-        let table = self
-            .databases
+    /// The table `name` names, if the session's role may see it; a missing table, schema or database
+    /// answers alike, as a missing table (the answer must not tell a role which object it cannot see).
+    fn visible_table(
+        &self,
+        name: &ObjectName,
+        ctx: &SqlContext,
+        what: &str,
+    ) -> Result<&Table, SqlError> {
+        let r = self.resolve_table(name, ctx, what)?;
+        self.databases
             .get(&r.database)
             .filter(|db| Self::may_use(db, ctx.role.as_deref()))
             .and_then(|db| db.schemas.get(&r.schema))
             .and_then(|s| s.tables.get(&r.table))
-            .ok_or_else(|| SqlError::does_not_exist(ObjectKind::Table, &r.display()))?;
+            .ok_or_else(|| SqlError::does_not_exist(ObjectKind::Table, &r.display()))
+    }
+
+    /// `SELECT COUNT(*)`: every row committed (also those no longer retained); `SELECT *`: the rows
+    /// retained, oldest first, each value as the `jsonv2` format gives it (text, or null).
+    fn select(
+        &self,
+        name: &ObjectName,
+        count: bool,
+        ctx: &SqlContext,
+    ) -> Result<ResultSet, SqlError> {
+        let table = self.visible_table(name, ctx, "SELECT")?;
+        if count {
+            return Ok(ResultSet {
+                columns: vec!["COUNT(*)".to_owned()],
+                rows: vec![vec![Some(table.committed.to_string())]],
+            });
+        }
+        let columns: Vec<String> = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let rows = table
+            .rows
+            .iter()
+            .map(|row| {
+                let values = row.to_json();
+                columns
+                    .iter()
+                    .map(|c| match values.get(c) {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(other) => Some(other.to_string()),
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(ResultSet { columns, rows })
+    }
+
+    /// `DROP SCHEMA`: the schema goes with its tables, whose channels go too (as replaced tables' do).
+    fn drop_schema(
+        &mut self,
+        name: &ObjectName,
+        if_exists: bool,
+        ctx: &SqlContext,
+    ) -> Result<String, SqlError> {
+        let (db_name, schema) = match name.0.as_slice() {
+            [s] => (self.resolve_database(None, ctx, "DROP SCHEMA")?, s.clone()),
+            [d, s] => (d.clone(), s.clone()),
+            _ => {
+                return Err(SqlError::compilation(
+                    "001003",
+                    "42000",
+                    "invalid schema name",
+                ));
+            }
+        };
+        let db = self.database_mut(&db_name, ctx)?;
+        let shown = ident::display(&schema);
+        let Some(dropped) = db.schemas.remove(&schema) else {
+            return if if_exists {
+                Ok(format!(
+                    "Drop statement executed successfully ({shown} already dropped)."
+                ))
+            } else {
+                Err(SqlError::does_not_exist(
+                    ObjectKind::Schema,
+                    &ddl::display_name(&[db_name, schema]),
+                ))
+            };
+        };
+        for table in dropped.tables.into_keys() {
+            self.replaced.push(TableRef {
+                database: db_name.clone(),
+                schema: schema.clone(),
+                table,
+            });
+        }
+        Ok(format!("{shown} successfully dropped."))
+    }
+
+    /// `DESCRIBE TABLE`: one row per column, in column order, with [`DESCRIBE_TABLE_COLUMNS`].
+    fn describe_table(&self, name: &ObjectName, ctx: &SqlContext) -> Result<ResultSet, SqlError> {
+        let table = self.visible_table(name, ctx, "DESCRIBE TABLE")?;
         Ok(ResultSet {
-            columns: &DESCRIBE_TABLE_COLUMNS,
+            columns: DESCRIBE_TABLE_COLUMNS.map(str::to_owned).to_vec(),
             rows: table
                 .schema
                 .columns
@@ -926,7 +1020,7 @@ mod tests {
         assert_eq!(
             c.run("DESC TABLE DB.PUBLIC.\"t\"", &cx),
             Ok(StatementResult::Rows(ResultSet {
-                columns: &DESCRIBE_TABLE_COLUMNS,
+                columns: DESCRIBE_TABLE_COLUMNS.map(str::to_owned).to_vec(),
                 rows: vec![
                     row("ID", "NUMBER(38,0)", "N"),
                     row("Name", "VARCHAR(5)", "Y")
@@ -997,6 +1091,81 @@ mod tests {
         assert_eq!(rows.len(), 10);
         assert_eq!(rows[0]["A"], 5);
         assert_eq!(c.table_info(&t).unwrap().committed_rows, 15);
+    }
+
+    #[test]
+    fn select_counts_every_committed_row_and_reads_back_the_retained_ones() {
+        let mut c = catalog();
+        let cx = ctx(Some("DB"), Some("PUBLIC"), Some("LOADER"));
+        c.execute("CREATE TABLE \"t\" (ID varchar, N int, J variant)", &cx)
+            .unwrap();
+        let t = table("DB", "PUBLIC", "t");
+        let schema = c.lookup(&t, "LOADER").unwrap();
+        for i in 0..12 {
+            let row = Row::from_json(
+                &schema,
+                &serde_json::json!({ "ID": format!("r{i}"), "N": i, "J": {"k": [i]} }),
+            );
+            c.append(&t, vec![row]);
+        }
+        let text = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            c.run("SELECT COUNT(*) FROM \"t\"", &cx),
+            Ok(StatementResult::Rows(ResultSet {
+                columns: vec!["COUNT(*)".to_owned()],
+                rows: vec![vec![text("12")]],
+            }))
+        );
+        let Ok(StatementResult::Rows(all)) = c.run("select * from DB.PUBLIC.\"t\"", &cx) else {
+            panic!("rows expected");
+        };
+        assert_eq!(all.columns, ["ID", "N", "J"]);
+        // Ten rows are retained; values come as text, nulls as null.
+        assert_eq!(all.rows.len(), 10);
+        assert_eq!(all.rows[0], [text("r2"), text("2"), text(r#"{"k":[2]}"#)]);
+        c.execute("ALTER TABLE \"t\" ADD COLUMN X int", &cx)
+            .unwrap();
+        let Ok(StatementResult::Rows(wider)) = c.run("SELECT * FROM \"t\"", &cx) else {
+            panic!("rows expected");
+        };
+        assert_eq!(wider.rows[9][3], None);
+        // A table the role cannot see is missing, as for DESCRIBE.
+        let other = ctx(Some("DB"), Some("PUBLIC"), Some("OTHER"));
+        let missing = c.run("SELECT COUNT(*) FROM \"t\"", &other).unwrap_err();
+        assert_eq!(
+            (missing.code.as_str(), missing.sql_state.as_str()),
+            ("002003", "42S02")
+        );
+    }
+
+    #[test]
+    fn drop_schema_takes_its_tables_and_their_channels() {
+        let mut c = catalog();
+        let cx = ctx(Some("DB"), None, Some("LOADER"));
+        c.execute("CREATE SCHEMA S", &cx).unwrap();
+        c.execute("CREATE TABLE S.A (x int)", &cx).unwrap();
+        c.execute("CREATE TABLE S.B (x int)", &cx).unwrap();
+        assert_eq!(
+            c.execute("DROP SCHEMA DB.S CASCADE", &cx).as_deref(),
+            Ok("S successfully dropped.")
+        );
+        assert!(c.table_info(&table("DB", "S", "A")).is_none());
+        assert_eq!(
+            c.take_replaced(),
+            [table("DB", "S", "A"), table("DB", "S", "B")]
+        );
+        assert_eq!(c.execute("DROP SCHEMA S", &cx).unwrap_err().code, "002003");
+        assert_eq!(
+            c.execute("DROP SCHEMA IF EXISTS S", &cx).as_deref(),
+            Ok("Drop statement executed successfully (S already dropped).")
+        );
+        // The role must be able to use the database.
+        c.execute("CREATE SCHEMA T", &cx).unwrap();
+        let other = ctx(Some("DB"), None, Some("OTHER"));
+        assert_eq!(
+            c.execute("DROP SCHEMA T", &other).unwrap_err().code,
+            "002003"
+        );
     }
 }
 

@@ -5,7 +5,12 @@
 //! CREATE [OR REPLACE] [TRANSIENT | ICEBERG] TABLE [IF NOT EXISTS] [[db.]schema.]table (column type [NOT NULL | NULL | COMMENT 'x'] , ...) [option = value ...]
 //! ALTER TABLE [IF EXISTS] [[db.]schema.]table ADD [COLUMN] [IF NOT EXISTS] column type [...], column type [...] ...
 //! { DESCRIBE | DESC } TABLE [[db.]schema.]table [TYPE = COLUMNS]
+//! SELECT { COUNT(*) | * } FROM [[db.]schema.]table
+//! DROP SCHEMA [IF EXISTS] [db.]schema [CASCADE | RESTRICT]
 //! ```
+//!
+//! `SELECT` and `DROP SCHEMA` are there for checks that read rows back and clean up after themselves
+//! (the REST client's live check runs against the emulator too), not for the manager.
 //!
 //! Identifiers follow Snowflake: unquoted ones are ASCII letters, digits, `_` and `$` and are upper-cased;
 //! double-quoted ones may hold any character, `""` being one quote. Anything outside the subset is a
@@ -52,6 +57,10 @@ pub(crate) enum Statement {
     DescribeTable { table: ObjectName },
     /// `SHOW SCHEMAS [IN DATABASE db]`: the database's schemas (the session's database without `IN`).
     ShowSchemas { database: Option<String> },
+    /// `SELECT COUNT(*) FROM t` (`count`) or `SELECT * FROM t`: the committed rows.
+    Select { table: ObjectName, count: bool },
+    /// `DROP SCHEMA`: the schema and its tables (and their channels) go.
+    DropSchema { name: ObjectName, if_exists: bool },
 }
 
 /// Why a statement could not be parsed.
@@ -189,7 +198,7 @@ fn lex(sql: &str) -> Result<Vec<Token>, ParseError> {
             } else {
                 Tok::Str(text)
             }
-        } else if "(),.;=".contains(c) {
+        } else if "(),.;=*".contains(c) {
             i += 1;
             Tok::Sym(c)
         } else {
@@ -427,6 +436,32 @@ impl Parser {
                 None
             };
             return Ok(Statement::ShowSchemas { database });
+        }
+        if self.eat_kw("SELECT") {
+            let count = if self.eat_kw("COUNT") {
+                self.expect_sym('(')?;
+                self.expect_sym('*')?;
+                self.expect_sym(')')?;
+                true
+            } else {
+                self.expect_sym('*')?;
+                false
+            };
+            self.expect_kw("FROM")?;
+            let table = self.object_name(3)?;
+            return Ok(Statement::Select { table, count });
+        }
+        if self.eat_kw("DROP") {
+            self.expect_kw("SCHEMA")?;
+            let if_exists = if self.eat_kw("IF") {
+                self.expect_kw("EXISTS")?;
+                true
+            } else {
+                false
+            };
+            let name = self.object_name(2)?;
+            let _ = self.eat_kw("CASCADE") || self.eat_kw("RESTRICT");
+            return Ok(Statement::DropSchema { name, if_exists });
         }
         if self.eat_kw("DESCRIBE") || self.eat_kw("DESC") {
             self.expect_kw("TABLE")?;
@@ -704,6 +739,52 @@ mod tests {
     }
 
     #[test]
+    fn selects_and_drop_schema() {
+        check(
+            "SELECT COUNT(*) FROM db.\"odd s\".t",
+            &Ok(Statement::Select {
+                table: name(&["DB", "odd s", "T"]),
+                count: true,
+            }),
+        );
+        check(
+            "select * from t;",
+            &Ok(Statement::Select {
+                table: name(&["T"]),
+                count: false,
+            }),
+        );
+        check(
+            "DROP SCHEMA IF EXISTS db.s CASCADE",
+            &Ok(Statement::DropSchema {
+                name: name(&["DB", "S"]),
+                if_exists: true,
+            }),
+        );
+        check(
+            "drop schema \"s\"",
+            &Ok(Statement::DropSchema {
+                name: name(&["s"]),
+                if_exists: false,
+            }),
+        );
+        for (sql, token) in [
+            ("SELECT ID FROM t", "ID"),
+            ("SELECT COUNT(ID) FROM t", "ID"),
+            ("SELECT * FROM t WHERE x = 1", "WHERE"),
+            ("DROP TABLE t", "TABLE"),
+            ("DROP SCHEMA a.b.c", "c"),
+            ("SELECT 1", "1"),
+        ] {
+            let got = parse(sql);
+            assert!(
+                matches!(&got, Err(ParseError::Syntax(m)) if m.contains(&format!("unexpected '{token}'"))),
+                "{sql}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_describes() {
         let syntax = |sql: &str, token: &str| {
             let got = parse(sql);
@@ -732,7 +813,7 @@ mod tests {
     #[test]
     fn errors() {
         assert!(
-            matches!(parse("SELECT 1"), Err(ParseError::Syntax(m)) if m.contains("unexpected 'SELECT'"))
+            matches!(parse("UPDATE t SET a = 1"), Err(ParseError::Syntax(m)) if m.contains("unexpected 'UPDATE'"))
         );
         assert!(
             matches!(parse("CREATE TABLE t (a INT"), Err(ParseError::Syntax(m)) if m.contains("<EOF>"))
