@@ -129,10 +129,13 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
     ) -> Vec<Result<EntryVerdict, ChannelError>> {
         let mut handles: Vec<ChannelHandle> = Vec::new();
         let mut at: Vec<usize> = Vec::with_capacity(entries.len());
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // By table and id: a backend that names channels (the REST API) gives every table's channel the
+        // same id, one per pipe, so the id alone does not tell them apart.
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
         for entry in entries {
             let handle = self.current(&entry.table, &entry.channel_id).await;
-            let slot = *index.entry(handle.id.clone()).or_insert_with(|| {
+            let key = (entry.table.clone(), handle.id.clone());
+            let slot = *index.entry(key).or_insert_with(|| {
                 handles.push(handle);
                 handles.len() - 1
             });

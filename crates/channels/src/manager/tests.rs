@@ -1796,6 +1796,66 @@ async fn a_committed_token_rewritten_to_something_unreadable_makes_rows_undecida
     );
 }
 
+/// Soak (REST) schedule: one upload to two tables, judged in one poll. The REST API names a channel, not an
+/// opening, and every table's channel of one destination and instance has the same name (one per pipe):
+/// entries of two tables with the same channel id are two channels, each judged from its own status, not
+/// the first table's.
+#[tokio::test]
+async fn entries_of_two_tables_with_one_channel_id_are_judged_each_from_its_own_status() {
+    let mut fx = Fixture::with_capabilities(rest_like());
+    let epoch = |ordered: u64| Epoch { ordered, nonce: 7 };
+    let token = move |ordered: u64| {
+        Token {
+            epoch: epoch(ordered),
+            position: 1,
+            known_since: 0,
+            finals: Vec::new(),
+        }
+        .to_string()
+    };
+    let asked: Arc<Mutex<Vec<Chunk>>> = Arc::default();
+    let record = Arc::clone(&asked);
+    fx.backend
+        .expect_bulk_status()
+        .times(1)
+        .returning(move |part| {
+            record.lock().unwrap().push(
+                part.iter()
+                    .map(|h| (h.channel.table.table.clone(), h.id.clone()))
+                    .collect(),
+            );
+            Ok(part
+                .iter()
+                .map(|h| {
+                    let ordered = if h.channel.table.table == "A" { 10 } else { 20 };
+                    Some(committed(&token(ordered)))
+                })
+                .collect())
+        });
+    let (manager, _) = fx.build();
+    let rows = |table: &str, ordered: u64| EntryRows {
+        table: table.to_owned(),
+        channel_id: "SAME_NAME".to_owned(),
+        segments: vec![Positions {
+            epoch: epoch(ordered),
+            first: 1,
+            last: 1,
+        }],
+    };
+    let verdicts = manager.judge(&[rows("A", 10), rows("B", 20)], false).await;
+    let segments: Vec<Vec<SegmentVerdict>> =
+        verdicts.into_iter().map(|v| v.unwrap().segments).collect();
+    assert_eq!(
+        segments,
+        [
+            vec![verdict(1, Rest::Nothing)],
+            vec![verdict(1, Rest::Nothing)]
+        ]
+    );
+    let pair = |table: &str| (table.to_owned(), "SAME_NAME".to_owned());
+    assert_eq!(*asked.lock().unwrap(), [vec![pair("A"), pair("B")]]);
+}
+
 #[tokio::test]
 async fn wait_for_commit_answers_true_once_the_rows_commit() {
     let mem = Mem::committing(sidecar());
