@@ -1856,6 +1856,43 @@ async fn entries_of_two_tables_with_one_channel_id_are_judged_each_from_its_own_
     assert_eq!(*asked.lock().unwrap(), [vec![pair("A"), pair("B")]]);
 }
 
+/// Soak (REST) schedule: one upload whose rows commit, then the channel is dropped by hand (or expires)
+/// before the first poll. The fence the opening wrote was the channel's committed token, so finding no token
+/// at the reopen means it went back: the rows cannot be judged (they are in), never "lost" (which had the
+/// router send them twice).
+#[tokio::test]
+async fn rows_of_a_fenced_channel_dropped_after_they_committed_are_undecidable_not_lost() {
+    let mem = Mem::new(InMemory::new());
+    let channel = mem.open().await;
+    let appended = mem.append(&["a"]).await;
+    assert_eq!(mem.landed().len(), 1);
+    mem.backend
+        .drop_channel(&channel.handle, &snowpipe_api::DropOptions::default())
+        .await
+        .unwrap();
+    let judged = mem
+        .judge(entry(&channel, &[&appended.segments[0]]), false)
+        .await;
+    assert_eq!(
+        judged.segments,
+        [verdict(0, Rest::Undecidable(Undecidable::TokenWentBack))]
+    );
+    // A later process, knowing the channel only from the state store, cannot tell either.
+    let next = manager_on(&mem.backend, &mem.state, &Waits::recording(), settings());
+    mem.backend
+        .drop_channel(
+            &mem.manager.cached(TABLE).await.unwrap().handle,
+            &snowpipe_api::DropOptions::default(),
+        )
+        .await
+        .unwrap();
+    let judged = judge_one(&next, entry(&channel, &[&appended.segments[0]]), false).await;
+    assert_eq!(
+        judged.segments,
+        [verdict(0, Rest::Undecidable(Undecidable::TokenWentBack))]
+    );
+}
+
 #[tokio::test]
 async fn wait_for_commit_answers_true_once_the_rows_commit() {
     let mem = Mem::committing(sidecar());
