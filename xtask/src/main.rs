@@ -57,12 +57,19 @@ enum Cmd {
     /// optionally `SNOWFLAKE_ROLE`, `SNOWFLAKE_PRIVATE_KEY_PASSPHRASE`); without them it says what it
     /// needs and succeeds.
     Live,
-    /// The fault soak (release build): random batches and faults against the manager and the emulator; the
-    /// last line is `soak: N schedules, F faults injected, D allowed duplicates, V violations`.
+    /// The fault soak (release build): random batches and faults against the manager and the emulator, on
+    /// the REST API, the sidecar or both (each with its own faults); the last line is `soak: N schedules on
+    /// BACKEND, F faults injected, D duplicates (by cause: ...), V violations` (with `both`, the last two).
     Soak {
-        /// How many schedules to run.
+        /// `rest`, `sidecar` or `both`.
+        #[arg(long, default_value = "both", value_parser = ["rest", "sidecar", "both"])]
+        backend: String,
+        /// How many schedules to run (on each backend).
         #[arg(long, default_value_t = 1000)]
         schedules: usize,
+        /// REST: also reject rows at commit (off until the manager aborts the jobs of rejected rows).
+        #[arg(long)]
+        rejected_rows: bool,
         /// The seed every schedule's seed derives from (decimal or 0x-hex); random when absent.
         #[arg(long)]
         seed: Option<String>,
@@ -94,7 +101,12 @@ fn main() -> Result<()> {
             Some(filter) => bench(Some(filter)),
             None => bench(None).and_then(|()| e2e_bench::run(&root)),
         },
-        Cmd::Soak { schedules, seed } => soak(schedules, seed.as_deref()),
+        Cmd::Soak {
+            backend,
+            schedules,
+            rejected_rows,
+            seed,
+        } => soak(&backend, schedules, rejected_rows, seed.as_deref()),
         Cmd::Live => cargo(&["run", "--quiet", "--package", "snowpipe-live"]),
     }
 }
@@ -242,7 +254,7 @@ fn bench(filter: Option<&str>) -> Result<()> {
 /// Runs the soak binary; its summary must stay the last line printed, so a failing soak exits with its status
 /// here instead of returning an error for `main` to print after it.
 #[allow(clippy::exit)]
-fn soak(schedules: usize, seed: Option<&str>) -> Result<()> {
+fn soak(backend: &str, schedules: usize, rejected_rows: bool, seed: Option<&str>) -> Result<()> {
     let schedules = schedules.to_string();
     let mut args = vec![
         "run",
@@ -251,9 +263,14 @@ fn soak(schedules: usize, seed: Option<&str>) -> Result<()> {
         "--package",
         "snowpipe-soak",
         "--",
+        "--backend",
+        backend,
         "--schedules",
         &schedules,
     ];
+    if rejected_rows {
+        args.push("--rejected-rows");
+    }
     if let Some(seed) = seed {
         args.extend(["--seed", seed]);
     }

@@ -1,5 +1,6 @@
 //! The fault soak: random schedules of batches and faults, run against an in-process emulator and the real
-//! manager over HTTP, prove that no job is lost, none is double-counted and no row lands twice.
+//! manager over HTTP, on either backend (the sidecar protocol or Snowflake's REST API, each with its own
+//! faults), prove that no job is lost, none is double-counted and no row lands twice outside named windows.
 //!
 //! A [`Schedule`] is a list of batches as a batch router sends them (several tables, new columns, type
 //! mismatches, events near and over a small insert size limit, repeated `ID`s; the jobs that failed before
@@ -12,10 +13,14 @@
 //! 3. no false success: a succeeded job's discard rows are committed too (they commit before its rows go
 //!    out);
 //! 4. no duplicates: no row is committed more often than once plus the times its job failed with the
-//!    manager saying it could not tell whether the rows had landed (undecidable, counted by cause), and no
-//!    discard row more often than its job was sent; every extra copy is counted by its cause;
+//!    manager saying it could not tell whether the rows had landed (undecidable, counted by cause) or the
+//!    manager died mid-upload (a named window), and no discard row more often than its job was sent; a
+//!    window of the whole schedule (REST: an append held in transit past a reopen, at most the rows held)
+//!    explains the rest or it is a violation; every extra copy is counted by its cause ([`CAUSES`]);
 //! 5. liveness: once the faults stop, every failed job succeeds within a bounded number of batches;
-//! 6. aborted only for an abort-kind cause (an oversized event, a bad line, a 400 or an invalid statement);
+//! 6. aborted only for an abort-kind cause (an oversized event, a bad line, a 400 or an invalid statement,
+//!    rows Snowflake rejected at commit), and every job whose rows Snowflake rejected aborted with the
+//!    service's reason;
 //! 7. the manager never panics, no upload or poll outlives its bound and no batch makes unbounded calls.
 //!
 //! Schedules come from proptest strategies seeded by one number each ([`schedule_for_seed`]); a failing one
@@ -34,8 +39,8 @@ use proptest::{
     test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
 };
 
-pub use runner::{Outcome, run_schedule};
-pub use schedule::Schedule;
+pub use runner::{CAUSES, Outcome, describe_cause, run_schedule};
+pub use schedule::{Backend, Options, Schedule};
 
 /// The seed the CI-size soak uses unless `SOAK_SEED` says otherwise.
 pub const DEFAULT_SEED: u64 = 0x5EED_0008;
@@ -48,7 +53,7 @@ pub fn schedule_seed(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn tree_for_seed(seed: u64) -> impl ValueTree<Value = Schedule> {
+fn tree_for_seed(backend: Backend, seed: u64) -> Box<dyn ValueTree<Value = Schedule>> {
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {
         chunk.copy_from_slice(&schedule_seed(seed, i as u64).to_le_bytes());
@@ -57,20 +62,35 @@ fn tree_for_seed(seed: u64) -> impl ValueTree<Value = Schedule> {
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
     );
-    schedule::schedule()
-        .new_tree(&mut runner)
-        .expect("the schedule strategy never rejects")
+    let never = "the schedule strategy never rejects";
+    match backend {
+        Backend::Sidecar => Box::new(schedule::schedule().new_tree(&mut runner).expect(never)),
+        Backend::Rest => Box::new(
+            schedule::rest_schedule()
+                .new_tree(&mut runner)
+                .expect(never),
+        ),
+    }
 }
 
-/// The schedule a seed stands for.
+/// The sidecar schedule a seed stands for.
 pub fn schedule_for_seed(seed: u64) -> Schedule {
-    tree_for_seed(seed).current()
+    schedule_for(Backend::Sidecar, Options::default(), seed)
+}
+
+/// The schedule a seed stands for on a backend, as the options allow it.
+pub fn schedule_for(backend: Backend, options: Options, seed: u64) -> Schedule {
+    options.apply(tree_for_seed(backend, seed).current())
 }
 
 /// A schedule that broke an invariant: its seed, what broke, and the smallest schedule found that still
 /// breaks one.
 #[derive(Debug, Clone)]
 pub struct Failing {
+    /// The backend.
+    pub backend: Backend,
+    /// The options the schedule was generated with.
+    pub options: Options,
     /// The schedule's seed.
     pub seed: u64,
     /// The violations of the original schedule.
@@ -85,7 +105,17 @@ pub struct Failing {
 
 impl std::fmt::Display for Failing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "FAILED schedule, seed {:#x}:", self.seed)?;
+        writeln!(
+            f,
+            "FAILED schedule on {}, seed {:#x}{}:",
+            self.backend,
+            self.seed,
+            if self.options.rejected_rows {
+                " (with rejected rows)"
+            } else {
+                ""
+            }
+        )?;
         for v in &self.violations {
             writeln!(f, "  - {v}")?;
         }
@@ -97,8 +127,8 @@ impl std::fmt::Display for Failing {
         }
         writeln!(
             f,
-            "replay the original: #[tokio::test] async fn seed_{:x}() {{ snowpipe_soak::assert_seed({:#x}).await }}",
-            self.seed, self.seed
+            "replay the original: #[tokio::test] async fn seed_{:x}() {{ snowpipe_soak::assert_seed_with(Backend::{:?}, Options {{ rejected_rows: {} }}, {:#x}).await }}",
+            self.seed, self.backend, self.options.rejected_rows, self.seed
         )?;
         let json = serde_json::to_string(&self.shrunk).unwrap_or_default();
         write!(
@@ -111,9 +141,15 @@ impl std::fmt::Display for Failing {
 
 /// Shrinks a failing schedule within `budget` runs: first the way proptest does (simplify while it still
 /// fails, complicate back when it stops failing), then greedily, one simplification at a time.
-async fn shrink(seed: u64, budget: usize, deadline: Instant) -> (Schedule, Vec<String>, usize) {
-    let mut tree = tree_for_seed(seed);
-    let mut best = tree.current();
+async fn shrink(
+    backend: Backend,
+    options: Options,
+    seed: u64,
+    budget: usize,
+    deadline: Instant,
+) -> (Schedule, Vec<String>, usize) {
+    let mut tree = tree_for_seed(backend, seed);
+    let mut best = options.apply(tree.current());
     let mut best_violations = run_schedule(&best).await.violations;
     let mut runs = 1;
     let mut last_failed = true;
@@ -126,7 +162,7 @@ async fn shrink(seed: u64, budget: usize, deadline: Instant) -> (Schedule, Vec<S
         if !moved {
             break;
         }
-        let candidate = tree.current();
+        let candidate = options.apply(tree.current());
         let outcome = run_schedule(&candidate).await;
         runs += 1;
         last_failed = !outcome.violations.is_empty();
@@ -156,6 +192,8 @@ async fn shrink(seed: u64, budget: usize, deadline: Instant) -> (Schedule, Vec<S
 /// Totals of a soak run.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
+    /// The backend the schedules ran on.
+    pub backend: Backend,
     /// Schedules run.
     pub schedules: usize,
     /// Faults injected.
@@ -181,25 +219,61 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "soak: {} schedules, {} faults injected, {} duplicates, {} violations",
+            "soak: {} schedules on {}, {} faults injected, {} duplicates ({}), {} violations",
             self.schedules,
+            self.backend,
             self.faults,
             self.duplicates(),
+            by_cause(&self.duplicates_by_cause),
             self.violations
         )
     }
 }
 
-/// Runs `schedules` schedules seeded from `seed`, `parallel` at a time, shrinking each failing one (within
-/// `shrink_budget` runs) and handing it to `on_failing` as soon as it is known.
-pub async fn soak(
-    schedules: usize,
-    seed: u64,
-    parallel: usize,
-    shrink_budget: usize,
-    mut on_failing: impl FnMut(&Failing),
-) -> Summary {
+/// `by cause: a 3, b 1`, or `none` when there are none.
+pub fn by_cause(duplicates: &std::collections::BTreeMap<&'static str, usize>) -> String {
+    let causes: Vec<String> = duplicates
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(cause, n)| format!("{cause} {n}"))
+        .collect();
+    if causes.is_empty() {
+        "none".to_owned()
+    } else {
+        format!("by cause: {}", causes.join(", "))
+    }
+}
+
+/// A soak run's size and what its schedules hold.
+#[derive(Debug, Clone, Copy)]
+pub struct SoakConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// What the schedules may hold beyond the default.
+    pub options: Options,
+    /// How many schedules.
+    pub schedules: usize,
+    /// The seed every schedule's seed derives from.
+    pub seed: u64,
+    /// Schedules run at once.
+    pub parallel: usize,
+    /// Most runs spent shrinking one failing schedule.
+    pub shrink_budget: usize,
+}
+
+/// Runs the config's schedules, `parallel` at a time, shrinking each failing one (within `shrink_budget`
+/// runs) and handing it to `on_failing` as soon as it is known.
+pub async fn soak(config: SoakConfig, mut on_failing: impl FnMut(&Failing)) -> Summary {
+    let SoakConfig {
+        backend,
+        options,
+        schedules,
+        seed,
+        parallel,
+        shrink_budget,
+    } = config;
     let mut summary = Summary {
+        backend,
         schedules,
         ..Summary::default()
     };
@@ -210,7 +284,8 @@ pub async fn soak(
         while next < schedules && running.len() < parallel.max(1) {
             let s = schedule_seed(seed, next as u64);
             next += 1;
-            running.spawn(async move { (s, run_schedule(&schedule_for_seed(s)).await) });
+            running
+                .spawn(async move { (s, run_schedule(&schedule_for(backend, options, s)).await) });
         }
         let Some(done) = running.join_next().await else {
             break;
@@ -230,8 +305,11 @@ pub async fn soak(
     }
     for (s, violations) in failing_seeds {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let (shrunk, shrunk_violations, shrink_runs) = shrink(s, shrink_budget, deadline).await;
+        let (shrunk, shrunk_violations, shrink_runs) =
+            shrink(backend, options, s, shrink_budget, deadline).await;
         let failing = Failing {
+            backend,
+            options,
             seed: s,
             violations,
             shrunk,
@@ -244,10 +322,16 @@ pub async fn soak(
     summary
 }
 
-/// Replays the schedule of `seed` and panics with its violations, if any. One line in a test:
+/// Replays the sidecar schedule of `seed` and panics with its violations, if any. One line in a test:
 /// `#[tokio::test] async fn seed_1f() { snowpipe_soak::assert_seed(0x1f).await }`.
 pub async fn assert_seed(seed: u64) {
-    let schedule = schedule_for_seed(seed);
+    assert_seed_with(Backend::Sidecar, Options::default(), seed).await;
+}
+
+/// Replays the schedule of `seed` on a backend, generated with `options`, and panics with its violations,
+/// if any.
+pub async fn assert_seed_with(backend: Backend, options: Options, seed: u64) {
+    let schedule = schedule_for(backend, options, seed);
     let outcome = run_schedule(&schedule).await;
     assert!(
         outcome.violations.is_empty(),

@@ -1,15 +1,39 @@
-//! `snowpipe-soak`: runs the fault soak at any size (`cargo xtask soak --schedules N [--seed S]`).
+//! `snowpipe-soak`: runs the fault soak at any size, on either backend (`cargo xtask soak --backend
+//! rest|sidecar|both --schedules N [--seed S]`).
 //!
 //! Each failing schedule is printed with its seed, its shrunk steps and the one-line test that replays it;
-//! the last line is `soak: <N> schedules, <F> faults injected, <D> duplicates, <V> violations`, and the exit
-//! status is 1 when V > 0. The duplicates are listed by cause above it.
+//! the last line is `soak: <N> schedules on <backend>, <F> faults injected, <D> duplicates (by cause: ...),
+//! <V> violations` (with `both`, the last two lines, REST first), and the exit status is 1 when V > 0. What
+//! each cause means is listed above it.
 
 // A command line tool talks to the person running it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::{process::ExitCode, time::Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use snowpipe_soak::{Backend, Options, SoakConfig, Summary};
+
+/// The backends a soak runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backends {
+    /// Snowflake's REST API, with its faults.
+    Rest,
+    /// The sidecar protocol, with its faults.
+    Sidecar,
+    /// REST, then the sidecar.
+    Both,
+}
+
+impl Backends {
+    fn list(self) -> &'static [Backend] {
+        match self {
+            Self::Rest => &[Backend::Rest],
+            Self::Sidecar => &[Backend::Sidecar],
+            Self::Both => &Backend::ALL,
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -17,7 +41,14 @@ use clap::Parser;
     about = "Random fault schedules against the manager and the emulator"
 )]
 struct Args {
-    /// How many schedules to run.
+    /// The backend the manager runs on (each with its own faults); `both` runs REST, then the sidecar.
+    #[arg(long, value_enum, default_value_t = Backends::Both)]
+    backend: Backends,
+    /// REST: also reject rows at commit (off until the manager aborts the jobs of rejected rows; a seed names
+    /// the same schedule with or without them).
+    #[arg(long)]
+    rejected_rows: bool,
+    /// How many schedules to run (on each backend).
     #[arg(long, default_value_t = 64)]
     schedules: usize,
     /// The seed every schedule's seed derives from (decimal or 0x-hex); random when absent.
@@ -29,8 +60,8 @@ struct Args {
     /// Most runs spent shrinking one failing schedule.
     #[arg(long, default_value_t = 200)]
     shrink_budget: usize,
-    /// Run only the schedule of this schedule seed (as a failure report prints it), once; with
-    /// `SOAK_TRACE=1` every step is logged.
+    /// Run only the schedule of this schedule seed (as a failure report prints it) on one backend
+    /// (`--backend rest` or `sidecar`), once; with `SOAK_TRACE=1` every step is logged.
     #[arg(long, value_parser = parse_seed, conflicts_with = "replay")]
     schedule_seed: Option<u64>,
     /// Run only the schedule in this JSON file (the shrunk schedule of a failure report), once.
@@ -59,6 +90,9 @@ fn random_seed() -> u64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let options = Options {
+        rejected_rows: args.rejected_rows,
+    };
     let single = match (&args.replay, args.schedule_seed) {
         (Some(path), _) => {
             let text = match std::fs::read_to_string(path) {
@@ -76,7 +110,15 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        (None, Some(seed)) => Some(snowpipe_soak::schedule_for_seed(seed)),
+        (None, Some(seed)) => match args.backend.list() {
+            [backend] => Some(snowpipe_soak::schedule_for(*backend, options, seed)),
+            _ => {
+                eprintln!(
+                    "soak: a schedule seed names a schedule of one backend: add --backend rest or --backend sidecar"
+                );
+                return ExitCode::from(2);
+            }
+        },
         (None, None) => None,
     };
     if let Some(schedule) = single {
@@ -86,12 +128,17 @@ async fn main() -> ExitCode {
             println!("  - {violation}");
         }
         for (cause, count) in &outcome.duplicates_by_cause {
-            println!("  {count:>8}  duplicates: {cause}");
+            println!(
+                "  {count:>8}  duplicates: {cause}: {}",
+                snowpipe_soak::describe_cause(cause)
+            );
         }
         println!(
-            "soak: 1 schedules, {} faults injected, {} duplicates, {} violations",
+            "soak: 1 schedules on {}, {} faults injected, {} duplicates ({}), {} violations",
+            schedule.backend,
             outcome.faults,
             outcome.duplicates(),
+            snowpipe_soak::by_cause(&outcome.duplicates_by_cause),
             outcome.violations.len()
         );
         return if outcome.violations.is_empty() {
@@ -101,31 +148,51 @@ async fn main() -> ExitCode {
         };
     }
     let seed = args.seed.unwrap_or_else(random_seed);
-    eprintln!("soak: {} schedules from seed {seed:#x}", args.schedules);
-    let started = Instant::now();
-    let summary = snowpipe_soak::soak(
-        args.schedules,
-        seed,
-        args.parallel,
-        args.shrink_budget,
-        |failing| {
+    let mut summaries: Vec<Summary> = Vec::new();
+    for &backend in args.backend.list() {
+        eprintln!(
+            "soak: {} schedules on {backend} from seed {seed:#x}{}",
+            args.schedules,
+            if options.rejected_rows && backend == Backend::Rest {
+                ", with rejected rows"
+            } else {
+                ""
+            }
+        );
+        let started = Instant::now();
+        let config = SoakConfig {
+            backend,
+            options,
+            schedules: args.schedules,
+            seed,
+            parallel: args.parallel,
+            shrink_budget: args.shrink_budget,
+        };
+        let summary = snowpipe_soak::soak(config, |failing| {
             println!("{failing}");
-        },
-    )
-    .await;
-    eprintln!(
-        "soak: took {:.1?}; {} duplicate rows, by cause:",
-        started.elapsed(),
-        summary.duplicates()
-    );
-    for (cause, count) in &summary.duplicates_by_cause {
-        eprintln!("  {count:>8}  {cause}");
+        })
+        .await;
+        eprintln!(
+            "soak: {backend} took {:.1?}; {} duplicate rows, by cause:",
+            started.elapsed(),
+            summary.duplicates()
+        );
+        for (cause, count) in &summary.duplicates_by_cause {
+            eprintln!(
+                "  {count:>8}  {cause}: {}",
+                snowpipe_soak::describe_cause(cause)
+            );
+        }
+        eprintln!("soak: {backend}: what the schedules exercised:");
+        for (what, count) in &summary.coverage {
+            eprintln!("  {count:>8}  {what}");
+        }
+        summaries.push(summary);
     }
-    for (what, count) in &summary.coverage {
-        eprintln!("  {count:>8}  {what}");
+    for summary in &summaries {
+        println!("{summary}");
     }
-    println!("{summary}");
-    if summary.violations > 0 {
+    if summaries.iter().any(|s| s.violations > 0) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

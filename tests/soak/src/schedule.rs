@@ -9,6 +9,38 @@ use serde::{Deserialize, Serialize};
 /// The tables events go to. `USERS` is the table whose duplicates the manager does not count.
 pub const TABLES: [&str; 3] = ["TRACKS", "PAGES", "USERS"];
 
+/// The backend the manager runs on, and so the faults a schedule injects.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The sidecar protocol, with the sidecar's faults.
+    #[default]
+    Sidecar,
+    /// Snowflake's Snowpipe Streaming REST API, with the REST API's faults.
+    Rest,
+}
+
+impl Backend {
+    /// Both, in the order `--backend both` runs them.
+    pub const ALL: [Self; 2] = [Self::Rest, Self::Sidecar];
+
+    /// `rest` or `sidecar`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sidecar => "sidecar",
+            Self::Rest => "rest",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// When committed rows appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommitMode {
@@ -22,6 +54,9 @@ pub enum CommitMode {
 /// One soak run: manager settings, then the batches in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// The backend (absent in schedules written before there were two: the sidecar).
+    #[serde(default)]
+    pub backend: Backend,
     /// When rows commit.
     pub commit: CommitMode,
     /// Tables the manager sets up and inserts at once (1 keeps the order of faulted calls deterministic).
@@ -139,6 +174,8 @@ pub enum Ep {
     BulkStatus,
     /// The SQL API.
     Statements,
+    /// REST: the token exchange (`POST /oauth/token`) on the account host.
+    TokenExchange,
 }
 
 /// A channel a fault targets.
@@ -221,12 +258,131 @@ pub enum Fault {
     RewriteToken(Target),
     /// The target's channel is dropped by hand (or expires): its committed token is gone.
     DropChannelName(Target),
+    /// REST: another opener reopens the target's channel (a reopen by hand, or another client), writing no
+    /// token: every continuation token handed out before is stale. With `discard` its uncommitted rows are
+    /// thrown away (`fail_on_uncommitted_rows: false`); without, the open waits for them to commit.
+    HandReopen {
+        /// Whose channel.
+        target: Target,
+        /// Whether the open discards the uncommitted rows.
+        discard: bool,
+    },
+    /// REST: every scoped token issued so far expires: the ingest host answers them 401 until the client
+    /// exchanges a new one.
+    ExpireTokens,
+    /// REST: the target's next `count` appends answer `429` (nothing taken); the client retries 3 times, so 4
+    /// or more outlast one append's retries.
+    Throttle {
+        /// Whose channel.
+        target: Target,
+        /// How many appends.
+        count: u8,
+    },
+    /// REST: the next `count` calls of an endpoint answer `status` with an error body of `shape`.
+    RestErrors {
+        /// Which endpoint.
+        ep: Ep,
+        /// How many calls.
+        count: u8,
+        /// The status (5xx or 429).
+        status: u16,
+        /// How the error body is written.
+        shape: Shape,
+    },
+    /// REST: the next `count` opens answer `409 ERR_OPEN_CHANNEL_IN_PROGRESS` (another open under way).
+    OpenInProgress(u8),
+    /// REST: the next append is refused `400` with a code other than a stale token (a malformed request):
+    /// abort-kind.
+    RefuseAppend,
+    /// REST: the target's next append is taken but its answer lost, and its rows stay in transit until the
+    /// channel's next open, after which they commit (trap 11: an append in transit that commits after the
+    /// reopen that settled it).
+    HoldAppend(Target),
+    /// REST: the next request of the target to commit has rows `first..first + count` rejected at commit, as
+    /// Snowflake rejects rows a table changed under the manager can no longer take (`rows_error_count`,
+    /// `last_error_offset_upper_bound`). Generated only with rejected rows enabled (see
+    /// [`Options::rejected_rows`]).
+    RejectRows {
+        /// Whose channel.
+        target: Target,
+        /// The first rejected row, 0-based in the request.
+        first: u8,
+        /// How many rows.
+        count: u8,
+    },
+    /// REST: status answers show each channel's counters one commit behind its committed token, or stop
+    /// doing so.
+    CountersLag(bool),
+    /// REST: `CREATE OR REPLACE TABLE` of `TABLES[i]` with the same columns: its rows and its channel are
+    /// gone (the soak keeps the rows it had, to check against). Never injected after a call.
+    ReplaceTable(u8),
+    /// The manager's process dies right after the batch's `n`-th call (only [`At::AfterCall`]), in the middle
+    /// of the upload: the router never learns the import id and sends every job of the batch again. The
+    /// named window of issue 17: rows appended before the death may land twice.
+    KillMidUpload,
+}
+
+/// How a REST error body is written (the shapes live accounts are seen to answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shape {
+    /// `{"code", "message"}`.
+    Documented,
+    /// `{"error_code"}`.
+    ErrorCode,
+    /// A bare JSON string.
+    BareString,
+    /// No body.
+    Empty,
+    /// An HTML page from a proxy.
+    Html,
 }
 
 impl Fault {
+    /// A short name of the fault's kind, for counts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Restart => "fault: service restart",
+            Self::Invalidate(_) => "fault: invalidate",
+            Self::BulkStatusLie(_) => "fault: bulk status lie",
+            Self::Stall(_) => "fault: stall",
+            Self::Resume => "fault: resume",
+            Self::ServerErrors { .. } => "fault: server errors",
+            Self::DropResponse { applied: true, .. } => "fault: answer lost (applied)",
+            Self::DropResponse { applied: false, .. } => "fault: answer lost (not applied)",
+            Self::AuthDdl(_) => "fault: SQL API 401",
+            Self::AuthChannel(_) => "fault: open refused (auth)",
+            Self::RefuseChannel => "fault: open refused (400)",
+            Self::InvalidSql => "fault: SQL compilation error",
+            Self::Latency { .. } => "fault: latency",
+            Self::Clear => "fault: clear",
+            Self::RestartManager => "fault: manager restart",
+            Self::OverlappingUpload => "fault: overlapping upload",
+            Self::SupersededFlush(_) => "fault: superseded flush",
+            Self::InTransit { .. } => "fault: insert in transit",
+            Self::RewriteToken(_) => "fault: token rewritten by hand",
+            Self::DropChannelName(_) => "fault: channel dropped by hand",
+            Self::HandReopen { discard: true, .. } => "fault: reopened by hand (discard)",
+            Self::HandReopen { discard: false, .. } => "fault: reopened by hand (wait)",
+            Self::ExpireTokens => "fault: scoped tokens expire",
+            Self::Throttle { .. } => "fault: 429 storm",
+            Self::RestErrors { status: 429, .. } => "fault: 429 burst",
+            Self::RestErrors { .. } => "fault: 5xx burst",
+            Self::OpenInProgress(_) => "fault: open in progress (409)",
+            Self::RefuseAppend => "fault: append refused (400)",
+            Self::HoldAppend(_) => "fault: append held in transit",
+            Self::RejectRows { .. } => "fault: rows rejected at commit",
+            Self::CountersLag(_) => "fault: counters lag",
+            Self::ReplaceTable(_) => "fault: CREATE OR REPLACE TABLE",
+            Self::KillMidUpload => "fault: manager dies mid-upload",
+        }
+    }
+
     /// Whether this fault can make the manager abort jobs (an abort-kind cause).
     pub fn is_abort_kind(self) -> bool {
-        matches!(self, Self::RefuseChannel | Self::InvalidSql)
+        matches!(
+            self,
+            Self::RefuseChannel | Self::InvalidSql | Self::RefuseAppend
+        )
     }
 
     /// Whether this fault lets rows land after their jobs were judged failed in a way the manager cannot
@@ -262,6 +418,7 @@ impl fmt::Display for Ep {
             Self::Status => "status",
             Self::BulkStatus => "bulk status",
             Self::Statements => "SQL API",
+            Self::TokenExchange => "token exchange",
         })
     }
 }
@@ -304,6 +461,49 @@ impl fmt::Display for Fault {
                 write!(f, "rewrite the {target} channel's committed token")
             }
             Self::DropChannelName(target) => write!(f, "drop the {target} channel by hand"),
+            Self::HandReopen { target, discard } => write!(
+                f,
+                "another opener reopens the {target} channel ({})",
+                if *discard {
+                    "discarding its uncommitted rows"
+                } else {
+                    "waiting for its uncommitted rows"
+                }
+            ),
+            Self::ExpireTokens => write!(f, "every scoped token expires"),
+            Self::Throttle { target, count } => {
+                write!(f, "next {count} appends to the {target} channel answer 429")
+            }
+            Self::RestErrors {
+                ep,
+                count,
+                status,
+                shape,
+            } => write!(
+                f,
+                "next {count} {ep} calls answer HTTP {status} ({shape:?} body)"
+            ),
+            Self::OpenInProgress(n) => {
+                write!(f, "next {n} opens answer 409 ERR_OPEN_CHANNEL_IN_PROGRESS")
+            }
+            Self::RefuseAppend => write!(f, "next append refused with HTTP 400"),
+            Self::HoldAppend(target) => write!(
+                f,
+                "the next append to the {target} channel is held in transit until the next open"
+            ),
+            Self::RejectRows {
+                target,
+                first,
+                count,
+            } => write!(
+                f,
+                "the next commit of the {target} channel rejects rows {first}..{}",
+                u16::from(*first) + u16::from(*count)
+            ),
+            Self::CountersLag(true) => write!(f, "status counters start lagging one commit"),
+            Self::CountersLag(false) => write!(f, "status counters stop lagging"),
+            Self::ReplaceTable(t) => write!(f, "CREATE OR REPLACE TABLE {}", table_name(*t)),
+            Self::KillMidUpload => write!(f, "the manager's process dies mid-upload"),
         }
     }
 }
@@ -339,8 +539,8 @@ impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "commit {:?}, {} table(s) at once, bulk status by {}",
-            self.commit, self.table_concurrency, self.bulk_status_batch
+            "on {}: commit {:?}, {} table(s) at once, bulk status by {}",
+            self.backend, self.commit, self.table_concurrency, self.bulk_status_batch
         )?;
         for (i, batch) in self.batches.iter().enumerate() {
             let events: Vec<String> = batch.events.iter().map(ToString::to_string).collect();
@@ -446,6 +646,10 @@ fn event() -> impl Strategy<Value = EventPlan> {
 }
 
 fn batch() -> impl Strategy<Value = BatchPlan> {
+    batch_with((at(), fault()).prop_map(|(at, fault)| Timed { at, fault }))
+}
+
+fn batch_with(timed: impl Strategy<Value = Timed>) -> impl Strategy<Value = BatchPlan> {
     (
         vec(event(), 0..12),
         prop::option::weighted(
@@ -455,10 +659,7 @@ fn batch() -> impl Strategy<Value = BatchPlan> {
         (prop::bool::weighted(0.25), prop::bool::weighted(0.05)),
         prop_oneof![6 => Just(0u32), 2 => 1..5u32, 1 => Just(7200u32)],
         0..3u8,
-        vec(
-            (at(), fault()).prop_map(|(at, fault)| Timed { at, fault }),
-            0..4,
-        ),
+        vec(timed, 0..4),
     )
         .prop_map(
             |(events, bad_line, (defer_retries, missing_line), wait_secs, flush_at, faults)| {
@@ -485,6 +686,125 @@ pub fn schedule() -> impl Strategy<Value = Schedule> {
     )
         .prop_map(
             |(commit, table_concurrency, bulk_status_batch, batches)| Schedule {
+                backend: Backend::Sidecar,
+                commit,
+                table_concurrency,
+                bulk_status_batch,
+                batches,
+            },
+        )
+}
+
+/// What a soak may generate beyond the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    /// REST: rows rejected at commit ([`Fault::RejectRows`]). Off by default until the manager aborts the
+    /// jobs of rejected rows (issue 17); schedules keep their other faults either way, so a seed names the
+    /// same schedule with or without them.
+    pub rejected_rows: bool,
+}
+
+impl Options {
+    /// The schedule as these options allow it.
+    pub fn apply(self, mut schedule: Schedule) -> Schedule {
+        if !self.rejected_rows {
+            for batch in &mut schedule.batches {
+                batch
+                    .faults
+                    .retain(|t| !matches!(t.fault, Fault::RejectRows { .. }));
+            }
+        }
+        schedule
+    }
+}
+
+fn rest_ep() -> impl Strategy<Value = Ep> {
+    prop_oneof![
+        4 => Just(Ep::Insert),
+        2 => Just(Ep::CreateChannel),
+        2 => Just(Ep::BulkStatus),
+        1 => Just(Ep::Statements),
+        1 => Just(Ep::TokenExchange),
+    ]
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        3 => Just(Shape::Documented),
+        1 => Just(Shape::ErrorCode),
+        1 => Just(Shape::BareString),
+        1 => Just(Shape::Empty),
+        1 => Just(Shape::Html),
+    ]
+}
+
+/// Any fault of the REST API, weighted towards the common ones.
+pub fn rest_fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        3 => (target(), any::<bool>())
+            .prop_map(|(target, discard)| Fault::HandReopen { target, discard }),
+        3 => target().prop_map(Fault::Invalidate),
+        2 => prop::option::weighted(0.7, target()).prop_map(Fault::Stall),
+        2 => Just(Fault::Resume),
+        4 => (rest_ep(), 1..=10u8, prop::sample::select(vec![500u16, 502, 503, 504, 429]), shape())
+            .prop_map(|(ep, count, status, shape)| Fault::RestErrors { ep, count, status, shape }),
+        4 => (
+            prop_oneof![3 => Just(Ep::Insert), 1 => Just(Ep::CreateChannel), 1 => Just(Ep::BulkStatus)],
+            1..=2u8,
+            any::<bool>(),
+        )
+            .prop_map(|(ep, count, applied)| Fault::DropResponse { ep, count, applied }),
+        2 => Just(Fault::ExpireTokens),
+        2 => (target(), 1..=10u8).prop_map(|(target, count)| Fault::Throttle { target, count }),
+        1 => (1..=3u8).prop_map(Fault::AuthDdl),
+        1 => (1..=3u8).prop_map(Fault::AuthChannel),
+        1 => Just(Fault::RefuseChannel),
+        1 => Just(Fault::RefuseAppend),
+        1 => Just(Fault::InvalidSql),
+        1 => (rest_ep(), 1..=150u16).prop_map(|(ep, millis)| Fault::Latency { ep, millis }),
+        1 => Just(Fault::Clear),
+        2 => Just(Fault::RestartManager),
+        2 => Just(Fault::OverlappingUpload),
+        2 => Just(Fault::KillMidUpload),
+        2 => target().prop_map(Fault::HoldAppend),
+        2 => (target(), 0..3u8, 1..=2u8)
+            .prop_map(|(target, first, count)| Fault::RejectRows { target, first, count }),
+        1 => any::<bool>().prop_map(Fault::CountersLag),
+        1 => (1..=3u8).prop_map(Fault::OpenInProgress),
+        1 => target().prop_map(Fault::RewriteToken),
+        1 => target().prop_map(Fault::DropChannelName),
+        1 => (0..3u8).prop_map(Fault::ReplaceTable),
+    ]
+}
+
+/// A REST fault at a point it can be injected: a process death only right after a call, a table replaced
+/// only between calls.
+fn rest_timed() -> impl Strategy<Value = Timed> {
+    (at(), rest_fault(), 1..16u8).prop_map(|(at, fault, call)| {
+        let at = match (fault, at) {
+            (Fault::KillMidUpload, _) => At::AfterCall(call),
+            (Fault::ReplaceTable(_), At::AfterCall(_)) => At::AfterUpload,
+            _ => at,
+        };
+        Timed { at, fault }
+    })
+}
+
+fn rest_batch() -> impl Strategy<Value = BatchPlan> {
+    batch_with(rest_timed())
+}
+
+/// A whole schedule on the REST API: 1 to 16 batches, with the REST API's faults.
+pub fn rest_schedule() -> impl Strategy<Value = Schedule> {
+    (
+        prop_oneof![Just(CommitMode::Immediate), Just(CommitMode::Flushed)],
+        prop_oneof![Just(1usize), Just(4usize)],
+        prop_oneof![Just(100usize), Just(1usize), Just(2usize)],
+        vec(rest_batch(), 1..17),
+    )
+        .prop_map(
+            |(commit, table_concurrency, bulk_status_batch, batches)| Schedule {
+                backend: Backend::Rest,
                 commit,
                 table_concurrency,
                 bulk_status_batch,

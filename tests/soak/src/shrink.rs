@@ -66,7 +66,10 @@ fn plainer_batch(batch: &BatchPlan) -> Vec<BatchPlan> {
         push(&|b| b.events[i].id = 0);
     }
     for i in 0..batch.faults.len() {
-        push(&|b| b.faults[i].at = At::BeforeUpload);
+        // A death mid-upload happens only right after a call.
+        if batch.faults[i].fault != Fault::KillMidUpload {
+            push(&|b| b.faults[i].at = At::BeforeUpload);
+        }
         if let At::AfterCall(n) | At::BeforePoll(n) = batch.faults[i].at
             && n > 1
         {
@@ -89,6 +92,31 @@ fn plainer_batch(batch: &BatchPlan) -> Vec<BatchPlan> {
             }),
             Fault::AuthDdl(n) if n > 1 => Some(Fault::AuthDdl(n - 1)),
             Fault::AuthChannel(n) if n > 1 => Some(Fault::AuthChannel(n - 1)),
+            Fault::OpenInProgress(n) if n > 1 => Some(Fault::OpenInProgress(n - 1)),
+            Fault::RestErrors {
+                ep,
+                count,
+                status,
+                shape,
+            } if count > 1 => Some(Fault::RestErrors {
+                ep,
+                count: count - 1,
+                status,
+                shape,
+            }),
+            Fault::Throttle { target, count } if count > 1 => Some(Fault::Throttle {
+                target,
+                count: count - 1,
+            }),
+            Fault::RejectRows {
+                target,
+                first,
+                count,
+            } if count > 1 || first > 0 => Some(Fault::RejectRows {
+                target,
+                first: 0,
+                count: 1,
+            }),
             _ => None,
         };
         if let Some(fault) = smaller {

@@ -1,7 +1,8 @@
-//! The soak at CI size: 64 schedules from a fixed seed (`SOAK_SEED` overrides it), shrunk and reported when
-//! one breaks an invariant. `cargo xtask soak --schedules N` runs it at any size.
+//! The soak at CI size, on both backends: a fixed number of schedules from a fixed seed (`SOAK_SEED`
+//! overrides it), shrunk and reported when one breaks an invariant. `cargo xtask soak --backend
+//! rest|sidecar|both --schedules N` runs it at any size.
 
-use snowpipe_soak::{DEFAULT_SEED, soak};
+use snowpipe_soak::{Backend, DEFAULT_SEED, Options, SoakConfig, soak};
 
 fn seed() -> u64 {
     std::env::var("SOAK_SEED").map_or(DEFAULT_SEED, |text| {
@@ -13,9 +14,16 @@ fn seed() -> u64 {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_schedules_break_no_invariant() {
-    let summary = soak(64, seed(), 2, 40, |_| {}).await;
+async fn soak_on(backend: Backend, schedules: usize) {
+    let config = SoakConfig {
+        backend,
+        options: Options::default(),
+        schedules,
+        seed: seed(),
+        parallel: 2,
+        shrink_budget: 40,
+    };
+    let summary = soak(config, |_| {}).await;
     let reports: Vec<String> = summary.failing.iter().map(ToString::to_string).collect();
     assert_eq!(
         summary.violations,
@@ -24,7 +32,17 @@ async fn sixty_four_schedules_break_no_invariant() {
         reports.join("\n\n")
     );
     assert!(
-        summary.faults > 64,
+        summary.faults > schedules,
         "the schedules injected faults: {summary}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_schedules_break_no_invariant() {
+    soak_on(Backend::Rest, 96).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_schedules_break_no_invariant() {
+    soak_on(Backend::Sidecar, 64).await;
 }

@@ -107,7 +107,13 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 }
                 Committed::None | Committed::Token(_) => None,
             };
-            let mut opening = if Self::went_back(&committed, writer, kept.as_ref()) {
+            let went_back = Self::went_back(
+                &committed,
+                writer,
+                kept.as_ref(),
+                capabilities.sets_offset_token,
+            );
+            let mut opening = if went_back {
                 tracing::warn!(table, committed = ?found,
                     "the channel's committed token went back (rewritten, or the channel dropped and created anew): earlier rows cannot be judged");
                 horizon = Some(Undecidable::TokenWentBack);
@@ -309,13 +315,29 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
     /// Whether the committed token found is older than the newest this table's writer saw committed (in
     /// this process, or as the state store kept it): rewritten by hand, or the channel dropped and created
     /// anew, or a superseded channel's late commit. Commits go in order, so a token never goes back on
-    /// its own.
-    fn went_back(committed: &Committed, writer: &Writer, kept: Option<&TableState>) -> bool {
+    /// its own. Where openings write their token as a fence (`fenced`), the last opening's token was
+    /// committed too, whether or not a commit was seen since: finding none, or an older one, means the
+    /// channel was dropped (or its token rewritten) after it.
+    fn went_back(
+        committed: &Committed,
+        writer: &Writer,
+        kept: Option<&TableState>,
+        fenced: bool,
+    ) -> bool {
         let kept_seen = kept
             .and_then(|k| k.committed_seen.as_deref())
             .and_then(|t| Token::parse(t).ok());
+        let fences = if fenced {
+            [
+                writer.opening.clone(),
+                kept.and_then(|k| Token::parse(&k.opening).ok()),
+            ]
+        } else {
+            [None, None]
+        };
         let seen = [writer.committed_seen.clone(), kept_seen]
             .into_iter()
+            .chain(fences)
             .flatten()
             .max_by_key(|t| (t.epoch.ordered, t.position));
         let Some(seen) = seen else {

@@ -1796,6 +1796,103 @@ async fn a_committed_token_rewritten_to_something_unreadable_makes_rows_undecida
     );
 }
 
+/// Soak (REST) schedule: one upload to two tables, judged in one poll. The REST API names a channel, not an
+/// opening, and every table's channel of one destination and instance has the same name (one per pipe):
+/// entries of two tables with the same channel id are two channels, each judged from its own status, not
+/// the first table's.
+#[tokio::test]
+async fn entries_of_two_tables_with_one_channel_id_are_judged_each_from_its_own_status() {
+    let mut fx = Fixture::with_capabilities(rest_like());
+    let epoch = |ordered: u64| Epoch { ordered, nonce: 7 };
+    let token = move |ordered: u64| {
+        Token {
+            epoch: epoch(ordered),
+            position: 1,
+            known_since: 0,
+            finals: Vec::new(),
+        }
+        .to_string()
+    };
+    let asked: Arc<Mutex<Vec<Chunk>>> = Arc::default();
+    let record = Arc::clone(&asked);
+    fx.backend
+        .expect_bulk_status()
+        .times(1)
+        .returning(move |part| {
+            record.lock().unwrap().push(
+                part.iter()
+                    .map(|h| (h.channel.table.table.clone(), h.id.clone()))
+                    .collect(),
+            );
+            Ok(part
+                .iter()
+                .map(|h| {
+                    let ordered = if h.channel.table.table == "A" { 10 } else { 20 };
+                    Some(committed(&token(ordered)))
+                })
+                .collect())
+        });
+    let (manager, _) = fx.build();
+    let rows = |table: &str, ordered: u64| EntryRows {
+        table: table.to_owned(),
+        channel_id: "SAME_NAME".to_owned(),
+        segments: vec![Positions {
+            epoch: epoch(ordered),
+            first: 1,
+            last: 1,
+        }],
+    };
+    let verdicts = manager.judge(&[rows("A", 10), rows("B", 20)], false).await;
+    let segments: Vec<Vec<SegmentVerdict>> =
+        verdicts.into_iter().map(|v| v.unwrap().segments).collect();
+    assert_eq!(
+        segments,
+        [
+            vec![verdict(1, Rest::Nothing)],
+            vec![verdict(1, Rest::Nothing)]
+        ]
+    );
+    let pair = |table: &str| (table.to_owned(), "SAME_NAME".to_owned());
+    assert_eq!(*asked.lock().unwrap(), [vec![pair("A"), pair("B")]]);
+}
+
+/// Soak (REST) schedule: one upload whose rows commit, then the channel is dropped by hand (or expires)
+/// before the first poll. The fence the opening wrote was the channel's committed token, so finding no token
+/// at the reopen means it went back: the rows cannot be judged (they are in), never "lost" (which had the
+/// router send them twice).
+#[tokio::test]
+async fn rows_of_a_fenced_channel_dropped_after_they_committed_are_undecidable_not_lost() {
+    let mem = Mem::new(InMemory::new());
+    let channel = mem.open().await;
+    let appended = mem.append(&["a"]).await;
+    assert_eq!(mem.landed().len(), 1);
+    mem.backend
+        .drop_channel(&channel.handle, &snowpipe_api::DropOptions::default())
+        .await
+        .unwrap();
+    let judged = mem
+        .judge(entry(&channel, &[&appended.segments[0]]), false)
+        .await;
+    assert_eq!(
+        judged.segments,
+        [verdict(0, Rest::Undecidable(Undecidable::TokenWentBack))]
+    );
+    // A later process, knowing the channel only from the state store, cannot tell either.
+    let next = manager_on(&mem.backend, &mem.state, &Waits::recording(), settings());
+    mem.backend
+        .drop_channel(
+            &mem.manager.cached(TABLE).await.unwrap().handle,
+            &snowpipe_api::DropOptions::default(),
+        )
+        .await
+        .unwrap();
+    let judged = judge_one(&next, entry(&channel, &[&appended.segments[0]]), false).await;
+    assert_eq!(
+        judged.segments,
+        [verdict(0, Rest::Undecidable(Undecidable::TokenWentBack))]
+    );
+}
+
 #[tokio::test]
 async fn wait_for_commit_answers_true_once_the_rows_commit() {
     let mem = Mem::committing(sidecar());

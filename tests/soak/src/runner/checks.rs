@@ -113,6 +113,7 @@ impl Run {
             });
         }
         let abort_faults = self.abort_faults;
+        let rejection_faults = self.rejection_faults;
         let mut violations = Vec::new();
         for (id, verdict) in verdicts {
             let Some(entry) = self.jobs.get_mut(id) else {
@@ -164,6 +165,8 @@ impl Run {
                             || why.contains("rejected the statement"))
                     {
                         Some("abort-kind service or SQL answer")
+                    } else if rejection_faults && is_rejection(why) {
+                        Some("rows rejected by Snowflake")
                     } else {
                         None
                     };
@@ -185,11 +188,13 @@ impl Run {
         }
     }
 
-    /// Committed rows by table, then by marker.
+    /// Committed rows by table, then by marker (with the rows of tables replaced since).
     pub(super) fn committed(&self) -> HashMap<&'static str, HashMap<String, usize>> {
         let mut out = HashMap::new();
+        let replaced = self.injector.ledger().replaced.clone();
         for table in TABLES {
-            let mut counts: HashMap<String, usize> = HashMap::new();
+            let mut counts: HashMap<String, usize> =
+                replaced.get(table).cloned().unwrap_or_default();
             for row in self.world.rows(table) {
                 let mark = row["MARK"].as_str().unwrap_or("<no MARK>").to_owned();
                 *counts.entry(mark).or_default() += 1;
@@ -208,11 +213,16 @@ impl Run {
         let mut violations = Vec::new();
         let mut known = BTreeSet::new();
         let mut by_cause: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let hidden = self.hidden_commits;
+        let windowed = !self.windows.is_empty();
+        // Copies beyond what each job's own failures explain: only a window of the schedule may explain them.
+        let mut unexplained: Vec<(i64, usize)> = Vec::new();
+        let mut aborted_for_rejection = 0u64;
         for (id, entry) in &self.jobs {
             let mark = entry.job.mark();
             let copies = committed[entry.job.table].get(&mark).copied().unwrap_or(0);
             known.insert((entry.job.table, mark));
+            let rejected = matches!(&entry.state, State::Aborted(why) if is_rejection(why));
+            aborted_for_rejection += u64::from(rejected);
             if entry.state == State::Succeeded && copies == 0 {
                 violations.push((
                     format!("false success {id}"),
@@ -220,21 +230,28 @@ impl Run {
                 ));
             }
             let allowed = entry.landed_causes.len();
-            if copies > 1 + allowed && !hidden {
-                violations.push((
-                    format!("duplicate {id}"),
-                    format!(
-                        "batch {n}: duplicate: job {id}'s row is in {} {copies} times (sent {} times, failed {allowed} times in a way that may have landed) ({})",
-                        entry.job.table, entry.sends, entry.history.join(" | ")
-                    ),
-                ));
-            } else if last && copies > 1 {
-                let cause = entry.landed_causes.first().copied().unwrap_or(
-                    "a fault that commits behind the manager's back (a superseded channel flushing late, a token rewritten or dropped by hand)",
-                );
-                *by_cause.entry(cause).or_default() += copies - 1;
+            let extra = copies.saturating_sub(1 + allowed);
+            if extra > 0 {
+                unexplained.push((*id, extra));
+                if !windowed {
+                    violations.push((
+                        format!("duplicate {id}"),
+                        format!(
+                            "batch {n}: duplicate: job {id}'s row is in {} {copies} times (sent {} times, failed {allowed} times in a way that may have landed) ({})",
+                            entry.job.table, entry.sends, entry.history.join(" | ")
+                        ),
+                    ));
+                }
             }
-            if last && copies > 0 && entry.state != State::Succeeded && allowed == 0 && !hidden {
+            if last && copies > 1 {
+                // Each copy beyond the first is counted under the failure that allowed it, in order.
+                for cause in entry.landed_causes.iter().take(copies - 1) {
+                    *by_cause.entry(cause).or_default() += 1;
+                }
+            }
+            // A job aborted because rows of its request were rejected may still have its own (good) row in.
+            let explained = allowed > 0 || (rejected && copies == 1);
+            if last && copies > 0 && entry.state != State::Succeeded && !explained && !windowed {
                 violations.push((
                     format!("unreported {id}"),
                     format!(
@@ -256,20 +273,88 @@ impl Run {
                 }
             }
         }
+        let discards_beyond = if last {
+            self.check_discards(n, &mut violations)
+        } else {
+            0
+        };
+        if windowed {
+            let extra = unexplained.iter().map(|(_, e)| e).sum::<usize>() + discards_beyond;
+            let bound = self.window_bound();
+            if bound.is_some_and(|b| extra > b) {
+                let mut jobs: Vec<String> = unexplained
+                    .iter()
+                    .map(|(id, e)| format!("{id} (+{e})"))
+                    .collect();
+                if discards_beyond > 0 {
+                    jobs.push(format!("{discards_beyond} discard row(s)"));
+                }
+                violations.push((
+                    format!("duplicate beyond windows {n}"),
+                    format!(
+                        "batch {n}: {extra} duplicate rows, more than the {} the schedule's windows ({}) explain: jobs {}",
+                        bound.unwrap_or(0),
+                        self.windows.iter().copied().collect::<Vec<_>>().join(", "),
+                        jobs.join(", ")
+                    ),
+                ));
+            } else if last && extra > 0 {
+                // Counted under the schedule's first window (the windows are listed by label).
+                let window = self
+                    .windows
+                    .iter()
+                    .next()
+                    .copied()
+                    .unwrap_or("behind-the-back");
+                *by_cause.entry(window).or_default() += extra;
+            }
+        }
         if last {
             for (cause, count) in by_cause {
                 *self.outcome.duplicates_by_cause.entry(cause).or_default() += count;
             }
-            self.check_discards(n, &mut violations);
+            let rejected_rows = self.injector.rejected_rows();
+            if rejected_rows > aborted_for_rejection {
+                violations.push((
+                    "rejected rows".to_owned(),
+                    format!(
+                        "end: Snowflake rejected {rejected_rows} row(s) at commit, but only {aborted_for_rejection} job(s) were aborted naming the rejection (every job whose rows were rejected must be)"
+                    ),
+                ));
+            }
+            if rejected_rows > 0 {
+                self.count("rows rejected at commit");
+            }
         }
         for (key, text) in violations {
             self.violation(key, text);
         }
     }
 
+    /// The most duplicate rows the schedule's windows can explain; `None` when one of them has no bound.
+    fn window_bound(&self) -> Option<usize> {
+        let mut bound = 0;
+        for window in &self.windows {
+            match *window {
+                "held-in-transit" => bound += self.injector.held_rows(),
+                _ => return None,
+            }
+        }
+        Some(bound)
+    }
+
     /// Discard rows, at the end: each succeeded job's are there, none more often than the job was sent (a
     /// retried job writes them again: counted as a duplicate of that cause), and none that no job explains.
-    pub(super) fn check_discards(&mut self, n: usize, violations: &mut Vec<(String, String)>) {
+    /// Answers the discard rows beyond what their jobs' sends explain, in a schedule with a window (without
+    /// one they are violations).
+    pub(super) fn check_discards(
+        &mut self,
+        n: usize,
+        violations: &mut Vec<(String, String)>,
+    ) -> usize {
+        // Only an append of discard rows held in transit lands discard rows behind the manager's back.
+        let windowed = self.windows.contains("held-in-transit");
+        let mut beyond = 0;
         let mut types: HashMap<&'static str, HashMap<String, &'static str>> = HashMap::new();
         for table in TABLES {
             let columns = self
@@ -322,10 +407,15 @@ impl Run {
                         format!("end: job {id} succeeded but its discard row for {table}.{column} ({declared} into {actual}) is missing ({})", entry.history.join(" | ")),
                     ));
                 }
-                if copies > entry.sends as usize {
+                let sends = entry.sends as usize;
+                if copies > sends && windowed {
+                    // Only a window of the schedule (an append of discard rows held in transit) explains these.
+                    beyond += copies - sends;
+                    again += sends.saturating_sub(1);
+                } else if copies > sends {
                     violations.push((
                         format!("discard dup {id} {column}"),
-                        format!("end: the discard row of job {id} for {table}.{column} is there {copies} times, the job was sent {} times", entry.sends),
+                        format!("end: the discard row of job {id} for {table}.{column} is there {copies} times, the job was sent {sends} times"),
                     ));
                 } else if copies > 1 {
                     again += copies - 1;
@@ -344,39 +434,36 @@ impl Run {
             *self
                 .outcome
                 .duplicates_by_cause
-                .entry("discard rows written again with their retried job (the behaviour page's rule: discards before rows)")
+                .entry("discards-again")
                 .or_default() += again;
         }
+        beyond
     }
 }
 
+/// Whether an abort's reason names rows Snowflake rejected at commit (with the service's message).
+fn is_rejection(reason: &str) -> bool {
+    reason.contains("cannot be converted")
+}
+
 /// Whether a failure reason says the manager could not tell whether the job's rows landed (and so fails
-/// the job, to be retried, knowing its rows may land twice): the cause it names.
+/// the job, to be retried, knowing its rows may land twice): the cause it names (a label of `CAUSES`).
 fn may_have_landed(reason: &str) -> Option<&'static str> {
     [
         (
             "another writer opened the channel at the same time",
-            "undecidable: two writers",
+            "two-writers",
         ),
         (
             "opened more times since than its committed token remembers",
-            "undecidable: more openings than the token's list holds",
+            "list-too-short",
         ),
-        (
-            "not one this manager wrote",
-            "undecidable: a committed token this manager did not write",
-        ),
-        (
-            "committed token went back",
-            "undecidable: the committed token went back",
-        ),
-        (
-            "import id is of the old scheme",
-            "undecidable: an import id of the old scheme",
-        ),
+        ("not one this manager wrote", "foreign-token"),
+        ("committed token went back", "token-went-back"),
+        ("import id is of the old scheme", "old-import-id"),
         (
             "could not be reopened to settle its rows",
-            "undecidable: the channel could not be reopened for twice the stuck threshold",
+            "reopen-impossible",
         ),
     ]
     .into_iter()

@@ -14,16 +14,19 @@ use std::{
 };
 
 use serde_json::Value;
-use snowpipe_e2e::World;
+use snowpipe_e2e::{Which, World};
 use snowpipe_manager::{
     BackendConfig, Clock, Connection, FailedJobParameters, HttpConfig, ImportId, Manager,
-    ManualClock, MemoryState, PollOutput, RetryConfig, Settings, StateStore, UploadOutput,
+    ManualClock, MemoryState, PollOutput, RestOptions, RetryConfig, Settings, StateStore,
+    UploadOutput,
 };
 
-use self::inject::apply;
+use self::inject::Injector;
 use crate::{
     events::{self, Job, MAX_INSERT_BYTES, MAX_LINE_BYTES},
-    schedule::{At, BadLine, BatchPlan, CommitMode, EventKind, EventPlan, Fault, Schedule},
+    schedule::{
+        At, Backend, BadLine, BatchPlan, CommitMode, EventKind, EventPlan, Fault, Schedule,
+    },
 };
 
 /// The stuck threshold the soak's manager runs with (on its own clock, which the soak moves).
@@ -38,14 +41,85 @@ const CALL_BOUND: Duration = Duration::from_secs(30);
 const MAX_CALLS_PER_BATCH: usize = 400;
 /// The discards table.
 const DISCARDS: &str = "RUDDER_DISCARDS";
+/// How long, in the manager's waits, a REST open waits for an earlier writer's uncommitted rows.
+const UNCOMMITTED_WAIT: Duration = Duration::from_secs(2);
+
+/// The causes of duplicate rows the soak allows, each counted apart: a short label (on the soak's last line)
+/// and what it means. A job's row may land once more per failure whose reason names one of the first six
+/// (the manager could not tell whether the rows had landed, and said so), or per mid-upload death of the
+/// manager; the last three are windows of a whole schedule, bounded where they can be.
+pub const CAUSES: [(&str, &str); 11] = [
+    (
+        "two-writers",
+        "undecidable: another writer opened the channel at the same time",
+    ),
+    (
+        "list-too-short",
+        "undecidable: the channel was opened more times since than its committed token remembers",
+    ),
+    (
+        "foreign-token",
+        "undecidable: the committed token is not one this manager wrote",
+    ),
+    (
+        "token-went-back",
+        "undecidable: the committed token went back (rewritten, or the channel dropped and created anew)",
+    ),
+    (
+        "old-import-id",
+        "undecidable: an import id of the old scheme",
+    ),
+    (
+        "reopen-impossible",
+        "undecidable: the channel could not be reopened for twice the stuck threshold",
+    ),
+    (
+        "died-mid-upload",
+        "named window: the manager's process died after appending, before the router had the import id, so the router sent the batch again",
+    ),
+    (
+        "soak-gave-up",
+        "the soak gave up on a call that never returned (already a violation)",
+    ),
+    (
+        "discards-again",
+        "discard rows written again with their retried job (the behaviour page's rule: discards before rows)",
+    ),
+    (
+        "held-in-transit",
+        "named window (REST, trap 11): an append whose answer was lost stayed in transit past the reopen that settled it and landed after it, beside its resent rows; at most the rows held",
+    ),
+    (
+        "behind-the-back",
+        "sidecar: a fault that commits behind the manager's back (a superseded channel flushing late, a token rewritten or a channel dropped by hand)",
+    ),
+];
+
+/// What a cause's label means.
+pub fn describe_cause(label: &str) -> &'static str {
+    CAUSES
+        .iter()
+        .find(|(l, _)| *l == label)
+        .map_or("(unknown cause)", |(_, text)| text)
+}
+
+/// The window of a whole schedule a fault opens, if any: duplicates then count under it (bounded where the
+/// soak can bound them) instead of as violations.
+fn window(backend: Backend, fault: Fault) -> Option<&'static str> {
+    match (backend, fault) {
+        (Backend::Sidecar, fault) if fault.hides_commits() => Some("behind-the-back"),
+        (Backend::Rest, Fault::HoldAppend(_)) => Some("held-in-transit"),
+        _ => None,
+    }
+}
 
 /// What one schedule came to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// Faults injected.
     pub faults: usize,
-    /// Rows (and discard rows) committed more than once, by the cause that allows it: each cause is a
-    /// failure after which the manager could not tell whether the rows had landed, and says so.
+    /// Rows (and discard rows) committed more than once, by the cause that allows it (a label of
+    /// [`CAUSES`]).
     pub duplicates_by_cause: BTreeMap<&'static str, usize>,
     /// Broken invariants, each a readable line.
     pub violations: Vec<String>,
@@ -98,6 +172,8 @@ enum Verdict {
 
 struct Run {
     world: World,
+    backend: Backend,
+    injector: Injector,
     manager: Manager,
     settings: Settings,
     connection: Connection,
@@ -109,9 +185,11 @@ struct Run {
     next_job_id: i64,
     /// An abort-kind fault was injected: aborts naming it are expected.
     abort_faults: bool,
-    /// A fault that lets rows commit behind the manager's back was injected (see
-    /// [`Fault::hides_commits`]).
-    hidden_commits: bool,
+    /// Rows were rejected at commit ([`Fault::RejectRows`]): aborts naming the service's rejection are
+    /// expected.
+    rejection_faults: bool,
+    /// Windows of the whole schedule opened by its faults (see [`window`]).
+    windows: BTreeSet<&'static str>,
     /// Imports of overlapping uploads (a second manager's), polled after their batch's.
     overlapping: Vec<(Manager, UploadOutput, Vec<i64>)>,
     /// `SOAK_TRACE` is set.
@@ -139,13 +217,24 @@ async fn run_inner(schedule: &Schedule) -> Outcome {
         run.batch(n + 1, batch).await;
     }
     run.quiesce(schedule.batches.len()).await;
+    let missed = run.injector.ledger().missed;
+    if missed > 0 {
+        *run.outcome
+            .coverage
+            .entry("REST faults with nothing to act on (no channel yet)")
+            .or_default() += missed;
+    }
     run.world.emulator.shutdown().await;
     run.outcome
 }
 
 impl Run {
     async fn start(schedule: &Schedule) -> Self {
-        let world = World::start().await;
+        let world = World::start_on(match schedule.backend {
+            Backend::Sidecar => Which::Sidecar,
+            Backend::Rest => Which::Rest,
+        })
+        .await;
         if schedule.commit == CommitMode::Flushed {
             world.control.set_commit_lag(Duration::from_secs(3600));
         }
@@ -157,20 +246,38 @@ impl Run {
             control: world.control.clone(),
             flush: schedule.commit == CommitMode::Flushed,
         });
-        connection.backend = BackendConfig::Sidecar(HttpConfig {
-            base_url: world.emulator.base_url(),
-            timeout: HTTP_TIMEOUT,
-            connect_timeout: Duration::from_secs(1),
-            retry: RetryConfig {
-                max_retries: 3,
-                min_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(4),
-                jitter: false,
-                ..RetryConfig::default()
-            },
-            sleep,
-            ..HttpConfig::default()
-        });
+        let retry = RetryConfig {
+            max_retries: 3,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(4),
+            jitter: false,
+            ..RetryConfig::default()
+        };
+        let injector = Injector::new(
+            world.control.clone(),
+            schedule.backend,
+            &world.emulator.base_url(),
+            Arc::clone(&sleep),
+        );
+        connection.backend = match schedule.backend {
+            Backend::Sidecar => BackendConfig::Sidecar(HttpConfig {
+                base_url: world.emulator.base_url(),
+                timeout: HTTP_TIMEOUT,
+                connect_timeout: Duration::from_secs(1),
+                retry,
+                sleep,
+                ..HttpConfig::default()
+            }),
+            Backend::Rest => {
+                let mut options = RestOptions::default();
+                options.timeout = HTTP_TIMEOUT;
+                options.connect_timeout = Duration::from_secs(1);
+                options.retry = retry;
+                options.uncommitted_wait = UNCOMMITTED_WAIT;
+                options.sleep = sleep;
+                BackendConfig::Rest(options)
+            }
+        };
         let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
         let settings = Settings {
             max_line_bytes: MAX_LINE_BYTES,
@@ -188,6 +295,8 @@ impl Run {
         let manager = connect(&world, &settings, &connection, &clock);
         Self {
             world,
+            backend: schedule.backend,
+            injector,
             manager,
             settings,
             connection,
@@ -196,7 +305,8 @@ impl Run {
             jobs: BTreeMap::new(),
             next_job_id: 1000,
             abort_faults: false,
-            hidden_commits: false,
+            rejection_faults: false,
+            windows: BTreeSet::new(),
             overlapping: Vec::new(),
             tracing: std::env::var_os("SOAK_TRACE").is_some(),
             outcome: Outcome::default(),
@@ -306,10 +416,27 @@ impl Run {
         self.world.control.clear_calls();
         self.clock
             .advance(Duration::from_secs(plan.wait_secs.into()));
-        self.inject_at(plan, At::BeforeUpload);
-        let mut waiters = self.arm_after_call_faults(plan);
+        self.inject_at(plan, At::BeforeUpload).await;
+        let waiters = self.arm_after_call_faults(plan);
         let (file, ids) = self.compose(plan);
-        let Some(upload) = bounded(self.manager.upload(&file, &ids)).await else {
+        let kill = plan.faults.iter().find_map(|t| match (t.at, t.fault) {
+            (At::AfterCall(k), Fault::KillMidUpload) => Some(k),
+            _ => None,
+        });
+        let upload = match kill {
+            None => bounded(self.manager.upload(&file, &ids)).await,
+            Some(k) => {
+                let control = self.world.control.clone();
+                tokio::select! {
+                    biased;
+                    upload = bounded(self.manager.upload(&file, &ids)) => upload,
+                    _ = control.wait_for_calls(k.into()) => {
+                        return self.died_mid_upload(n, &ids, waiters).await;
+                    }
+                }
+            }
+        };
+        let Some(upload) = upload else {
             self.overran(n, "upload");
             return self.give_up(&ids, "the upload did not return");
         };
@@ -323,7 +450,7 @@ impl Run {
                 serde_json::to_string(&upload.importing_parameters).unwrap_or_default()
             )
         });
-        self.inject_at(plan, At::AfterUpload);
+        self.inject_at(plan, At::AfterUpload).await;
         self.check_upload(n, &ids, &upload);
         if plan
             .faults
@@ -353,13 +480,7 @@ impl Run {
             self.check_poll(n, &poll, &params);
             verdicts.extend(self.stats(n, &upload, &params));
         }
-        waiters.abort_all();
-        while let Some(done) = waiters.join_next().await {
-            if let Ok(Some(fault)) = done {
-                self.trace(|| format!("injected after a call: {fault}"));
-                self.injected(fault);
-            }
-        }
+        self.collect(waiters).await;
         let calls = self.world.control.calls().len();
         if calls > MAX_CALLS_PER_BATCH {
             self.violation(
@@ -367,15 +488,69 @@ impl Run {
                 format!("batch {n}: {calls} calls to the service and SQL API (bound {MAX_CALLS_PER_BATCH})"),
             );
         }
-        self.trace(|| {
-            format!(
-                "batch {n}: verdicts {verdicts:?}; channels {:?}",
-                self.world.control.channels()
-            )
-        });
+        self.trace(|| format!("batch {n}: verdicts {verdicts:?}; calls: {}", self.calls()));
         self.record(n, plan.bad_line.is_some(), &verdicts);
         self.poll_overlapping(n).await;
         self.check_rows(n, false);
+    }
+
+    /// Faults injected after a call, once the batch is done: counted, and the waits for calls that never came
+    /// ended.
+    async fn collect(&mut self, mut waiters: tokio::task::JoinSet<Option<Fault>>) {
+        waiters.abort_all();
+        while let Some(done) = waiters.join_next().await {
+            if let Ok(Some(fault)) = done {
+                self.trace(|| format!("injected after a call: {fault}"));
+                self.injected(fault);
+            }
+        }
+    }
+
+    /// The manager's process died right after the batch's `k`-th call, in the middle of the upload: the router
+    /// never heard of the upload and sends every job again; rows appended before the death may land twice (the
+    /// named window), once per death.
+    async fn died_mid_upload(
+        &mut self,
+        n: usize,
+        ids: &[i64],
+        waiters: tokio::task::JoinSet<Option<Fault>>,
+    ) {
+        self.trace(|| {
+            format!(
+                "batch {n}: the manager dies mid-upload; calls: {}",
+                self.calls()
+            )
+        });
+        self.count("manager died mid-upload");
+        self.injected(Fault::KillMidUpload);
+        self.manager = self.connect();
+        for id in ids {
+            if let Some(entry) = self.jobs.get_mut(id) {
+                entry
+                    .history
+                    .push(format!("batch {n}: the manager died mid-upload"));
+                entry.landed_causes.push("died-mid-upload");
+                entry.line_missing = false;
+            }
+        }
+        self.collect(waiters).await;
+        self.check_rows(n, false);
+    }
+
+    /// The batch's calls so far, numbered as [`At::AfterCall`] counts them, for traces.
+    fn calls(&self) -> String {
+        let calls: Vec<String> = self
+            .world
+            .control
+            .calls()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let fault = c.fault.as_deref().map(|f| format!(" ({f})"));
+                format!("{} {}{}", i + 1, c.endpoint, fault.unwrap_or_default())
+            })
+            .collect();
+        calls.join(", ")
     }
 
     /// A second manager (another process of the same destination and instance, sharing the state store)
@@ -469,14 +644,18 @@ impl Run {
     fn arm_after_call_faults(&self, plan: &BatchPlan) -> tokio::task::JoinSet<Option<Fault>> {
         let mut waiters = tokio::task::JoinSet::new();
         for timed in &plan.faults {
+            // A restart or a table replaced would cut a call short; a death mid-upload is played by the batch.
             if let At::AfterCall(k) = timed.at
-                && timed.fault != Fault::RestartManager
+                && !matches!(
+                    timed.fault,
+                    Fault::RestartManager | Fault::ReplaceTable(_) | Fault::KillMidUpload
+                )
             {
-                let (control, fault) = (self.world.control.clone(), timed.fault);
+                let (injector, fault) = (self.injector.clone(), timed.fault);
                 waiters.spawn(async move {
-                    let fired = control.wait_for_calls(k.into()).await;
+                    let fired = injector.control.wait_for_calls(k.into()).await;
                     if fired {
-                        apply(&control, fault);
+                        injector.apply(fault).await;
                     }
                     fired.then_some(fault)
                 });
@@ -499,7 +678,7 @@ impl Run {
             0
         };
         for i in 0..MAX_POLLS {
-            self.inject_at(plan, At::BeforePoll(i));
+            self.inject_at(plan, At::BeforePoll(i)).await;
             if self.commit == CommitMode::Flushed && i >= flush_at {
                 self.world.control.flush();
             }
@@ -561,7 +740,7 @@ impl Run {
         for id in ids {
             if let Some(entry) = self.jobs.get_mut(id) {
                 entry.history.push(why.to_owned());
-                entry.landed_causes.push("the soak gave up on the call");
+                entry.landed_causes.push("soak-gave-up");
             }
         }
     }
@@ -569,7 +748,10 @@ impl Run {
     /// Faults stop: failed jobs are sent again until none is left, within a bounded number of batches.
     async fn quiesce(&mut self, batches: usize) {
         let control = self.world.control.clone();
-        control.clear_faults();
+        match self.backend {
+            Backend::Sidecar => control.clear_faults(),
+            Backend::Rest => inject::clear_rest(&control),
+        }
         control.resume_commits(None);
         self.clock.advance(Duration::from_secs(2 * 3600));
         control.flush();
