@@ -67,7 +67,7 @@ enum Cmd {
         /// How many schedules to run (on each backend).
         #[arg(long, default_value_t = 1000)]
         schedules: usize,
-        /// REST: also reject rows at commit (off until the manager aborts the jobs of rejected rows).
+        /// REST: also reject rows at commit (see the soak's README for the cases still open).
         #[arg(long)]
         rejected_rows: bool,
         /// The seed every schedule's seed derives from (decimal or 0x-hex); random when absent.

@@ -45,8 +45,8 @@ pub use kind::FailureKind;
 #[cfg(any(test, feature = "mock"))]
 pub use manager::MockChannels;
 pub use manager::{
-    AppendOutcome, Channel, ChannelId, ChannelManager, ChannelSettings, Channels, EntryRows,
-    EntryVerdict, FailedRows, Positions, Rejected, Segment,
+    AppendOutcome, Channel, ChannelId, ChannelManager, ChannelSettings, Channels, CommitWait,
+    EntryRows, EntryVerdict, FailedRows, Positions, Rejected, Segment,
 };
 pub use snowpipe_auth::KeyError;
 pub use sql_api::{SqlApiConfig, SqlApiWarehouse};

@@ -35,6 +35,10 @@ pub struct TableState {
     /// rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors_at_opening: Option<(u64, i64)>,
+    /// The service's count of rows inserted when that opening was fenced: with `errors_at_opening`, the
+    /// counters clear the epoch's committed rows once they have grown by as many rows as its token counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inserted_at_opening: Option<u64>,
 }
 
 /// Where tables' channel states are kept between processes.

@@ -9,7 +9,7 @@ use std::{
 
 use futures_util::{StreamExt as _, future, stream};
 use snowpipe_api::Row;
-use snowpipe_channels::{AppendOutcome, ChannelError, FailureKind};
+use snowpipe_channels::{AppendOutcome, ChannelError, CommitWait, FailureKind};
 use snowpipe_discards::{Coercer, DISCARDS_TABLE, discards_schema};
 use snowpipe_grouping::{
     Batch, ReadErrorKind, ReadOptions, TableBatch, UploadTime, count_duplicates, counts_duplicates,
@@ -453,8 +453,11 @@ impl Manager {
                     .wait_for_commit(DISCARDS_TABLE, &appended.segments, wait)
                     .await
                 {
-                    Ok(true) => None,
-                    Ok(false) => Some(format!(
+                    Ok(CommitWait::Committed) => None,
+                    Ok(CommitWait::Rejected(message)) => Some(format!(
+                        "{message}: the discard rows were not all kept, so the table's rows were not sent and the jobs are retried"
+                    )),
+                    Ok(CommitWait::NotCommitted) => Some(format!(
                         "the discard rows did not commit within {}; the table's rows were not sent and the jobs are retried",
                         humanize(wait)
                     )),

@@ -5,8 +5,8 @@ use std::{io::Write as _, sync::Arc, time::Duration};
 use serde_json::json;
 use snowpipe_api::{ChannelHandle, ChannelRef, ChannelStatus, Progress, TableRef};
 use snowpipe_channels::{
-    AppendOutcome, BackoffActive, Channel, ChannelError, DdlStep, EntryRows, EntryVerdict,
-    FailedRows, MockChannels, Segment, WarehouseError,
+    AppendOutcome, BackoffActive, Channel, ChannelError, CommitWait, DdlStep, EntryRows,
+    EntryVerdict, FailedRows, MockChannels, Segment, WarehouseError,
     token::Epoch,
     verdict::{Rest, SegmentVerdict, Undecidable},
 };
@@ -385,7 +385,13 @@ async fn a_table_whose_discard_rows_do_not_commit_in_time_sends_nothing() {
             .expect_wait_for_commit()
             .withf(|table, segments, _| table == "RUDDER_DISCARDS" && segments.len() == 1)
             .times(1)
-            .returning(move |_, _, _| Ok(committed));
+            .returning(move |_, _, _| {
+                Ok(if committed {
+                    CommitWait::Committed
+                } else {
+                    CommitWait::NotCommitted
+                })
+            });
         channels
             .expect_append()
             .withf(|table, _| table == "A")

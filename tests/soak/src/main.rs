@@ -44,8 +44,8 @@ struct Args {
     /// The backend the manager runs on (each with its own faults); `both` runs REST, then the sidecar.
     #[arg(long, value_enum, default_value_t = Backends::Both)]
     backend: Backends,
-    /// REST: also reject rows at commit (off until the manager aborts the jobs of rejected rows; a seed names
-    /// the same schedule with or without them).
+    /// REST: also reject rows at commit (a seed names the same schedule with or without them; see the
+    /// README for the cases still open).
     #[arg(long)]
     rejected_rows: bool,
     /// How many schedules to run (on each backend).

@@ -698,9 +698,11 @@ pub fn schedule() -> impl Strategy<Value = Schedule> {
 /// What a soak may generate beyond the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
-    /// REST: rows rejected at commit ([`Fault::RejectRows`]). Off by default until the manager aborts the
-    /// jobs of rejected rows (issue 17); schedules keep their other faults either way, so a seed names the
-    /// same schedule with or without them.
+    /// REST: rows rejected at commit ([`Fault::RejectRows`]). Off by default: the manager aborts the jobs
+    /// of rejected rows from the channel's counters, but a poller without the epoch's fence counters (a
+    /// fresh process without a state store) cannot tell counters that lag the token, and a few schedules
+    /// still call such a job succeeded (see the README). Schedules keep their other faults either way, so a
+    /// seed names the same schedule with or without them.
     pub rejected_rows: bool,
 }
 

@@ -427,10 +427,9 @@ async fn rest_overlapping_managers_and_openers_by_hand_break_nothing() {
 }
 
 /// Rows Snowflake rejects at commit (trap 5; trap 12 on the discards channel): the jobs whose rows were
-/// rejected must be aborted with the service's message, never called succeeded. The manager does not read
-/// the counters yet (issue 17): today it calls the job succeeded although its row never landed.
+/// rejected must be aborted with the service's message, never called succeeded (the manager reads the
+/// channel's error counters at poll).
 #[tokio::test]
-#[ignore = "until the manager aborts the jobs of rows rejected at commit (issue 17)"]
 async fn rest_rows_rejected_at_commit_abort_their_jobs() {
     let reject = |target| Fault::RejectRows {
         target,

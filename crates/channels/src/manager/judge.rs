@@ -6,10 +6,13 @@ use std::{collections::HashMap, time::Duration};
 
 use snowpipe_api::{Backend, BackendExt as _, ChannelHandle, ChannelStatus, Progress, RowCounters};
 
-use super::{ChannelId, ChannelManager, EntryRows, EntryVerdict, Positions, Rejected, Segment};
+use super::{
+    Baseline, ChannelId, ChannelManager, CommitWait, EntryRows, EntryVerdict, Positions, Rejected,
+    Segment,
+};
 use crate::{
     ChannelError, Warehouse,
-    token::{Committed, Epoch, Token},
+    token::{Committed, Token},
     verdict::{self, Fencing, Rest, SegmentVerdict, Undecidable},
 };
 
@@ -173,7 +176,16 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             let verdict = match status {
                 Some(status) if status.valid => {
                     let view = self.view(&entry.table, status.committed.as_deref()).await;
-                    let segments = self.judge_with(&view, &entry.segments);
+                    let mut segments = self.judge_with(&view, &entry.segments);
+                    if let (View::Token(token, _), Progress::Counters(counters)) =
+                        (&view, &status.progress)
+                        && self.counters_lag(&entry.table, token, counters).await
+                    {
+                        // The token says more committed than the counters have counted: some of those rows
+                        // may yet be rejected. Still in flight until the counters catch up.
+                        tracing::debug!(table = %entry.table, "the channel's counters lag its committed token; judging again later");
+                        Self::hold_back(&mut segments, &entry.segments, token);
+                    }
                     let in_flight = segments.iter().any(|v| v.rest == Rest::InFlight);
                     if settle && in_flight {
                         // Bulk status can call a broken channel valid: ask the channel itself before settling.
@@ -269,15 +281,8 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 newly = counters.rows_error_count - before;
                 writer.errors_counted = Some((counters.created_on_ms, counters.rows_error_count));
             }
-            let mut baselines: Vec<(Epoch, u64, i64)> =
-                writer.fence_errors.iter().copied().collect();
-            if let Some(kept) = self.state.load(table)
-                && let (Ok(opening), Some((errors, created))) =
-                    (Token::parse(&kept.opening), kept.errors_at_opening)
-            {
-                baselines.push((opening.epoch, errors, created));
-            }
-            baselines
+            drop(writer);
+            self.baselines(table).await
         };
         let bound = counters
             .last_error_offset_upper_bound
@@ -303,10 +308,10 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 if through < p.first {
                     return None;
                 }
-                let unmoved = baselines.iter().any(|&(epoch, errors, created)| {
-                    epoch == p.epoch
-                        && created == counters.created_on_ms
-                        && errors == counters.rows_error_count
+                let unmoved = baselines.iter().any(|b| {
+                    b.epoch == p.epoch
+                        && b.created_on_ms == counters.created_on_ms
+                        && b.errors == counters.rows_error_count
                 });
                 if unmoved {
                     return None;
@@ -326,6 +331,57 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             })
             .collect();
         (rejected, newly)
+    }
+
+    /// The counters of the table's recent fences: this process's, and the state store's last opening.
+    async fn baselines(&self, table: &str) -> Vec<Baseline> {
+        let mut baselines: Vec<Baseline> = self
+            .writer(table)
+            .lock()
+            .await
+            .fence_errors
+            .iter()
+            .copied()
+            .collect();
+        if let Some(kept) = self.state.load(table)
+            && let (Ok(opening), Some((errors, created_on_ms))) =
+                (Token::parse(&kept.opening), kept.errors_at_opening)
+        {
+            baselines.push(Baseline {
+                epoch: opening.epoch,
+                errors,
+                inserted: kept.inserted_at_opening,
+                created_on_ms,
+            });
+        }
+        baselines
+    }
+
+    /// Whether the counters lag the committed token: in the token's epoch, fenced on this incarnation of
+    /// the channel, the rows counted since the fence (inserted or rejected) fall short of the rows the
+    /// token says committed. Without a baseline for the epoch there is nothing to compare: not lagging.
+    async fn counters_lag(&self, table: &str, token: &Token, counters: &RowCounters) -> bool {
+        self.baselines(table).await.iter().any(|b| {
+            b.epoch == token.epoch
+                && b.created_on_ms == counters.created_on_ms
+                && b.inserted.is_some_and(|inserted| {
+                    counters.rows_inserted.saturating_sub(inserted)
+                        + counters.rows_error_count.saturating_sub(b.errors)
+                        < token.position
+                })
+        })
+    }
+
+    /// Turns what the token's epoch committed of each segment back into rows in flight.
+    fn hold_back(verdicts: &mut [SegmentVerdict], positions: &[Positions], token: &Token) {
+        for (verdict, p) in verdicts.iter_mut().zip(positions) {
+            if p.epoch == token.epoch && verdict.committed_through >= p.first {
+                *verdict = SegmentVerdict {
+                    committed_through: p.first.saturating_sub(1),
+                    rest: Rest::InFlight,
+                };
+            }
+        }
     }
 
     /// See [`Channels::check_stalled`](super::Channels::check_stalled).
@@ -360,7 +416,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         table: &str,
         segments: &[Segment],
         within: Duration,
-    ) -> Result<bool, ChannelError> {
+    ) -> Result<CommitWait, ChannelError> {
         let positions: Vec<Positions> = segments
             .iter()
             .map(|s| Positions {
@@ -373,7 +429,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         let mut step = POLL_FIRST;
         loop {
             let Some(channel) = self.writer(table).lock().await.channel.clone() else {
-                return Ok(false);
+                return Ok(CommitWait::NotCommitted);
             };
             let status = self
                 .backend
@@ -383,19 +439,32 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                     self.service_error(table, "reading the channel's status", source)
                 })?;
             let Some(status) = status.filter(|s| s.valid) else {
-                return Ok(false);
+                return Ok(CommitWait::NotCommitted);
             };
             let view = self.view(table, status.committed.as_deref()).await;
-            let verdicts = self.judge_with(&view, &positions);
+            let mut verdicts = self.judge_with(&view, &positions);
+            let counters = match &status.progress {
+                Progress::Counters(c) => Some(c),
+                _ => None,
+            };
+            if let (View::Token(token, _), Some(counters)) = (&view, counters)
+                && self.counters_lag(table, token, counters).await
+            {
+                Self::hold_back(&mut verdicts, &positions, token);
+            }
             if verdicts.iter().all(|v| v.rest == Rest::Nothing) {
-                return Ok(true);
+                let (rejected, _) = self.rejected(table, &positions, &verdicts, counters).await;
+                return Ok(match rejected.into_iter().flatten().next() {
+                    Some(rejected) => CommitWait::Rejected(rejected.message),
+                    None => CommitWait::Committed,
+                });
             }
             if verdicts
                 .iter()
                 .any(|v| !matches!(v.rest, Rest::Nothing | Rest::InFlight))
                 || waited >= within
             {
-                return Ok(false);
+                return Ok(CommitWait::NotCommitted);
             }
             self.sleep.sleep(step).await;
             waited += step;

@@ -184,14 +184,14 @@ pub trait Channels: Send + Sync {
     /// only rows provably not in are sent again. `Err` when nothing was handed over.
     async fn append(&self, table: &str, rows: Vec<Row>) -> Result<AppendOutcome, ChannelError>;
 
-    /// Waits, at most `within`, until every row of `segments` of the table's channel committed. `false`
-    /// when some did not (yet, or ever).
+    /// Waits, at most `within`, until every row of `segments` of the table's channel committed and the
+    /// channel's counters (where the backend keeps them) clear them.
     async fn wait_for_commit(
         &self,
         table: &str,
         segments: &[Segment],
         within: Duration,
-    ) -> Result<bool, ChannelError>;
+    ) -> Result<CommitWait, ChannelError>;
 
     /// Judges import entries. A channel the backend lost or reports invalid is reopened (one writer at a
     /// time) and its rows judged from that opening; with `settle`, so is every channel whose rows are still
@@ -301,9 +301,10 @@ struct Writer {
     committed_seen: Option<Token>,
     /// Why the opening knows nothing before its list's start, when not because the list ran out.
     horizon: Option<Undecidable>,
-    /// Rows rejected at commit (the service's counter) when each recent epoch was fenced, with the
-    /// channel's creation time then: an epoch whose count has not moved since had nothing rejected.
-    fence_errors: VecDeque<(Epoch, u64, i64)>,
+    /// The service's counters when each recent epoch was fenced: an epoch whose rejected count has not
+    /// moved since had nothing rejected, and its committed rows are cleared once the counters grew by as
+    /// many.
+    fence_errors: VecDeque<Baseline>,
     /// The counters of the last open's answer.
     opened_counters: Option<RowCounters>,
     /// The highest rejected-rows count seen per incarnation (creation time), for the metric.
@@ -312,6 +313,29 @@ struct Writer {
 
 /// How many epochs' fence counts a writer remembers.
 const FENCE_ERRORS_KEPT: usize = 32;
+
+/// A channel's counters when an epoch was fenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Baseline {
+    epoch: Epoch,
+    /// Rows rejected at commit so far.
+    errors: u64,
+    /// Rows inserted so far (unknown in states kept by earlier releases).
+    inserted: Option<u64>,
+    /// The incarnation the counts belong to.
+    created_on_ms: i64,
+}
+
+/// How a bounded wait for rows to commit ended ([`Channels::wait_for_commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitWait {
+    /// Every row committed, and the channel's counters (where the backend keeps them) clear them.
+    Committed,
+    /// Some rows are not committed yet, or never will be.
+    NotCommitted,
+    /// Snowflake may have rejected some of the rows at commit; its message.
+    Rejected(String),
+}
 
 /// The channels of one destination and partition, over a [`Backend`] and a [`Warehouse`]. Safe to share
 /// between tasks: each table has one writer at a time, and no lock but a table's own writer is held across
@@ -617,7 +641,7 @@ impl<B: Backend, W: Warehouse> Channels for ChannelManager<B, W> {
         table: &str,
         segments: &[Segment],
         within: Duration,
-    ) -> Result<bool, ChannelError> {
+    ) -> Result<CommitWait, ChannelError> {
         self.wait_committed(table, segments, within).await
     }
 

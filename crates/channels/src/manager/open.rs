@@ -15,7 +15,7 @@ use snowpipe_api::{
 };
 use snowpipe_grouping::Schema;
 
-use super::{Channel, ChannelId, ChannelManager, FENCE_ERRORS_KEPT, Writer};
+use super::{Baseline, Channel, ChannelId, ChannelManager, FENCE_ERRORS_KEPT, Writer};
 use crate::{
     ChannelError, Warehouse,
     state::TableState,
@@ -183,13 +183,19 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                     committed_seen: found,
                     horizon: horizon.map(|h| h.as_str().to_owned()),
                     errors_at_opening,
+                    inserted_at_opening: counters.as_ref().map(|c| c.rows_inserted),
                 },
             );
-            if let Some((errors, created)) = errors_at_opening {
+            if let Some(c) = &counters {
                 if writer.fence_errors.len() >= FENCE_ERRORS_KEPT {
                     writer.fence_errors.pop_front();
                 }
-                writer.fence_errors.push_back((epoch, errors, created));
+                writer.fence_errors.push_back(Baseline {
+                    epoch,
+                    errors: c.rows_error_count,
+                    inserted: Some(c.rows_inserted),
+                    created_on_ms: c.created_on_ms,
+                });
             }
             writer.opened_counters = counters;
             writer.channel = Some(Arc::clone(&channel));

@@ -1899,21 +1899,23 @@ async fn wait_for_commit_answers_true_once_the_rows_commit() {
     mem.open().await;
     let first = mem.append(&["a"]).await;
     mem.backend.commit();
-    assert!(
+    assert_eq!(
         mem.manager
             .wait_for_commit(TABLE, &first.segments, Duration::from_secs(1))
             .await
-            .unwrap()
+            .unwrap(),
+        CommitWait::Committed
     );
     assert!(mem.waits.log().is_empty(), "committed already: no wait");
 
     // Rows that commit while it waits.
     let second = mem.append(&["b"]).await;
-    assert!(
+    assert_eq!(
         mem.manager
             .wait_for_commit(TABLE, &second.segments, Duration::from_secs(1))
             .await
-            .unwrap()
+            .unwrap(),
+        CommitWait::Committed
     );
     assert_eq!(mem.waits.log().len(), 1);
     assert_eq!(mem.rows(), texts(&["a", "b"]));
@@ -1927,11 +1929,12 @@ async fn wait_for_commit_waits_for_every_segment() {
     mem.backend.commit();
     let second = mem.append(&["b"]).await;
     let segments = [first.segments[0].clone(), second.segments[0].clone()];
-    assert!(
+    assert_eq!(
         mem.manager
             .wait_for_commit(TABLE, &segments, Duration::from_secs(1))
             .await
             .unwrap(),
+        CommitWait::Committed,
         "the first segment committed, the second commits during the wait"
     );
     assert_eq!(mem.waits.log().len(), 1, "it waited for the second segment");
@@ -1943,11 +1946,12 @@ async fn wait_for_commit_answers_false_when_the_wait_runs_out() {
     mem.open().await;
     let appended = mem.append(&["a"]).await;
     let within = Duration::from_millis(100);
-    assert!(
-        !mem.manager
+    assert_eq!(
+        mem.manager
             .wait_for_commit(TABLE, &appended.segments, within)
             .await
-            .unwrap()
+            .unwrap(),
+        CommitWait::NotCommitted
     );
     let log = mem.waits.log();
     assert!(mem.waits.total() >= within, "{log:?}");
@@ -1965,11 +1969,12 @@ async fn wait_for_commit_answers_false_at_once_for_lost_rows() {
     let appended = mem.append(&["a"]).await;
     mem.reopen(&channel).await;
     let waited = mem.waits.log().len();
-    assert!(
-        !mem.manager
+    assert_eq!(
+        mem.manager
             .wait_for_commit(TABLE, &appended.segments, Duration::from_secs(1))
             .await
-            .unwrap()
+            .unwrap(),
+        CommitWait::NotCommitted
     );
     assert_eq!(mem.waits.log().len(), waited, "nothing to wait for");
 }

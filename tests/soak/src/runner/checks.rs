@@ -62,6 +62,7 @@ impl Run {
             .succeeded_keys
             .iter()
             .chain(&stats.metadata.failed_keys)
+            .chain(&stats.metadata.aborted_keys)
             .copied()
             .collect();
         judged.sort_unstable();

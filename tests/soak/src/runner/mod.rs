@@ -731,6 +731,15 @@ impl Run {
                 .unwrap_or_default();
             verdicts.insert(*id, Verdict::Failed(why));
         }
+        for id in &stats.metadata.aborted_keys {
+            let why = stats
+                .metadata
+                .aborted_reasons
+                .get(id)
+                .cloned()
+                .unwrap_or_default();
+            verdicts.insert(*id, Verdict::Aborted(why));
+        }
         verdicts
     }
 
