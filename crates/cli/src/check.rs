@@ -3,7 +3,7 @@
 //!
 //! Each check is a function of [`Context`] in [`CHECKS`]; one that needs what an earlier one found (the
 //! destination, the key) says it was skipped when that failed. Adding a check is adding a function to
-//! the list (the REST backend's scoped token and pipe, for one).
+//! the list.
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -57,6 +57,7 @@ const CHECKS: &[Check] = &[
     |cx| Box::pin(destination_and_settings(cx)),
     |cx| Box::pin(private_key(cx)),
     |cx| Box::pin(account(cx)),
+    |cx| Box::pin(ingest_host(cx)),
     |cx| Box::pin(database_and_schema(cx)),
 ];
 
@@ -231,6 +232,35 @@ async fn account(cx: &mut Context<'_>) {
             "account: cannot reach the SQL API at {url}: {error}; check --sql-api-url (default https://<account>.snowflakecomputing.com) and the account identifier"
         )),
         Err(error) => cx.fail(format!("account: the SQL API at {url} answered: {error}")),
+    }
+}
+
+/// On REST: the ingest host's discovery and the scoped token exchange, as the first upload does them.
+async fn ingest_host(cx: &mut Context<'_>) {
+    if cx.global.backend != crate::args::BackendArg::Rest {
+        return;
+    }
+    if cx.key.is_none() {
+        return cx.skip("ingest host", "no usable key");
+    }
+    let Some(destination) = cx.destination.clone() else {
+        return;
+    };
+    let connection = match settings::Endpoints::from_options(cx.global)
+        .and_then(|endpoints| settings::connection(cx.global, &endpoints))
+    {
+        Ok(connection) => connection,
+        Err(error) => return cx.fail(format!("ingest host: {error}")),
+    };
+    match snowpipe_manager::check_rest_access(&destination, &connection).await {
+        Ok(Some(url)) => cx.pass(format!(
+            "ingest host: {url} (discovered unless --ingest-url gave it) issued a scoped token for the key pair"
+        )),
+        Ok(None) => {}
+        Err(error) => cx.fail(format!(
+            "ingest host: {}; check the account identifier, that the user's role may use the database, and --ingest-url for PrivateLink",
+            one_line(&error)
+        )),
     }
 }
 

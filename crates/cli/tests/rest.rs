@@ -97,3 +97,30 @@ fn an_import_is_polled_on_the_backend_that_wrote_it() {
         .args(["poll", "--import-id", &import_id]));
     polled.assert_usage_error(&["--import-id", "sidecar", "--backend sidecar"]);
 }
+
+#[test]
+fn check_on_rest_gets_a_scoped_token_from_the_discovered_ingest_host() {
+    let world = World::start(Duration::ZERO);
+    let ran = run(world.rest_command().arg("check"));
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let url = world.emulator.base_url();
+    assert!(
+        ran.stdout.lines().any(|l| l.starts_with("✓ ingest host: ")
+            && l.contains(url.as_str())
+            && l.contains("scoped token")),
+        "{ran:?}"
+    );
+    assert!(world.control.channels().is_empty(), "no channel opened");
+
+    // An ingest host that does not answer: a ✗ naming it, exit status 1.
+    let ran = run(world
+        .rest_command()
+        .args(["--ingest-url", "http://127.0.0.1:9", "check"]));
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stdout
+            .lines()
+            .any(|l| l.starts_with("✗ ingest host: ") && l.contains("127.0.0.1:9")),
+        "{ran:?}"
+    );
+}

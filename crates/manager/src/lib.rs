@@ -26,7 +26,9 @@ pub use import::{
     DecodeError, EntrySegment, FailedJobParameters, ImportEntry, ImportId, ImportParameters,
     JobIdRange, JobRuns, SCHEME,
 };
-pub use manager::{BackendConfig, ConnectError, Connection, Destination, Manager, RestOptions};
+pub use manager::{
+    BackendConfig, ConnectError, Connection, Destination, Manager, RestOptions, check_rest_access,
+};
 pub use output::{PollOutput, StatsMetadata, UploadOutput, UploadStatsOutput};
 pub use settings::Settings;
 /// The REST client's compression choice, for [`RestOptions`].

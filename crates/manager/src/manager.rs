@@ -168,6 +168,42 @@ pub(crate) fn decode_config(destination: &Destination) -> Result<DestinationConf
     })
 }
 
+/// On the REST backend, discovers the account's ingest host and exchanges the destination's key-pair JWT
+/// for a scoped token there, writing nothing: `Ok` with the ingest host's URL, `Ok(None)` on the sidecar
+/// backend (nothing to ask), `Err` with what failed.
+///
+/// # Errors
+///
+/// The destination does not decode, the REST client cannot be set up, or discovery or the exchange failed
+/// (the error says which host answered what).
+pub async fn check_rest_access(
+    destination: &Destination,
+    connection: &Connection,
+) -> Result<Option<String>, String> {
+    let BackendConfig::Rest(options) = &connection.backend else {
+        return Ok(None);
+    };
+    let config = decode_config(destination)?;
+    let credentials = Credentials::KeyPair {
+        private_key: config.private_key,
+        passphrase: config.private_key_passphrase,
+    };
+    let mut rest = RestConfig::new(config.account, config.user, credentials);
+    rest.role = Some(config.role).filter(|r| !r.trim().is_empty());
+    rest.account_url = connection.sql_api_url.clone();
+    rest.ingest_url = options.ingest_url.clone();
+    rest.timeout = options.timeout;
+    rest.connect_timeout = options.connect_timeout;
+    rest.retry = options.retry.clone();
+    rest.sleep = Arc::clone(&options.sleep);
+    let client = RestClient::new(rest).map_err(|e| e.to_string())?;
+    client
+        .authenticate()
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 impl Manager {
     /// A manager over a channel layer (which holds the backend, the warehouse client and the auth backoff)
     /// and a clock.

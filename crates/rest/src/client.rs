@@ -170,6 +170,23 @@ impl RestClient {
             .clone())
     }
 
+    /// Discovers the ingest host (unless configured) and obtains a token for it: the scoped token from the
+    /// key-pair exchange, or the programmatic access token. Answers the ingest host's base URL. What
+    /// `check` asks before the first upload: nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// Discovery or the exchange failed: credentials or role refused ([`Error::Auth`]), or a host
+    /// unreachable.
+    pub async fn authenticate(&self) -> Result<String, Error> {
+        let ingest = self.ingest_url().await?;
+        self.session
+            .bearer()
+            .await
+            .map_err(|f| Failed::from(f).into_error(Call::OpenChannel))?;
+        Ok(ingest)
+    }
+
     /// The slot holding a channel's continuation token.
     pub(crate) fn slot(&self, channel: &ChannelRef) -> Arc<tokio::sync::Mutex<Option<String>>> {
         let key = format!("{}/{}", names::pipe_path(&channel.table), channel.name());
