@@ -1,6 +1,7 @@
 //! `cargo xtask bench e2e`: the whole product on a 100 MB batch, against the release emulator in its own
-//! process, timed against the floor of reading the file and gzip-compressing its rows; five rounds of both,
-//! medians reported.
+//! process, on both backends alternately (the sidecar protocol and Snowflake's REST API), each timed against
+//! its own floor: reading the file and compressing its rows with that backend's compression (gzip for the
+//! sidecar, zstd for REST, level 1 as inserts are sent); six rounds of each, medians reported.
 //!
 //! The manager runs as the release `snowpipe-streaming run` in its own process too, so its peak RSS is its
 //! own (measured by `/usr/bin/time`, when the machine has it).
@@ -19,8 +20,61 @@ use flate2::{Compression, write::GzEncoder};
 
 const EVENTS: usize = 200_000;
 const TABLES: usize = 20;
-/// Rounds of floor + run; the figures reported are the medians.
-const ROUNDS: usize = 5;
+/// Rounds of floor + run per backend; the figures reported are the medians.
+const ROUNDS: usize = 6;
+
+/// The backends measured, each with its compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sidecar,
+    Rest,
+}
+
+impl Backend {
+    const BOTH: [Self; 2] = [Self::Sidecar, Self::Rest];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sidecar => "sidecar",
+            Self::Rest => "rest",
+        }
+    }
+
+    /// The command's options that point it at the emulator on this backend.
+    fn options(self, url: &str) -> Vec<String> {
+        let mut options = vec!["--account-url".to_owned(), url.to_owned()];
+        if self == Self::Sidecar {
+            options.extend(["--backend", "sidecar", "--service-url", url].map(str::to_owned));
+        }
+        options
+    }
+}
+
+/// One backend's figures.
+#[derive(Debug, Default)]
+struct Figures {
+    walls: Vec<f64>,
+    floors: Vec<f64>,
+    peak_rss: u64,
+    lag_plain: Vec<f64>,
+    lag_discarding: Vec<f64>,
+}
+
+impl Figures {
+    /// The JSON object of these figures (the sidecar's keys, kept at the top level of `e2e.json`).
+    fn json(&mut self) -> String {
+        let (wall, floor) = (median(&mut self.walls), median(&mut self.floors));
+        let (plain, discarding) = (
+            median(&mut self.lag_plain),
+            median(&mut self.lag_discarding),
+        );
+        format!(
+            "\"events\":{EVENTS},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{:.3},\"peakRssBytes\":{},\"commitLag\":{{\"lag\":\"{COMMIT_LAG}\",\"wallSeconds\":{plain:.3},\"withDiscardsWallSeconds\":{discarding:.3}}}",
+            wall / floor,
+            self.peak_rss
+        )
+    }
+}
 
 /// Runs the benchmark and writes `target/bench/e2e.json`.
 pub(crate) fn run(root: &Path) -> Result<()> {
@@ -39,55 +93,65 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let file_bytes = generate(&events, &rows)?;
     eprintln!("bench e2e: {EVENTS} events over {TABLES} tables, {file_bytes} bytes");
 
-    // This machine's neighbours come and go: several rounds, each measuring the floor and the run back to
-    // back, and the medians reported.
+    // This machine's neighbours come and go: several rounds, each measuring each backend's floor and run
+    // back to back, the backends alternating, and the medians reported.
     let release = root.join("target/release");
-    let (mut walls, mut floors, mut peak_rss) = (Vec::new(), Vec::new(), 0);
+    let mut figures = [Figures::default(), Figures::default()];
     for round in 1..=ROUNDS {
-        let floor = floor_seconds(&events, &rows)?;
-        let (wall, rss) = timed_run(root, &release, &dir, &events, "0")?;
-        eprintln!(
-            "bench e2e: round {round}/{ROUNDS}: wall {wall:.2} s, floor {floor:.2} s, ratio {:.2}, peak RSS {:.1} MB",
-            wall / floor,
-            rss as f64 / 1e6
-        );
-        walls.push(wall);
-        floors.push(floor);
-        peak_rss = peak_rss.max(rss);
+        for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
+            let floor = floor_seconds(&events, &rows, backend)?;
+            let (wall, rss) = timed_run(root, &release, &dir, &events, "0", backend)?;
+            eprintln!(
+                "bench e2e: {} round {round}/{ROUNDS}: wall {wall:.2} s, floor {floor:.2} s, ratio {:.2}, peak RSS {:.1} MB",
+                backend.name(),
+                wall / floor,
+                rss as f64 / 1e6
+            );
+            figures.walls.push(wall);
+            figures.floors.push(floor);
+            figures.peak_rss = figures.peak_rss.max(rss);
+        }
     }
-    let (wall, floor) = (median(&mut walls), median(&mut floors));
-
-    let ratio = wall / floor;
-    #[allow(clippy::cast_precision_loss)]
-    let (mb, events_per_s) = (file_bytes as f64 / 1e6, EVENTS as f64 / wall);
 
     // What committing discard rows before their tables' rows costs when commits take time: the same batch
     // with a commit lag, as it is and with one event in a thousand carrying a value its column cannot take
     // (a discard row in every table), alternately.
     let mismatched = dir.join("e2e-events-discards.jsonl");
     with_mismatches(&events, &mismatched)?;
-    let (mut plain, mut discarding) = (Vec::new(), Vec::new());
     for round in 1..=LAG_ROUNDS {
-        let (a, _) = timed_run(root, &release, &dir, &events, COMMIT_LAG)?;
-        let (b, _) = timed_run(root, &release, &dir, &mismatched, COMMIT_LAG)?;
-        eprintln!(
-            "bench e2e: commit lag {COMMIT_LAG}, round {round}/{LAG_ROUNDS}: wall {a:.2} s without discard rows, {b:.2} s with"
-        );
-        plain.push(a);
-        discarding.push(b);
+        for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
+            let (a, _) = timed_run(root, &release, &dir, &events, COMMIT_LAG, backend)?;
+            let (b, _) = timed_run(root, &release, &dir, &mismatched, COMMIT_LAG, backend)?;
+            eprintln!(
+                "bench e2e: {} commit lag {COMMIT_LAG}, round {round}/{LAG_ROUNDS}: wall {a:.2} s without discard rows, {b:.2} s with",
+                backend.name()
+            );
+            figures.lag_plain.push(a);
+            figures.lag_discarding.push(b);
+        }
     }
-    let (plain, discarding) = (median(&mut plain), median(&mut discarding));
-    eprintln!(
-        "bench e2e: commit lag {COMMIT_LAG}: wall {plain:.2} s without discard rows, {discarding:.2} s with (discard rows commit before their tables' rows go out)"
-    );
-    let json = format!(
-        "{{\"events\":{EVENTS},\"fileBytes\":{file_bytes},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{ratio:.3},\"peakRssBytes\":{peak_rss},\"commitLag\":{{\"lag\":\"{COMMIT_LAG}\",\"wallSeconds\":{plain:.3},\"withDiscardsWallSeconds\":{discarding:.3}}}}}\n"
-    );
+    let [mut sidecar, mut rest] = figures;
+    let (sidecar_json, rest_json) = (sidecar.json(), rest.json());
+    let json = format!("{{\"fileBytes\":{file_bytes},{sidecar_json},\"rest\":{{{rest_json}}}}}\n");
     fs::write(dir.join("e2e.json"), &json)?;
+    #[allow(clippy::cast_precision_loss)]
+    let mb = file_bytes as f64 / 1e6;
+    for (backend, figures) in Backend::BOTH.into_iter().zip([&mut sidecar, &mut rest]) {
+        let (wall, floor) = (median(&mut figures.walls), median(&mut figures.floors));
+        eprintln!(
+            "bench e2e: {}: wall {wall:.2} s ({:.0} events/s, {:.1} MB/s), floor {floor:.2} s, ratio {:.2}, peak RSS {:.1} MB ({:.2}x the file)",
+            backend.name(),
+            EVENTS as f64 / wall,
+            mb / wall,
+            wall / floor,
+            figures.peak_rss as f64 / 1e6,
+            figures.peak_rss as f64 / file_bytes as f64
+        );
+    }
+    let (sidecar_wall, rest_wall) = (median(&mut sidecar.walls), median(&mut rest.walls));
     eprintln!(
-        "bench e2e: wall {wall:.2} s ({events_per_s:.0} events/s, {:.1} MB/s), floor {floor:.2} s, ratio {ratio:.2}, peak RSS {:.1} MB",
-        mb / wall,
-        peak_rss as f64 / 1e6
+        "bench e2e: REST's median wall over the sidecar's: {:.3}",
+        rest_wall / sidecar_wall
     );
     eprintln!(
         "bench e2e: figures written to target/bench/e2e.json: {}",
@@ -103,6 +167,7 @@ fn timed_run(
     dir: &Path,
     events: &Path,
     commit_lag: &str,
+    backend: Backend,
 ) -> Result<(f64, u64)> {
     let mut emulator = Command::new(release.join("snowpipe-emulator"))
         .args(["--port", "0", "--commit-lag", commit_lag, "--log", "warn"])
@@ -117,7 +182,7 @@ fn timed_run(
         let destination = dir.join("e2e-destination.json");
         let key = fs::read_to_string(root.join("crates/emulator/keys/demo_rsa_key.p8"))?;
         fs::write(&destination, serde_json_like(&key))?;
-        manager_run(release, &url, &destination, events)
+        manager_run(release, &backend.options(&url), &destination, events)
     })();
     let _ = emulator.kill();
     let _ = emulator.wait();
@@ -175,22 +240,26 @@ fn serde_json_like(key: &str) -> String {
 }
 
 /// Runs `snowpipe-streaming run` on the file; returns wall seconds and peak RSS bytes (0 when unknown).
-fn manager_run(release: &Path, url: &str, destination: &Path, events: &Path) -> Result<(f64, u64)> {
+fn manager_run(
+    release: &Path,
+    options: &[String],
+    destination: &Path,
+    events: &Path,
+) -> Result<(f64, u64)> {
     let program = release.join("snowpipe-streaming");
-    let args = [
+    let mut args = vec![
         "--destination".to_owned(),
         destination.display().to_string(),
-        "--service-url".to_owned(),
-        url.to_owned(),
-        "--sql-api-url".to_owned(),
-        url.to_owned(),
+    ];
+    args.extend(options.iter().cloned());
+    args.extend([
         "-q".to_owned(),
         "run".to_owned(),
         "--file".to_owned(),
         events.display().to_string(),
         "--poll-interval".to_owned(),
         "50ms".to_owned(),
-    ];
+    ]);
     let timer = Path::new("/usr/bin/time");
     let mut command = if timer.exists() {
         let mut c = Command::new(timer);
@@ -232,21 +301,33 @@ fn manager_run(release: &Path, url: &str, destination: &Path, events: &Path) -> 
     Ok((wall, rss_kb * 1024))
 }
 
-/// The floor: read the event file and gzip-compress the rows it carries (level 1, as inserts are sent).
-fn floor_seconds(events: &Path, rows: &Path) -> Result<f64> {
+/// The floor: read the event file and compress the rows it carries with the backend's compression (level
+/// 1, as inserts are sent: gzip for the sidecar, zstd for REST).
+fn floor_seconds(events: &Path, rows: &Path, backend: Backend) -> Result<f64> {
     let started = Instant::now();
     let mut file = Vec::new();
     fs::File::open(events)?.read_to_end(&mut file)?;
     let mut data = Vec::new();
     fs::File::open(rows)?.read_to_end(&mut data)?;
-    let mut gzip = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::new(1));
-    gzip.write_all(&data)?;
-    let compressed = gzip.finish()?;
+    let compressed = match backend {
+        Backend::Sidecar => {
+            let mut gzip = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::new(1));
+            gzip.write_all(&data)?;
+            gzip.finish()?
+        }
+        Backend::Rest => zstd::bulk::compress(&data, 1)?,
+    };
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "bench e2e: floor: read {} + {} bytes, gzip {} → {} bytes in {seconds:.2} s",
+        "bench e2e: {} floor: read {} + {} bytes, {} {} → {} bytes in {seconds:.2} s",
+        backend.name(),
         file.len(),
         data.len(),
+        if backend == Backend::Rest {
+            "zstd"
+        } else {
+            "gzip"
+        },
         data.len(),
         compressed.len()
     );
