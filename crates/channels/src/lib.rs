@@ -46,7 +46,7 @@ pub use kind::FailureKind;
 pub use manager::MockChannels;
 pub use manager::{
     AppendOutcome, Channel, ChannelId, ChannelManager, ChannelSettings, Channels, CommitWait,
-    EntryRows, EntryVerdict, FailedRows, Positions, Rejected, Segment,
+    EntryRows, EntryVerdict, FailedRows, FenceCounters, Positions, Rejected, Segment,
 };
 pub use snowpipe_auth::KeyError;
 pub use sql_api::{SqlApiConfig, SqlApiWarehouse};

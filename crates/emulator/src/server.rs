@@ -581,7 +581,14 @@ async fn process(core: &Core, call: Call, in_transit: bool) -> Result<Resp, Drop
         Plan::Drop(DropMode::Applied) => {
             let outcome = run(core, &route, &headers, query.as_deref(), &body).await;
             fill(&mut record, &outcome);
-            (Some(outcome), None, Some("drop_applied"))
+            // A request held in transit whose answer a fault also drops is still held: the log says both,
+            // so that whoever counts held rows (the soak's named window) counts these.
+            let fault = if outcome.lose_answer {
+                "drop_applied,held_in_transit"
+            } else {
+                "drop_applied"
+            };
+            (Some(outcome), None, Some(fault))
         }
         Plan::Normal => {
             let mut outcome = run(core, &route, &headers, query.as_deref(), &body).await;

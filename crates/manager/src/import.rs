@@ -89,6 +89,22 @@ pub struct EntrySegment {
     pub last: u64,
     /// The rows' jobs, in row order: `last - first + 1` of them.
     pub jobs: JobRuns,
+    /// The channel's counters when the epoch was fenced (REST): `[inserted, rejected, created_on_ms]`, so
+    /// that a poll in any process tells counters that lag the committed token. Absent on the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<[i64; 3]>,
+}
+
+impl EntrySegment {
+    /// The fence counters, as the channel layer takes them.
+    pub(crate) fn fence_counters(&self) -> Option<snowpipe_channels::FenceCounters> {
+        let [inserted, errors, created_on_ms] = self.fence?;
+        Some(snowpipe_channels::FenceCounters {
+            inserted: u64::try_from(inserted).ok()?,
+            errors: u64::try_from(errors).ok()?,
+            created_on_ms,
+        })
+    }
 }
 
 /// Job ids in order, written as runs of consecutive ids (`[[1001, 1500], [7, 7]]`), so the import id of a

@@ -321,6 +321,7 @@ fn rows_of(entry: &ImportEntry) -> EntryRows {
                 epoch: s.epoch,
                 first: s.first,
                 last: s.last,
+                fence: s.fence_counters(),
             })
             .collect(),
     }

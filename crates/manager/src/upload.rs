@@ -316,6 +316,13 @@ impl Manager {
                             first: s.first,
                             last: s.last,
                             jobs: JobRuns::of(table.job_ids[s.rows.clone()].iter().copied()),
+                            fence: s.fence.and_then(|f| {
+                                Some([
+                                    i64::try_from(f.inserted).ok()?,
+                                    i64::try_from(f.errors).ok()?,
+                                    f.created_on_ms,
+                                ])
+                            }),
                         })
                         .collect();
                     let importing: Vec<i64> = appended

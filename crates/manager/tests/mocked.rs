@@ -88,6 +88,7 @@ fn appended(channel: Arc<Channel>, rows: usize) -> AppendOutcome {
             last: rows as u64,
             rows: 0..rows,
             end_token: format!("v2.end.{rows}"),
+            fence: None,
         }],
         failed: Vec::new(),
     }

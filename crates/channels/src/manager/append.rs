@@ -13,7 +13,7 @@ use std::{ops::Range, sync::Arc};
 
 use snowpipe_api::{AppendRequest, Backend, Error as BackendError, OffsetTokens, Row, TokenRange};
 
-use super::{AppendOutcome, ChannelManager, FailedRows, Segment, Writer};
+use super::{AppendOutcome, Baseline, ChannelManager, FailedRows, Segment, Writer};
 use crate::{
     ChannelError, Warehouse,
     token::{Epoch, Token},
@@ -68,6 +68,7 @@ impl Handed<'_> {
                     last: position,
                     rows: row..row + 1,
                     end_token: String::new(),
+                    fence: None,
                 }),
             }
         }
@@ -88,7 +89,19 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         let rows: Arc<[Row]> = rows.into();
         let writer = self.writer(table);
         let mut writer = writer.lock().await;
-        let outcome = self.send(table, &mut writer, &rows).await;
+        let mut outcome = self.send(table, &mut writer, &rows).await;
+        if let Ok(outcome) = &mut outcome {
+            // Each segment carries its epoch's fence counters, so that a poll in any process can tell
+            // counters that lag the committed token.
+            for segment in &mut outcome.segments {
+                segment.fence = writer
+                    .fence_errors
+                    .iter()
+                    .rev()
+                    .find(|b| b.epoch == segment.epoch)
+                    .and_then(Baseline::counters);
+            }
+        }
         drop(writer);
         // A request's rows are slices of buffers shared with other tables' rows, so the last request to go
         // frees them all: tens of megabytes handed back to the system. Freed on the blocking pool, that work

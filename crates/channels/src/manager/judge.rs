@@ -179,7 +179,9 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                     let mut segments = self.judge_with(&view, &entry.segments);
                     if let (View::Token(token, _), Progress::Counters(counters)) =
                         (&view, &status.progress)
-                        && self.counters_lag(&entry.table, token, counters).await
+                        && self
+                            .counters_lag(&entry.table, &entry.segments, token, counters)
+                            .await
                     {
                         // The token says more committed than the counters have counted: some of those rows
                         // may yet be rejected. Still in flight until the counters catch up.
@@ -282,7 +284,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 writer.errors_counted = Some((counters.created_on_ms, counters.rows_error_count));
             }
             drop(writer);
-            self.baselines(table).await
+            self.baselines_with(table, positions).await
         };
         let bound = counters
             .last_error_offset_upper_bound
@@ -333,6 +335,21 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         (rejected, newly)
     }
 
+    /// The counters of the table's recent fences: this process's, the state store's last opening, and
+    /// those the import's segments carry.
+    async fn baselines_with(&self, table: &str, positions: &[Positions]) -> Vec<Baseline> {
+        let mut baselines = self.baselines(table).await;
+        baselines.extend(positions.iter().filter_map(|p| {
+            p.fence.map(|f| Baseline {
+                epoch: p.epoch,
+                errors: f.errors,
+                inserted: Some(f.inserted),
+                created_on_ms: f.created_on_ms,
+            })
+        }));
+        baselines
+    }
+
     /// The counters of the table's recent fences: this process's, and the state store's last opening.
     async fn baselines(&self, table: &str) -> Vec<Baseline> {
         let mut baselines: Vec<Baseline> = self
@@ -360,8 +377,14 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
     /// Whether the counters lag the committed token: in the token's epoch, fenced on this incarnation of
     /// the channel, the rows counted since the fence (inserted or rejected) fall short of the rows the
     /// token says committed. Without a baseline for the epoch there is nothing to compare: not lagging.
-    async fn counters_lag(&self, table: &str, token: &Token, counters: &RowCounters) -> bool {
-        self.baselines(table).await.iter().any(|b| {
+    async fn counters_lag(
+        &self,
+        table: &str,
+        positions: &[Positions],
+        token: &Token,
+        counters: &RowCounters,
+    ) -> bool {
+        self.baselines_with(table, positions).await.iter().any(|b| {
             b.epoch == token.epoch
                 && b.created_on_ms == counters.created_on_ms
                 && b.inserted.is_some_and(|inserted| {
@@ -423,6 +446,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 epoch: s.epoch,
                 first: s.first,
                 last: s.last,
+                fence: s.fence,
             })
             .collect();
         let mut waited = Duration::ZERO;
@@ -448,7 +472,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 _ => None,
             };
             if let (View::Token(token, _), Some(counters)) = (&view, counters)
-                && self.counters_lag(table, token, counters).await
+                && self.counters_lag(table, &positions, token, counters).await
             {
                 Self::hold_back(&mut verdicts, &positions, token);
             }

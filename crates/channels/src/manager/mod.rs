@@ -87,6 +87,21 @@ pub struct Segment {
     pub rows: Range<usize>,
     /// The token of the segment's last row, as its request carried it.
     pub end_token: String,
+    /// The channel's counters when the segment's epoch was fenced (backends that keep counters).
+    pub fence: Option<FenceCounters>,
+}
+
+/// A channel's counters when an epoch was fenced, carried with an import's segments: with them a poll in
+/// any process tells counters that lag the committed token (the rows counted since the fence fall short of
+/// the rows the token says committed), and whether anything of the epoch was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FenceCounters {
+    /// Rows inserted so far.
+    pub inserted: u64,
+    /// Rows rejected at commit so far.
+    pub errors: u64,
+    /// The channel incarnation's creation time, in milliseconds since the epoch.
+    pub created_on_ms: i64,
 }
 
 /// Positions of one epoch an import entry names, to be judged.
@@ -98,6 +113,8 @@ pub struct Positions {
     pub first: u64,
     /// The last position.
     pub last: u64,
+    /// The channel's counters when the epoch was fenced, when the import entry kept them.
+    pub fence: Option<FenceCounters>,
 }
 
 /// What became of an append.
@@ -324,6 +341,17 @@ struct Baseline {
     inserted: Option<u64>,
     /// The incarnation the counts belong to.
     created_on_ms: i64,
+}
+
+impl Baseline {
+    /// The counters to carry with a segment, when the rows inserted are known.
+    fn counters(&self) -> Option<FenceCounters> {
+        Some(FenceCounters {
+            inserted: self.inserted?,
+            errors: self.errors,
+            created_on_ms: self.created_on_ms,
+        })
+    }
 }
 
 /// How a bounded wait for rows to commit ended ([`Channels::wait_for_commit`]).

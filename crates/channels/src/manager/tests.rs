@@ -235,6 +235,7 @@ fn entry(channel: &Channel, segments: &[&Segment]) -> EntryRows {
                 epoch: s.epoch,
                 first: s.first,
                 last: s.last,
+                fence: s.fence,
             })
             .collect(),
     }
@@ -1144,6 +1145,7 @@ async fn rows_get_consecutive_positions_and_the_committed_token_is_the_last_end_
             last: 2,
             rows: 0..2,
             end_token: opening.at(2).to_string(),
+            fence: None,
         }]
     );
     let second = mem.append(&["c", "d", "e"]).await;
@@ -1155,6 +1157,7 @@ async fn rows_get_consecutive_positions_and_the_committed_token_is_the_last_end_
             last: 5,
             rows: 0..3,
             end_token: opening.at(5).to_string(),
+            fence: None,
         }]
     );
     mem.backend.commit();
@@ -1321,6 +1324,7 @@ async fn a_lost_answer_whose_rows_were_applied_and_committed_is_not_resent() {
             last: 2,
             rows: 0..2,
             end_token: opening.at(2).to_string(),
+            fence: None,
         }],
         "the rows stay where they went in"
     );
@@ -1840,6 +1844,7 @@ async fn entries_of_two_tables_with_one_channel_id_are_judged_each_from_its_own_
             epoch: epoch(ordered),
             first: 1,
             last: 1,
+            fence: None,
         }],
     };
     let verdicts = manager.judge(&[rows("A", 10), rows("B", 20)], false).await;

@@ -186,7 +186,8 @@ pub struct CallRecord {
     pub status: Option<u16>,
     /// The fault applied, if any: `fail`, `drop_applied`, `drop_not_applied`, `in_transit` (an insert
     /// held back; with another fault after it, `in_transit,fail` and so on), `held_in_transit` (a REST
-    /// append taken and held until the channel's next open, its answer lost).
+    /// append taken and held until the channel's next open, its answer lost; `drop_applied,held_in_transit`
+    /// when a dropped answer hit a held append).
     pub fault: Option<String>,
 }
 
