@@ -2,7 +2,7 @@
 //! (its own, or the state store's), whichever says more; reopening lost, invalid and stuck channels so that
 //! what is in flight is settled once and for all.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use snowpipe_api::{Backend, BackendExt as _, ChannelHandle, ChannelStatus, Progress, RowCounters};
 
@@ -466,16 +466,13 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 return Ok(CommitWait::NotCommitted);
             };
             let view = self.view(table, status.committed.as_deref()).await;
-            let mut verdicts = self.judge_with(&view, &positions);
+            // Counters that lag the token are not waited for here: a token rewritten by hand would hold the
+            // wait (and every upload of the table) forever, where poll's stuck path ends such a hold.
+            let verdicts = self.judge_with(&view, &positions);
             let counters = match &status.progress {
                 Progress::Counters(c) => Some(c),
                 _ => None,
             };
-            if let (View::Token(token, _), Some(counters)) = (&view, counters)
-                && self.counters_lag(table, &positions, token, counters).await
-            {
-                Self::hold_back(&mut verdicts, &positions, token);
-            }
             if verdicts.iter().all(|v| v.rest == Rest::Nothing) {
                 let (rejected, _) = self.rejected(table, &positions, &verdicts, counters).await;
                 return Ok(match rejected.into_iter().flatten().next() {
@@ -486,8 +483,22 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             if verdicts
                 .iter()
                 .any(|v| !matches!(v.rest, Rest::Nothing | Rest::InFlight))
-                || waited >= within
             {
+                // Lost, or undecidable (a token rewritten by hand, a channel dropped): this epoch cannot
+                // tell about later rows either. The next append opens the channel again, in a new epoch,
+                // so that the retried rows can be judged.
+                let writer = self.writer(table);
+                let mut writer = writer.lock().await;
+                if writer
+                    .channel
+                    .as_ref()
+                    .is_some_and(|c| Arc::ptr_eq(c, &channel))
+                {
+                    writer.channel = None;
+                }
+                return Ok(CommitWait::NotCommitted);
+            }
+            if waited >= within {
                 return Ok(CommitWait::NotCommitted);
             }
             self.sleep.sleep(step).await;
