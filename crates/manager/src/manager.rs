@@ -168,6 +168,29 @@ pub(crate) fn decode_config(destination: &Destination) -> Result<DestinationConf
     })
 }
 
+/// The REST client's configuration for a destination, the account URL and the connection's REST options.
+fn rest_config(
+    config: DestinationConfig,
+    account_url: Option<String>,
+    options: RestOptions,
+) -> RestConfig {
+    let credentials = Credentials::KeyPair {
+        private_key: config.private_key,
+        passphrase: config.private_key_passphrase,
+    };
+    let mut rest = RestConfig::new(config.account, config.user, credentials);
+    rest.role = Some(config.role).filter(|r| !r.trim().is_empty());
+    rest.account_url = account_url;
+    rest.ingest_url = options.ingest_url;
+    rest.compression = options.compression;
+    rest.timeout = options.timeout;
+    rest.connect_timeout = options.connect_timeout;
+    rest.retry = options.retry;
+    rest.uncommitted_wait = options.uncommitted_wait;
+    rest.sleep = options.sleep;
+    rest
+}
+
 /// On the REST backend, discovers the account's ingest host and exchanges the destination's key-pair JWT
 /// for a scoped token there, writing nothing: `Ok` with the ingest host's URL, `Ok(None)` on the sidecar
 /// backend (nothing to ask), `Err` with what failed.
@@ -184,18 +207,7 @@ pub async fn check_rest_access(
         return Ok(None);
     };
     let config = decode_config(destination)?;
-    let credentials = Credentials::KeyPair {
-        private_key: config.private_key,
-        passphrase: config.private_key_passphrase,
-    };
-    let mut rest = RestConfig::new(config.account, config.user, credentials);
-    rest.role = Some(config.role).filter(|r| !r.trim().is_empty());
-    rest.account_url = connection.sql_api_url.clone();
-    rest.ingest_url = options.ingest_url.clone();
-    rest.timeout = options.timeout;
-    rest.connect_timeout = options.connect_timeout;
-    rest.retry = options.retry.clone();
-    rest.sleep = Arc::clone(&options.sleep);
+    let rest = rest_config(config, connection.sql_api_url.clone(), options.clone());
     let client = RestClient::new(rest).map_err(|e| e.to_string())?;
     client
         .authenticate()
@@ -283,20 +295,7 @@ impl Manager {
                 })
             }
             BackendConfig::Rest(options) => {
-                let credentials = Credentials::KeyPair {
-                    private_key: config.private_key,
-                    passphrase: config.private_key_passphrase,
-                };
-                let mut rest = RestConfig::new(config.account, config.user, credentials);
-                rest.role = Some(config.role).filter(|r| !r.trim().is_empty());
-                rest.account_url = connection.sql_api_url.clone();
-                rest.ingest_url = options.ingest_url;
-                rest.compression = options.compression;
-                rest.timeout = options.timeout;
-                rest.connect_timeout = options.connect_timeout;
-                rest.retry = options.retry;
-                rest.uncommitted_wait = options.uncommitted_wait;
-                rest.sleep = options.sleep;
+                let rest = rest_config(config, connection.sql_api_url.clone(), options);
                 let backend = Instrumented::new(RestClient::new(rest)?).with_labels(labels);
                 let channels = ChannelManager::new(backend, warehouse, channel_settings, backoff)
                     .with_time(Arc::clone(&clock), sleep);
