@@ -458,3 +458,17 @@ async fn rest_rows_rejected_at_commit_abort_their_jobs() {
         assert!(outcome.violations.is_empty(), "{schedule}\n{outcome:?}");
     }
 }
+
+/// REST: a reopen for a new column writes its fence, then reading the table's columns fails (a SQL error):
+/// the next batch's rows must not go out in the epoch before the fence, which the fence already calls
+/// final — judged lost, they landed anyway and came back as duplicates (a soak seed at 1000 schedules).
+#[tokio::test]
+async fn rest_a_reopen_that_fails_after_its_fence_sends_nothing_in_the_old_epoch() {
+    snowpipe_soak::assert_schedule(
+        r#"{"backend":"rest","commit":"Flushed","table_concurrency":1,"bulk_status_batch":100,"batches":[
+        {"events":[{"table":2,"id":0,"kind":"Plain"}],"bad_line":null,"defer_retries":false,"missing_line":false,"wait_secs":0,"flush_at":0,"faults":[]},
+        {"events":[{"table":0,"id":0,"kind":"Plain"},{"table":2,"id":0,"kind":{"NewColumn":0}}],"bad_line":null,"defer_retries":false,"missing_line":false,"wait_secs":0,"flush_at":0,"faults":[{"at":{"AfterCall":7},"fault":"InvalidSql"}]},
+        {"events":[{"table":2,"id":0,"kind":"Plain"}],"bad_line":null,"defer_retries":false,"missing_line":false,"wait_secs":0,"flush_at":2,"faults":[]}]}"#,
+    )
+    .await;
+}

@@ -152,6 +152,14 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             } else {
                 opened.handle.clone()
             };
+            // The open superseded the channel this writer held (and on REST the fence is written: the
+            // channel is in the new epoch now). Should what follows fail, no append may go out in the old
+            // epoch, whose rows the new opening already calls final: the next append opens again.
+            writer.channel = None;
+            if capabilities.sets_offset_token {
+                writer.opening = Some(opening.clone());
+                writer.horizon = horizon;
+            }
             let Some(described) = self.columns(table, opened.columns.clone()).await? else {
                 let Some(columns) = ddl_schema else {
                     return Err(self.missing_table(table));
