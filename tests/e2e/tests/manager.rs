@@ -860,3 +860,33 @@ async fn values_the_table_cannot_hold_are_discarded_and_nulls_into_not_null_abor
         "{discards:?}"
     );
 }
+
+/// Counters that lag the committed token (REST, trap 5): the rows the token covers are not called committed
+/// until the counters clear them — here until the lag ends — and a poll from a fresh manager, which knows
+/// the fence counters only from the import entry, holds them too.
+#[tokio::test]
+async fn rows_wait_while_the_counters_lag_the_committed_token() {
+    let mut world = World::start_on(Which::Rest).await;
+    let manager = world.manager(Settings::default());
+    world.control.set_counters_lag(true);
+    let file = world.file(&tracks(&[1, 2]));
+    let upload = manager.upload(&file, &[]).await;
+    assert_eq!(upload.importing_job_ids, [1, 2], "{upload:?}");
+    let import_id = upload.importing_parameters.expect("importing").import_id;
+    assert_eq!(
+        ids(&world.rows("TRACKS")),
+        ["t1", "t2"],
+        "committed at once"
+    );
+    for poller in [&manager, &world.manager(Settings::default())] {
+        let poll = poller.poll(&import_id).await;
+        assert!(
+            !poll.complete && poll.in_progress,
+            "the counters do not clear the rows yet: {poll:?}"
+        );
+    }
+    world.control.set_counters_lag(false);
+    let fresh = world.manager(Settings::default());
+    let poll = fresh.poll(&import_id).await;
+    assert!(poll.complete && !poll.has_failed, "{poll:?}");
+}
