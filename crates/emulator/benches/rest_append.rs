@@ -70,7 +70,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let body = ndjson();
+    let body = snowpipe_emulator::sample::ndjson(BODY_BYTES);
     let rows = body.iter().filter(|b| **b == b'\n').count();
     let mut json = String::from("{");
     for (encoding, compressed) in [("zstd", zstd(&body)), ("gzip", gzip(&body))] {
@@ -206,34 +206,6 @@ async fn send(
 
 fn field(v: &serde_json::Value, name: &str) -> String {
     v[name].as_str().expect("the field").to_owned()
-}
-
-/// About `BODY_BYTES` of NDJSON rows shaped like the end-to-end benchmark's, deterministic.
-fn ndjson() -> Vec<u8> {
-    let mut out = Vec::with_capacity(BODY_BYTES + 1024);
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut i = 0u64;
-    while out.len() < BODY_BYTES {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        i += 1;
-        let _ = writeln!(
-            out,
-            r#"{{"ID":"evt-{i:08}-{state:016x}","USER_ID":"user-{}","EVENT":"event_{}","RECEIVED_AT":"2024-05-12T04:36:{:02}.{:03}Z","CONTEXT_PAGE_URL":"https://example.com/products/{}?ref=campaign-{}","AMOUNT":{}.{:02},"QUANTITY":{},"IS_ACTIVE":{}}}"#,
-            state % 50_000,
-            i % 20,
-            i % 60,
-            i % 1000,
-            state % 10_000,
-            state % 97,
-            state % 1000,
-            state % 100,
-            state % 20,
-            state.is_multiple_of(2),
-        );
-    }
-    out
 }
 
 fn zstd(data: &[u8]) -> Vec<u8> {

@@ -44,6 +44,7 @@ mod http;
 #[cfg(test)]
 mod input_props;
 mod rest;
+pub mod sample;
 mod server;
 mod sidecar;
 mod sql;

@@ -85,7 +85,7 @@ fn main() {
         });
     });
     let base = addr_rx.recv().expect("the emulator's address");
-    let ndjson = ndjson();
+    let ndjson = snowpipe_emulator::sample::ndjson(APPEND_BYTES);
     let rows = rows_of(&ndjson);
     #[allow(clippy::cast_precision_loss)]
     let mb = ndjson.len() as f64 / 1e6;
@@ -271,35 +271,6 @@ async fn append(
         requests = requests.max(done.expect("an appending task"));
     }
     (started.elapsed().as_secs_f64(), requests)
-}
-
-/// About [`APPEND_BYTES`] of NDJSON rows shaped like the end-to-end benchmark's, deterministic (the rows of
-/// the emulator's `rest_append` bench).
-fn ndjson() -> Vec<u8> {
-    let mut out = Vec::with_capacity(APPEND_BYTES + 1024);
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut i = 0u64;
-    while out.len() < APPEND_BYTES {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        i += 1;
-        let _ = writeln!(
-            out,
-            r#"{{"ID":"evt-{i:08}-{state:016x}","USER_ID":"user-{}","EVENT":"event_{}","RECEIVED_AT":"2024-05-12T04:36:{:02}.{:03}Z","CONTEXT_PAGE_URL":"https://example.com/products/{}?ref=campaign-{}","AMOUNT":{}.{:02},"QUANTITY":{},"IS_ACTIVE":{}}}"#,
-            state % 50_000,
-            i % 20,
-            i % 60,
-            i % 1000,
-            state % 10_000,
-            state % 97,
-            state % 1000,
-            state % 100,
-            state % 20,
-            state.is_multiple_of(2),
-        );
-    }
-    out
 }
 
 /// The NDJSON's lines as rows: slices of one shared buffer, as the manager holds them.
