@@ -753,7 +753,8 @@ impl Control {
     }
 
     /// Status answers show each channel's counters as they were before its last commit, while the
-    /// committed token is already the new one (the trap "counters lagging the committed token").
+    /// committed token is already the new one (the trap "counters lagging the committed token" of the
+    /// design note, which is about status answers: an open's answer stays current).
     pub fn set_counters_lag(&self, enabled: bool) {
         self.core.lock().rest.set_counters_lag(enabled);
     }

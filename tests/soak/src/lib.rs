@@ -111,9 +111,9 @@ impl std::fmt::Display for Failing {
             self.backend,
             self.seed,
             if self.options.rejected_rows {
-                " (with rejected rows)"
-            } else {
                 ""
+            } else {
+                " (without rows rejected at commit)"
             }
         )?;
         for v in &self.violations {

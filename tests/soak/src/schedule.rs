@@ -300,8 +300,8 @@ pub enum Fault {
     HoldAppend(Target),
     /// REST: the next request of the target to commit has rows `first..first + count` rejected at commit, as
     /// Snowflake rejects rows a table changed under the manager can no longer take (`rows_error_count`,
-    /// `last_error_offset_upper_bound`). Generated only with rejected rows enabled (see
-    /// [`Options::rejected_rows`]).
+    /// `last_error_offset_upper_bound`). Left out when [`Options::rejected_rows`] is
+    /// off.
     RejectRows {
         /// Whose channel.
         target: Target,
@@ -695,15 +695,21 @@ pub fn schedule() -> impl Strategy<Value = Schedule> {
         )
 }
 
-/// What a soak may generate beyond the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which faults a soak may generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// REST: rows rejected at commit ([`Fault::RejectRows`]). Off by default: the manager aborts the jobs
-    /// of rejected rows from the channel's counters, but a poller without the epoch's fence counters (a
-    /// fresh process without a state store) cannot tell counters that lag the token, and a few schedules
-    /// still call such a job succeeded (see the README). Schedules keep their other faults either way, so a
-    /// seed names the same schedule with or without them.
+    /// REST: rows rejected at commit ([`Fault::RejectRows`]), on by default. Schedules keep their other
+    /// faults either way, so a seed names the same schedule with or without them (turning them off tells
+    /// whether a failing schedule needs them).
     pub rejected_rows: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            rejected_rows: true,
+        }
+    }
 }
 
 impl Options {

@@ -472,3 +472,74 @@ async fn rest_a_reopen_that_fails_after_its_fence_sends_nothing_in_the_old_epoch
     )
     .await;
 }
+
+/// REST: a row rejected at commit while status counters lag one commit. The poll holds the rows while
+/// the counters lag, then settles by reopening: the open's answer has current counters, which show the
+/// rejection, so the job is aborted (and never called succeeded); a row rejected before the lag began is
+/// judged the same way.
+#[tokio::test]
+async fn rest_rows_rejected_while_the_counters_lag_are_aborted() {
+    let reject = Fault::RejectRows {
+        target: Target::Table(0),
+        first: 0,
+        count: 1,
+    };
+    let lag = Fault::CountersLag(true);
+    let plain = || vec![event(0, EventKind::Plain)];
+    for (first, second) in [
+        (
+            vec![(At::BeforeUpload, lag.clone())],
+            vec![(At::BeforeUpload, reject.clone())],
+        ),
+        (
+            vec![(At::AfterUpload, reject.clone())],
+            vec![(At::BeforeUpload, lag.clone())],
+        ),
+    ] {
+        let schedule = on_rest(
+            CommitMode::Immediate,
+            vec![batch(plain(), first), batch(plain(), second)],
+        );
+        let outcome = run_schedule(&schedule).await;
+        assert!(outcome.violations.is_empty(), "{schedule}\n{outcome:?}");
+        assert!(
+            outcome.coverage.contains_key("rows rejected at commit"),
+            "a row was rejected (and so its job aborted: check 4): {schedule}\n{outcome:?}"
+        );
+    }
+}
+
+/// REST: an append held in transit past the reopen that settled it lands late and its row is rejected.
+/// Its job was judged lost from that reopen and sent again; the late copy's rejection takes nothing from
+/// it, and the rows of the new epoch are not blamed for it (its bound is in the old epoch).
+#[tokio::test]
+async fn rest_a_late_append_rejected_at_commit_blames_no_job_of_the_new_epoch() {
+    let schedule = on_rest(
+        CommitMode::Immediate,
+        vec![
+            batch(
+                vec![event(0, EventKind::Plain)],
+                vec![(At::AfterUpload, Fault::HoldAppend(Target::Table(0)))],
+            ),
+            batch(
+                vec![event(0, EventKind::Plain)],
+                vec![(
+                    At::BeforeUpload,
+                    Fault::RejectRows {
+                        target: Target::Table(0),
+                        first: 0,
+                        count: 1,
+                    },
+                )],
+            ),
+        ],
+    );
+    let outcome = run_schedule(&schedule).await;
+    assert!(outcome.violations.is_empty(), "{schedule}\n{outcome:?}");
+    assert!(
+        outcome
+            .coverage
+            .contains_key("rows rejected at commit after landing late"),
+        "the late append's row was rejected: {schedule}\n{outcome:?}"
+    );
+}

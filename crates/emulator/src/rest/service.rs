@@ -428,7 +428,7 @@ fn open(core: &Core, who: &Principal, c: &ChannelPath, body: &Bytes) -> Outcome 
         state
             .rest
             .open(&key, offset_token, fail, Instant::now(), unix_millis())
-            .map(|head| (state.rest.status(&key), key, head))
+            .map(|head| (state.rest.status_at_open(&key), key, head))
     };
     core.notify();
     match opened {
@@ -570,6 +570,7 @@ fn append(
         appended_at: now,
         appended_ms: unix_millis(),
         in_transit: false,
+        late: false,
     };
     let appended = {
         let mut state = core.lock();

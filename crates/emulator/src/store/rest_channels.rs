@@ -101,6 +101,8 @@ pub(crate) struct Pending {
     pub(crate) appended_ms: i64,
     /// Held in transit: it lands only after the channel's next open.
     pub(crate) in_transit: bool,
+    /// It was held in transit past an open: its writer judged it from that open, so it lands late.
+    pub(crate) late: bool,
 }
 
 /// The last rejected row of a channel.
@@ -120,6 +122,8 @@ struct Channel {
     /// The counters before the last commit: what status answers show while counters lag.
     previous: Counters,
     last_error: Option<LastError>,
+    /// Rows rejected in requests that landed late (held in transit past an open).
+    rejected_late: u64,
     valid: bool,
     stalled: bool,
     pending: VecDeque<Pending>,
@@ -285,6 +289,9 @@ pub struct RestChannelInfo {
     pub rows_parsed: u64,
     /// Rows rejected at commit.
     pub rows_error_count: u64,
+    /// Of those, rows in requests that landed late: held in transit past an open, after their writer had
+    /// judged them from that open (the trap "a lost append still in transit at the reopen").
+    pub rows_rejected_late: u64,
     /// The end token of the request that held the last rejected row.
     pub last_error_offset_upper_bound: Option<String>,
     /// Why the last rejected row was rejected.
@@ -344,6 +351,7 @@ impl RestChannels {
                 held.appended_at = now;
                 held.appended_ms = now_ms;
                 held.in_transit = false;
+                held.late = true;
                 ch.pending.push_back(held);
             }
             return Ok(ch.head().text());
@@ -358,6 +366,7 @@ impl RestChannels {
             counters: Counters::default(),
             previous: Counters::default(),
             last_error: None,
+            rejected_late: 0,
             valid: true,
             stalled: false,
             pending: VecDeque::new(),
@@ -441,12 +450,19 @@ impl RestChannels {
 
     /// A channel's status, as status answers show it (counters lagging one commit when scripted so).
     pub(crate) fn status(&self, key: &RestKey) -> Option<ChannelStatus> {
+        self.status_with(key, self.counters_lag)
+    }
+
+    /// A channel's status as an open answers it: the open settles the channel (it waited for or discarded
+    /// every request in flight), so its counters are current even while status answers lag — the design
+    /// note's trap 5 is lag in *status* answers, and the live check asks whether every answer agrees.
+    pub(crate) fn status_at_open(&self, key: &RestKey) -> Option<ChannelStatus> {
+        self.status_with(key, false)
+    }
+
+    fn status_with(&self, key: &RestKey, lagging: bool) -> Option<ChannelStatus> {
         let ch = self.channels.get(key)?;
-        let counters = if self.counters_lag {
-            ch.previous
-        } else {
-            ch.counters
-        };
+        let counters = if lagging { ch.previous } else { ch.counters };
         Some(ChannelStatus {
             status_code: if ch.valid { SUCCESS } else { MUST_BE_REOPENED },
             committed: ch.committed.clone(),
@@ -530,6 +546,9 @@ impl RestChannels {
         ch.counters.parsed += rows;
         ch.counters.inserted += inserted;
         ch.counters.errors += rejected;
+        if p.late {
+            ch.rejected_late += rejected;
+        }
         if rejected > 0 {
             ch.last_error = Some(LastError {
                 upper_bound: p.end.clone(),
@@ -690,6 +709,7 @@ impl RestChannels {
             rows_inserted: ch.counters.inserted,
             rows_parsed: ch.counters.parsed,
             rows_error_count: ch.counters.errors,
+            rows_rejected_late: ch.rejected_late,
             last_error_offset_upper_bound: ch
                 .last_error
                 .as_ref()
@@ -721,6 +741,7 @@ mod tests {
             appended_at: now,
             appended_ms: 0,
             in_transit: false,
+            late: false,
         }
     }
 
@@ -811,6 +832,11 @@ mod tests {
             (st.rows_inserted, st.rows_parsed),
             (4, 4),
             "one commit behind"
+        );
+        assert_eq!(
+            s.status_at_open(&k).unwrap().rows_inserted,
+            6,
+            "an open's answer is current"
         );
         s.set_counters_lag(false);
         assert_eq!(s.status(&k).unwrap().rows_inserted, 6);

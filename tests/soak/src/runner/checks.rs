@@ -326,6 +326,9 @@ impl Run {
             if rejected_rows > 0 {
                 self.count("rows rejected at commit");
             }
+            if self.injector.rejected_late_rows() > 0 {
+                self.count("rows rejected at commit after landing late");
+            }
         }
         for (key, text) in violations {
             self.violation(key, text);

@@ -271,7 +271,7 @@ impl Injector {
             return;
         }
         if let Some(info) = self.control.rest_channel(name) {
-            self.ledger().rejected_gone += info.rows_error_count;
+            self.ledger().rejected_gone += info.rows_error_count - info.rows_rejected_late;
         }
     }
 
@@ -284,7 +284,8 @@ impl Injector {
         };
         for channel in control.rest_channels() {
             if channel.table == table {
-                self.ledger().rejected_gone += channel.rows_error_count;
+                self.ledger().rejected_gone +=
+                    channel.rows_error_count - channel.rows_rejected_late;
             }
         }
         let rows = control
@@ -333,14 +334,25 @@ impl Injector {
             .sum()
     }
 
-    /// Rows REST channels of the event tables rejected at commit, those gone since included.
+    /// Rows rejected in appends that landed late (held in transit past an open), on the channels there now.
+    pub(super) fn rejected_late_rows(&self) -> u64 {
+        self.control
+            .rest_channels()
+            .iter()
+            .map(|c| c.rows_rejected_late)
+            .sum()
+    }
+
+    /// Rows REST channels of the event tables rejected at commit, those gone since included. Rows of an
+    /// append held in transit past the reopen that settled it are left out: its jobs were judged from that
+    /// reopen (lost, so resent), and the copy that landed late being rejected takes nothing from them.
     pub(super) fn rejected_rows(&self) -> u64 {
         let now: u64 = self
             .control
             .rest_channels()
             .iter()
             .filter(|c| c.table != DISCARDS)
-            .map(|c| c.rows_error_count)
+            .map(|c| c.rows_error_count - c.rows_rejected_late)
             .sum();
         now + self.ledger().rejected_gone
     }
