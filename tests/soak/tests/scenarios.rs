@@ -543,3 +543,33 @@ async fn rest_a_late_append_rejected_at_commit_blames_no_job_of_the_new_epoch() 
         "the late append's row was rejected: {schedule}\n{outcome:?}"
     );
 }
+
+/// REST: a discard row rejected at commit while status counters lag one commit. The discards wait must not
+/// take the committed token alone for a kept discard row: it waits for the counters, and when they do not
+/// catch up the table's jobs fail (and their retry writes the discard rows again) — they never succeed
+/// without their discard rows.
+#[tokio::test]
+async fn rest_discard_rows_rejected_while_the_counters_lag_fail_their_jobs() {
+    let schedule = on_rest(
+        CommitMode::Immediate,
+        vec![
+            batch(vec![event(0, EventKind::Plain)], vec![]),
+            batch(
+                vec![event(0, EventKind::Mismatch(0))],
+                vec![
+                    (At::BeforeUpload, Fault::CountersLag(true)),
+                    (
+                        At::BeforeUpload,
+                        Fault::RejectRows {
+                            target: Target::Discards,
+                            first: 0,
+                            count: 1,
+                        },
+                    ),
+                ],
+            ),
+        ],
+    );
+    let outcome = run_schedule(&schedule).await;
+    assert!(outcome.violations.is_empty(), "{schedule}\n{outcome:?}");
+}

@@ -466,26 +466,36 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 return Ok(CommitWait::NotCommitted);
             };
             let view = self.view(table, status.committed.as_deref()).await;
-            // Counters that lag the token are not waited for here: a token rewritten by hand would hold the
-            // wait (and every upload of the table) forever, where poll's stuck path ends such a hold.
             let verdicts = self.judge_with(&view, &positions);
             let counters = match &status.progress {
                 Progress::Counters(c) => Some(c),
                 _ => None,
             };
-            if verdicts.iter().all(|v| v.rest == Rest::Nothing) {
+            // Counters that lag the token cannot show yet whether the rows were rejected: wait for them
+            // like for rows in flight. A wait that ends with them still lagging drops the channel (below),
+            // so a token rewritten by hand cannot hold every later upload of the table: the next opening
+            // takes fresh counters as its fence.
+            let lagging = match (&view, counters) {
+                (View::Token(token, _), Some(counters)) => {
+                    self.counters_lag(table, &positions, token, counters).await
+                }
+                _ => false,
+            };
+            if !lagging && verdicts.iter().all(|v| v.rest == Rest::Nothing) {
                 let (rejected, _) = self.rejected(table, &positions, &verdicts, counters).await;
                 return Ok(match rejected.into_iter().flatten().next() {
                     Some(rejected) => CommitWait::Rejected(rejected.message),
                     None => CommitWait::Committed,
                 });
             }
+            let timed_out = waited >= within;
             if verdicts
                 .iter()
                 .any(|v| !matches!(v.rest, Rest::Nothing | Rest::InFlight))
+                || (lagging && timed_out)
             {
-                // Lost, or undecidable (a token rewritten by hand, a channel dropped): this epoch cannot
-                // tell about later rows either. The next append opens the channel again, in a new epoch,
+                // Lost, or undecidable (a token rewritten by hand, a channel dropped), or counters that
+                // never caught up: this epoch cannot tell about later rows either. The next append opens the channel again, in a new epoch,
                 // so that the retried rows can be judged.
                 let writer = self.writer(table);
                 let mut writer = writer.lock().await;
@@ -498,7 +508,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 }
                 return Ok(CommitWait::NotCommitted);
             }
-            if waited >= within {
+            if timed_out {
                 return Ok(CommitWait::NotCommitted);
             }
             self.sleep.sleep(step).await;
