@@ -665,6 +665,16 @@ fn metrics_follow_prometheus_conventions_and_are_written_to_the_metrics_file() {
     ] {
         assert!(text.contains(needle), "{needle:?} in:\n{text}");
     }
+    // The billed volume: per TRACKS row "t1"/"t2" 2, RECEIVED_AT 24, N 1, UUID_TS 24 (keys not counted).
+    let billed: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("snowpipe_streaming_billed_bytes_total{")
+                && l.contains("table=\"TRACKS\"")
+        })
+        .collect();
+    assert_eq!(billed.len(), 1, "{text}");
+    assert!(billed[0].ends_with(" 102"), "{}", billed[0]);
     // Every sample has its HELP and TYPE; every counter ends in _total.
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let mut parts = line.split_whitespace().skip(2);

@@ -35,6 +35,27 @@ impl DiscardRow {
     }
 }
 
+impl DiscardRow {
+    /// The bytes of the row's values as Snowflake bills them (each value's JSON text, strings without their
+    /// quotes and escapes; keys not counted): see `snowpipe_grouping::Event::value_bytes`.
+    #[must_use]
+    pub fn value_bytes(&self) -> usize {
+        let raw = self.received_at.get();
+        let received_at = if raw.starts_with('"') {
+            raw.len().saturating_sub(2)
+        } else {
+            raw.len()
+        };
+        self.table_name.len()
+            + self.row_id.as_ref().map_or(4, String::len)
+            + self.column_name.len()
+            + self.column_value.len()
+            + self.reason.len()
+            + received_at
+            + self.uuid_ts.as_str().len()
+    }
+}
+
 impl PartialEq for DiscardRow {
     fn eq(&self, other: &Self) -> bool {
         self.table_name == other.table_name
@@ -70,6 +91,21 @@ mod tests {
 
     use super::DiscardRow;
     use crate::DISCARDS_COLUMNS;
+
+    #[test]
+    fn value_bytes_count_each_value_once_without_keys() {
+        let row = DiscardRow {
+            table_name: "T".into(),
+            row_id: None,
+            column_name: "C".into(),
+            column_value: "12".into(),
+            reason: "why".into(),
+            received_at: RawValue::from_string(r#""2024""#.to_owned()).unwrap(),
+            uuid_ts: UploadTime::new(datetime!(2024-01-02 03:04:05.678 UTC)),
+        };
+        // T 1, null 4, C 1, 12 2, why 3, 2024 4, the upload time 24.
+        assert_eq!(row.value_bytes(), 39);
+    }
 
     #[test]
     fn a_row_is_one_object_with_the_table_columns_in_order() {

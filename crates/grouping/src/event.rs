@@ -48,6 +48,7 @@ pub struct Event {
     id: Option<Range<usize>>,
     received_at: Option<Range<usize>>,
     has_array: bool,
+    value_bytes: usize,
 }
 
 /// Why [`Event::new`] refused its input.
@@ -124,6 +125,7 @@ impl Event {
             id: written.id,
             received_at: written.received_at,
             has_array: written.has_array,
+            value_bytes: written.value_bytes,
         };
         (event, written.span)
     }
@@ -212,6 +214,14 @@ impl Event {
         self.received_at.clone().map(|r| text(&self.data[r]))
     }
 
+    /// The bytes of the row's values, as Snowflake bills the rows it receives on its high-performance
+    /// architecture: each value's JSON text, strings without their quotes; keys and punctuation are not
+    /// counted. Measured as the row was read (a value coercion later replaces counts as it was).
+    #[must_use]
+    pub fn value_bytes(&self) -> usize {
+        self.value_bytes
+    }
+
     /// Whether some top-level value of `data` is an array (arrays are sent as JSON text, so such rows may
     /// need rewriting even without a type mismatch).
     #[must_use]
@@ -275,6 +285,16 @@ mod tests {
             &time(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn value_bytes_count_values_not_keys_nor_quotes() {
+        // "a1" 2, 5 1, {"x": 1} 8 (nested JSON as written), null 4, "" 0.
+        let e = event(&["ID"], r#"{"ID":"a1","N":5,"J":{"x": 1},"Z":null,"E":""}"#);
+        assert_eq!(e.value_bytes(), 15);
+        // The upload time set into UUID_TS counts as sent: 24 characters without quotes.
+        let e = event(&["UUID_TS"], r#"{"LONG_KEY_NAME":"v"}"#);
+        assert_eq!(e.value_bytes(), 1 + 24);
     }
 
     #[test]

@@ -81,6 +81,19 @@ pub(crate) struct Written {
     pub(crate) received_at: Option<Range<usize>>,
     /// Whether some top-level value is an array.
     pub(crate) has_array: bool,
+    /// The bytes of its values, as Snowflake bills them (see [`value_bytes`]).
+    pub(crate) value_bytes: usize,
+}
+
+/// The bytes a value counts for in the volume Snowflake bills (Snowpipe Streaming's high-performance
+/// architecture charges for the bytes of the values it receives, not for keys): its JSON text, a string
+/// without its quotes.
+pub(crate) fn value_bytes(value: &str) -> usize {
+    if value.len() >= 2 && value.starts_with('"') {
+        value.len() - 2
+    } else {
+        value.len()
+    }
 }
 
 /// Appends the row of `entries` to `out`: every `UUID_TS` value set to `uuid_ts` (or the field appended when
@@ -96,6 +109,7 @@ pub(crate) fn write_row(
         id: None,
         received_at: None,
         has_array: false,
+        value_bytes: 0,
     };
     out.push(b'{');
     let mut field = |out: &mut Vec<u8>, key: &str, value: &str| {
@@ -108,6 +122,7 @@ pub(crate) fn write_row(
         out.extend_from_slice(value.as_bytes());
         let span = at..at + value.len();
         written.has_array |= value.starts_with('[');
+        written.value_bytes += value_bytes(value);
         if key == ID {
             written.id = Some(span);
         } else if key == RECEIVED_AT {
@@ -187,6 +202,7 @@ mod tests {
             id,
             received_at,
             has_array,
+            ..
         } = write_row(&mut out, &entries, uuid_ts.then(time).as_ref());
         let text = String::from_utf8(out[span].to_vec()).unwrap();
         Row {

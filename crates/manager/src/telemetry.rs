@@ -38,6 +38,14 @@ pub fn describe_metrics() {
         UNDECIDABLE_JOBS,
         "Jobs failed because whether their rows committed cannot be told, by cause; their rows may land twice"
     );
+    metrics::describe_counter!(
+        REJECTED_ROWS,
+        "Rows Snowflake rejected at commit, by table, from the channels' counters (REST); their jobs are aborted"
+    );
+    metrics::describe_counter!(
+        BILLED_BYTES,
+        "Bytes of the values of rows handed to Snowflake, by table (keys not counted): the volume the high-performance architecture bills"
+    );
     metrics::describe_gauge!(
         CHANNELS_STALLED,
         "Channels the service calls valid whose committed position has not moved for --stall-after while an import waits on them"
@@ -48,6 +56,11 @@ pub fn describe_metrics() {
 
 /// Rows Snowflake rejected at commit, by `table`, as the channels' counters show them (REST backend).
 pub const REJECTED_ROWS: &str = "snowpipe_streaming_rejected_rows_total";
+
+/// The volume Snowflake bills, by `table`: the bytes of the values of the rows (and discard rows) handed to
+/// the service, keys not counted — what Snowpipe Streaming's high-performance architecture charges for.
+/// A row sent again (a retried job) is billed again, so it is counted again.
+pub const BILLED_BYTES: &str = "snowpipe_streaming_billed_bytes_total";
 
 /// The labels every metric of one manager carries.
 #[derive(Debug, Clone)]
@@ -79,6 +92,14 @@ impl Labels {
             let mut labels = self.0.clone();
             labels.push(Label::new("table", table.to_owned()));
             metrics::counter!(REJECTED_ROWS, labels).increment(count);
+        }
+    }
+
+    pub(crate) fn billed_bytes(&self, table: &str, bytes: u64) {
+        if bytes > 0 {
+            let mut labels = self.0.clone();
+            labels.push(Label::new("table", table.to_owned()));
+            metrics::counter!(BILLED_BYTES, labels).increment(bytes);
         }
     }
 

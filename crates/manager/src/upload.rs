@@ -40,7 +40,11 @@ struct Prepared {
     /// Each row's job, in row order.
     job_ids: Vec<i64>,
     rows: Vec<Row>,
+    /// Each row's values in bytes, as Snowflake bills them (for the billed-volume metric).
+    value_bytes: Vec<u32>,
     discards: Vec<Row>,
+    /// Each discard row's values in bytes.
+    discard_bytes: Vec<u32>,
     /// Jobs whose rows cannot go into the table at all (a null into a `NOT NULL` column), and why.
     aborted: Vec<(i64, String)>,
 }
@@ -301,6 +305,15 @@ impl Manager {
         for (table, result) in inserted {
             match result {
                 Ok(appended) => {
+                    self.labels.billed_bytes(
+                        &table.table,
+                        appended
+                            .segments
+                            .iter()
+                            .flat_map(|s| &table.value_bytes[s.rows.clone()])
+                            .map(|&b| u64::from(b))
+                            .sum(),
+                    );
                     for failed in &appended.failed {
                         outcomes.reject(
                             Verdict::Failed,
@@ -388,17 +401,24 @@ impl Manager {
             Coercer::new(&channel.schema, upload_time).with_constraints(&channel.constraints);
         let mut job_ids = Vec::with_capacity(table.events().len());
         let mut rows = Vec::with_capacity(table.events().len());
+        let mut value_bytes = Vec::with_capacity(table.events().len());
         let mut discards = Vec::new();
+        let mut discard_bytes = Vec::new();
         let mut aborted = Vec::new();
         for event in table.into_events() {
             let job_id = event.job_id();
+            let values = u32::try_from(event.value_bytes()).unwrap_or(u32::MAX);
             match coercer.coerce_checked(event) {
                 Ok((row, discarded)) => {
                     job_ids.push(job_id);
                     // Grouping and coercion write rows as JSON objects; nothing parses them again on the way
                     // out.
                     rows.push(Row::from_serialized(row));
-                    discards.extend(discarded.iter().map(|d| Row::from(d.to_row())));
+                    value_bytes.push(values);
+                    for d in &discarded {
+                        discards.push(Row::from(d.to_row()));
+                        discard_bytes.push(u32::try_from(d.value_bytes()).unwrap_or(u32::MAX));
+                    }
                 }
                 Err(violation) => aborted.push((job_id, violation)),
             }
@@ -408,7 +428,9 @@ impl Manager {
             table: name,
             job_ids,
             rows,
+            value_bytes,
             discards,
+            discard_bytes,
             aborted,
         })
     }
@@ -443,9 +465,25 @@ impl Manager {
             .iter()
             .flat_map(|&i| std::mem::take(&mut ready[i].discards))
             .collect();
+        let bytes: Vec<u32> = with_discards
+            .iter()
+            .flat_map(|&i| std::mem::take(&mut ready[i].discard_bytes))
+            .collect();
         let count = rows.len();
         let wait = self.settings.discards_commit_wait;
-        let failure = match self.channels.append(DISCARDS_TABLE, rows).await {
+        let appended = self.channels.append(DISCARDS_TABLE, rows).await;
+        if let Ok(appended) = &appended {
+            self.labels.billed_bytes(
+                DISCARDS_TABLE,
+                appended
+                    .segments
+                    .iter()
+                    .flat_map(|s| &bytes[s.rows.clone()])
+                    .map(|&b| u64::from(b))
+                    .sum(),
+            );
+        }
+        let failure = match appended {
             Ok(appended) if !appended.failed.is_empty() => {
                 let reasons: Vec<&str> =
                     appended.failed.iter().map(|f| f.reason.as_str()).collect();
