@@ -65,6 +65,6 @@ pub use rest::MAX_APPEND_BYTES;
 pub use server::{Emulator, EmulatorBuilder, StartError};
 pub use state::{Control, RestChannelName, SetupError};
 pub use store::{
-    ChannelInfo, ColumnInfo, ColumnType, PendingRequest, RestChannelInfo, RestRequest, SqlError,
-    TableInfo,
+    ChannelInfo, ColumnInfo, ColumnType, PendingRequest, RejectedRow, RestChannelInfo, RestRequest,
+    SqlError, TableInfo,
 };

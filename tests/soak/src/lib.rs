@@ -19,8 +19,9 @@
 //!    explains the rest or it is a violation; every extra copy is counted by its cause ([`CAUSES`]);
 //! 5. liveness: once the faults stop, every failed job succeeds within a bounded number of batches;
 //! 6. aborted only for an abort-kind cause (an oversized event, a bad line, a 400 or an invalid statement,
-//!    rows Snowflake rejected at commit), and every job whose rows Snowflake rejected aborted with the
-//!    service's reason;
+//!    rows Snowflake rejected at commit), and every job whose row Snowflake rejected (found by its `MARK`
+//!    in the rows the emulator kept) aborted with the service's reason, unless the manager failed it saying
+//!    its row might have landed;
 //! 7. the manager never panics, no upload or poll outlives its bound and no batch makes unbounded calls.
 //!
 //! Schedules come from proptest strategies seeded by one number each ([`schedule_for_seed`]); a failing one

@@ -30,6 +30,8 @@ pub(crate) struct Landed {
     pub(crate) rejected: u64,
     /// Why the last rejected row was rejected.
     pub(crate) last_error: Option<String>,
+    /// The rejected rows' indexes among the request's lines.
+    pub(crate) rejected_rows: Vec<usize>,
 }
 
 /// Distinct keys remembered per request (see `sidecar`'s key resolver for why a request's keys are
@@ -55,7 +57,7 @@ impl Catalog {
         // tenth of a commit's time when serde_json checked every string).
         let Ok(text) = std::str::from_utf8(body) else {
             for index in 0..lines.len() {
-                landed.reject(format!("rowIndex:{index}, the body is not UTF-8"));
+                landed.reject(index, format!("rowIndex:{index}, the body is not UTF-8"));
             }
             return Some(landed);
         };
@@ -74,13 +76,14 @@ impl Catalog {
             // Appends checked every line was an object; a line that still does not read is
             // rejected alone rather than failing the commit.
             if let Err(e) = read {
-                landed.reject(format!(
-                    "rowIndex:{index}, the row is not a JSON object: {e}"
-                ));
+                landed.reject(
+                    index,
+                    format!("rowIndex:{index}, the row is not a JSON object: {e}"),
+                );
                 continue;
             }
             if reject.contains(&index) {
-                landed.reject(format!(
+                landed.reject(index, format!(
                     "The given row cannot be converted to the internal format: rejected by a scripted fault, rowIndex:{index}"
                 ));
                 continue;
@@ -118,7 +121,7 @@ impl Catalog {
                 }
                 Err(message) => {
                     writer.clear();
-                    landed.reject(message);
+                    landed.reject(index, message);
                 }
             }
         }
@@ -129,8 +132,9 @@ impl Catalog {
 }
 
 impl Landed {
-    fn reject(&mut self, message: String) {
+    fn reject(&mut self, index: usize, message: String) {
         self.rejected += 1;
+        self.rejected_rows.push(index);
         self.last_error = Some(message);
     }
 }

@@ -29,7 +29,7 @@ pub(crate) use rest_channels::{
     Appended, ChannelError, ChannelStatus, Due, PIPE_SUFFIX, Pending, RestChannels, RestKey,
     TokenCheck,
 };
-pub use rest_channels::{PendingRequest, RestChannelInfo, RestRequest};
+pub use rest_channels::{PendingRequest, RejectedRow, RestChannelInfo, RestRequest};
 pub(crate) use row::{Row, RowWriter};
 #[cfg(test)]
 pub(crate) use table_schema::Column;

@@ -124,6 +124,8 @@ struct Channel {
     last_error: Option<LastError>,
     /// Rows rejected in requests that landed late (held in transit past an open).
     rejected_late: u64,
+    /// The last rows rejected at commit, as sent (bounded).
+    rejected: VecDeque<RejectedRow>,
     valid: bool,
     stalled: bool,
     pending: VecDeque<Pending>,
@@ -241,6 +243,19 @@ pub struct RestRequest {
     pub fault: Option<String>,
 }
 
+/// Rows kept per channel for inspection of what was rejected at commit.
+const MAX_REJECTED_KEPT: usize = 256;
+
+/// A row rejected at commit, as inspection shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedRow {
+    /// The row's text, as sent.
+    pub row: String,
+    /// Its request landed late: held in transit past an open (see [`RestChannelInfo::rows_rejected_late`]).
+    pub late: bool,
+}
+
 /// A request waiting to commit, as inspection shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -289,7 +304,9 @@ pub struct RestChannelInfo {
     pub rows_parsed: u64,
     /// Rows rejected at commit.
     pub rows_error_count: u64,
-    /// Of those, rows in requests that landed late: held in transit past an open, after their writer had
+    /// The last rows rejected at commit (at most 256), oldest first, as sent.
+    pub rejected_rows: Vec<RejectedRow>,
+    /// Of those counted, rows in requests that landed late: held in transit past an open, after their writer had
     /// judged them from that open (the trap "a lost append still in transit at the reopen").
     pub rows_rejected_late: u64,
     /// The end token of the request that held the last rejected row.
@@ -367,6 +384,7 @@ impl RestChannels {
             previous: Counters::default(),
             last_error: None,
             rejected_late: 0,
+            rejected: VecDeque::new(),
             valid: true,
             stalled: false,
             pending: VecDeque::new(),
@@ -549,6 +567,19 @@ impl RestChannels {
         if p.late {
             ch.rejected_late += rejected;
         }
+        for &index in landed.map_or(&[][..], |l| &l.rejected_rows[..]) {
+            let Some(&(start, end)) = p.lines.get(index) else {
+                continue;
+            };
+            if ch.rejected.len() == MAX_REJECTED_KEPT {
+                ch.rejected.pop_front();
+            }
+            ch.rejected.push_back(RejectedRow {
+                row: String::from_utf8_lossy(p.body.get(start..end).unwrap_or_default())
+                    .into_owned(),
+                late: p.late,
+            });
+        }
         if rejected > 0 {
             ch.last_error = Some(LastError {
                 upper_bound: p.end.clone(),
@@ -710,6 +741,7 @@ impl RestChannels {
             rows_parsed: ch.counters.parsed,
             rows_error_count: ch.counters.errors,
             rows_rejected_late: ch.rejected_late,
+            rejected_rows: ch.rejected.iter().cloned().collect(),
             last_error_offset_upper_bound: ch
                 .last_error
                 .as_ref()

@@ -217,13 +217,10 @@ impl Run {
         let windowed = !self.windows.is_empty();
         // Copies beyond what each job's own failures explain: only a window of the schedule may explain them.
         let mut unexplained: Vec<(i64, usize)> = Vec::new();
-        let mut aborted_for_rejection = 0u64;
         for (id, entry) in &self.jobs {
             let mark = entry.job.mark();
             let copies = committed[entry.job.table].get(&mark).copied().unwrap_or(0);
             known.insert((entry.job.table, mark));
-            let rejected = matches!(&entry.state, State::Aborted(why) if is_rejection(why));
-            aborted_for_rejection += u64::from(rejected);
             if entry.state == State::Succeeded && copies == 0 {
                 violations.push((
                     format!("false success {id}"),
@@ -251,6 +248,7 @@ impl Run {
                 }
             }
             // A job aborted because rows of its request were rejected may still have its own (good) row in.
+            let rejected = matches!(&entry.state, State::Aborted(why) if is_rejection(why));
             let explained = allowed > 0 || (rejected && copies == 1);
             if last && copies > 0 && entry.state != State::Succeeded && !explained && !windowed {
                 violations.push((
@@ -315,15 +313,34 @@ impl Run {
                 *self.outcome.duplicates_by_cause.entry(cause).or_default() += count;
             }
             let rejected_rows = self.injector.rejected_rows();
-            if rejected_rows > aborted_for_rejection {
-                violations.push((
-                    "rejected rows".to_owned(),
-                    format!(
-                        "end: Snowflake rejected {rejected_rows} row(s) at commit, but only {aborted_for_rejection} job(s) were aborted naming the rejection (every job whose rows were rejected must be)"
-                    ),
-                ));
+            for row in &rejected_rows {
+                let mark = serde_json::from_str::<serde_json::Value>(row)
+                    .ok()
+                    .and_then(|v| v["MARK"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let Some((id, entry)) = self.jobs.iter().find(|(_, e)| e.job.mark() == mark) else {
+                    violations.push((
+                        format!("rejected unknown {mark}"),
+                        format!("end: Snowflake rejected a row no job sent: {row}"),
+                    ));
+                    continue;
+                };
+                let aborted = matches!(&entry.state, State::Aborted(why) if is_rejection(why));
+                // A job the manager failed saying its rows may have landed (a lost answer it could not
+                // settle, a token it cannot read, a channel gone, its own death mid-upload) was retried, as
+                // it must be: the rejection could not be seen from that verdict.
+                if !aborted && entry.landed_causes.is_empty() {
+                    violations.push((
+                        format!("rejected {id}"),
+                        format!(
+                            "end: Snowflake rejected job {id}'s row at commit, yet the job is {:?}, not aborted naming the rejection ({})",
+                            entry.state,
+                            entry.history.join(" | ")
+                        ),
+                    ));
+                }
             }
-            if rejected_rows > 0 {
+            if !rejected_rows.is_empty() {
                 self.count("rows rejected at commit");
             }
             if self.injector.rejected_late_rows() > 0 {

@@ -21,8 +21,8 @@ pub(super) struct Ledger {
     /// once, and the checks count them with the rows the tables hold now.
     pub(super) replaced: HashMap<&'static str, HashMap<String, usize>>,
     /// Rows rejected at commit by REST channels of the event tables that are gone since (dropped by hand or
-    /// with their table): their counters went with them.
-    pub(super) rejected_gone: u64,
+    /// with their table), as sent: the channels' records went with them.
+    pub(super) rejected_gone: Vec<String>,
     /// REST channels an append was held in transit on (their request logs say how many rows).
     pub(super) held: Vec<RestChannelName>,
     /// Faults that could not be injected (their channel did not exist yet, an open by hand failed).
@@ -271,7 +271,7 @@ impl Injector {
             return;
         }
         if let Some(info) = self.control.rest_channel(name) {
-            self.ledger().rejected_gone += info.rows_error_count - info.rows_rejected_late;
+            self.ledger().rejected_gone.extend(on_time(&info));
         }
     }
 
@@ -284,8 +284,7 @@ impl Injector {
         };
         for channel in control.rest_channels() {
             if channel.table == table {
-                self.ledger().rejected_gone +=
-                    channel.rows_error_count - channel.rows_rejected_late;
+                self.ledger().rejected_gone.extend(on_time(&channel));
             }
         }
         let rows = control
@@ -343,19 +342,30 @@ impl Injector {
             .sum()
     }
 
-    /// Rows REST channels of the event tables rejected at commit, those gone since included. Rows of an
-    /// append held in transit past the reopen that settled it are left out: its jobs were judged from that
-    /// reopen (lost, so resent), and the copy that landed late being rejected takes nothing from them.
-    pub(super) fn rejected_rows(&self) -> u64 {
-        let now: u64 = self
+    /// Rows REST channels of the event tables rejected at commit, as sent, those of channels gone since
+    /// included. Rows of an append held in transit past the reopen that settled it are left out: its jobs
+    /// were judged from that reopen (lost, so resent), and the copy that landed late being rejected takes
+    /// nothing from them.
+    pub(super) fn rejected_rows(&self) -> Vec<String> {
+        let mut rows: Vec<String> = self
             .control
             .rest_channels()
             .iter()
             .filter(|c| c.table != DISCARDS)
-            .map(|c| c.rows_error_count - c.rows_rejected_late)
-            .sum();
-        now + self.ledger().rejected_gone
+            .flat_map(on_time)
+            .collect();
+        rows.extend(self.ledger().rejected_gone.iter().cloned());
+        rows
     }
+}
+
+/// The rows a channel rejected at commit in requests that did not land late.
+fn on_time(info: &snowpipe_emulator::RestChannelInfo) -> Vec<String> {
+    info.rejected_rows
+        .iter()
+        .filter(|r| !r.late)
+        .map(|r| r.row.clone())
+        .collect()
 }
 
 #[allow(clippy::print_stderr)]
