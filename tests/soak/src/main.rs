@@ -90,6 +90,14 @@ fn random_seed() -> u64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // With RUST_LOG set, the manager's and the emulator's own logs go to stderr beside the soak's trace
+    // (mostly with one schedule: `--replay` or `--schedule-seed`).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let options = Options {
         rejected_rows: !args.no_rejected_rows,
     };

@@ -573,3 +573,18 @@ async fn rest_discard_rows_rejected_while_the_counters_lag_fail_their_jobs() {
     let outcome = run_schedule(&schedule).await;
     assert!(outcome.violations.is_empty(), "{schedule}\n{outcome:?}");
 }
+
+/// REST: an append's answer is lost (held in transit); the reopen that settles it opens the channel, its
+/// fence does not show (the held rows committed in between) and the second opening's fence is refused (a
+/// 401). The opening already took over the channel's continuation: the next append must open again, not go
+/// out in the old epoch after the fence of the first attempt (a fresh manager judged such a row lost while
+/// it landed: a duplicate beyond the held rows, soak seed 0x753cfda62fc7971a). The interleaving depends on
+/// when the held rows commit, so the schedule runs several times (about one run in four broke).
+#[tokio::test]
+async fn rest_an_opening_whose_fence_fails_sends_nothing_in_the_old_epoch() {
+    for _ in 0..8 {
+        snowpipe_soak::assert_schedule(SUPERSEDED_THEN_REFUSED).await;
+    }
+}
+
+const SUPERSEDED_THEN_REFUSED: &str = r#"{"backend":"rest","commit":"Flushed","table_concurrency":1,"bulk_status_batch":100,"batches":[{"events":[],"bad_line":null,"defer_retries":true,"missing_line":false,"wait_secs":1,"flush_at":1,"faults":[]},{"events":[{"table":0,"id":0,"kind":"Plain"},{"table":0,"id":1,"kind":"NearLimit"},{"table":2,"id":0,"kind":"Plain"}],"bad_line":null,"defer_retries":false,"missing_line":false,"wait_secs":0,"flush_at":1,"faults":[{"at":{"AfterCall":14},"fault":{"Invalidate":{"Table":2}}}]},{"events":[{"table":0,"id":3,"kind":"Plain"},{"table":1,"id":1,"kind":"Plain"},{"table":0,"id":4,"kind":"Plain"},{"table":0,"id":0,"kind":{"Mismatch":3}},{"table":0,"id":5,"kind":"ManyMismatches"},{"table":1,"id":4,"kind":"Json"}],"bad_line":null,"defer_retries":false,"missing_line":true,"wait_secs":0,"flush_at":1,"faults":[]},{"events":[{"table":0,"id":3,"kind":"Plain"},{"table":0,"id":4,"kind":"NearLimit"},{"table":0,"id":5,"kind":"Plain"},{"table":1,"id":3,"kind":"ManyMismatches"},{"table":0,"id":1,"kind":{"NewColumn":2}},{"table":0,"id":1,"kind":"Plain"},{"table":0,"id":2,"kind":"Plain"}],"bad_line":null,"defer_retries":false,"missing_line":false,"wait_secs":0,"flush_at":2,"faults":[{"at":{"AfterCall":7},"fault":"Resume"},{"at":{"AfterCall":11},"fault":{"AuthChannel":3}},{"at":{"AfterCall":3},"fault":{"HoldAppend":{"Table":0}}}]},{"events":[{"table":2,"id":1,"kind":"Plain"},{"table":1,"id":2,"kind":{"Mismatch":3}},{"table":1,"id":1,"kind":"Plain"},{"table":0,"id":0,"kind":"NearLimit"}],"bad_line":null,"defer_retries":true,"missing_line":false,"wait_secs":0,"flush_at":2,"faults":[{"at":"BeforeUpload","fault":"Clear"},{"at":"AfterUpload","fault":"RestartManager"}]}]}"#;

@@ -79,6 +79,11 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
         loop {
             attempt += 1;
             let opened = self.open_with_ddl(table, &options, ddl_schema).await?;
+            // The open superseded the channel this writer held (on REST its continuation token now belongs
+            // to this opening). Should anything after it fail — the fence, reading the columns — no append
+            // may go out in the old epoch, whose rows this opening already calls final: the next append
+            // opens again.
+            writer.channel = None;
             let mut found = self.committed_at_open(table, &opened).await?;
             let mut cautious = None;
             if !capabilities.sets_offset_token
@@ -152,10 +157,6 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             } else {
                 opened.handle.clone()
             };
-            // The open superseded the channel this writer held (and on REST the fence is written: the
-            // channel is in the new epoch now). Should what follows fail, no append may go out in the old
-            // epoch, whose rows the new opening already calls final: the next append opens again.
-            writer.channel = None;
             if capabilities.sets_offset_token {
                 writer.opening = Some(opening.clone());
                 writer.horizon = horizon;
