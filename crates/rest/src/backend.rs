@@ -4,6 +4,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::Method;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use snowpipe_api::{
@@ -31,6 +32,8 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
 /// The first wait for an open that found uncommitted rows; doubled up to [`MAX_WAIT_STEP`].
 const FIRST_WAIT_STEP: Duration = Duration::from_millis(200);
 const MAX_WAIT_STEP: Duration = Duration::from_secs(5);
+/// Pipes whose channels' status one bulk status asks at once.
+const STATUS_PIPES_AT_ONCE: usize = 8;
 
 impl RestClient {
     fn channel_path(channel: &ChannelRef) -> String {
@@ -405,9 +408,24 @@ impl Backend for RestClient {
                 .or_default()
                 .push(handle);
         }
-        let mut found: HashMap<(&snowpipe_api::TableRef, String), ChannelStatus> = HashMap::new();
+        // Pipes are asked at once (a poll of a batch over twenty tables is twenty requests): a few at a time,
+        // so that a destination with many tables does not open as many connections.
+        let mut asks = Vec::with_capacity(by_table.len());
         for (table, handles) in by_table {
-            for (name, status) in self.pipe_statuses(&handles).await? {
+            asks.push(async move {
+                self.pipe_statuses(&handles)
+                    .await
+                    .map(|statuses| (table, statuses))
+            });
+        }
+        let answers: Vec<_> = futures_util::stream::iter(asks)
+            .buffer_unordered(STATUS_PIPES_AT_ONCE)
+            .collect()
+            .await;
+        let mut found: HashMap<(&snowpipe_api::TableRef, String), ChannelStatus> = HashMap::new();
+        for answer in answers {
+            let (table, statuses) = answer?;
+            for (name, status) in statuses {
                 found.insert((table, name), status);
             }
         }

@@ -488,12 +488,12 @@ async fn rest_rows_rejected_while_the_counters_lag_are_aborted() {
     let plain = || vec![event(0, EventKind::Plain)];
     for (first, second) in [
         (
-            vec![(At::BeforeUpload, lag.clone())],
-            vec![(At::BeforeUpload, reject.clone())],
+            vec![(At::BeforeUpload, lag)],
+            vec![(At::BeforeUpload, reject)],
         ),
         (
-            vec![(At::AfterUpload, reject.clone())],
-            vec![(At::BeforeUpload, lag.clone())],
+            vec![(At::AfterUpload, reject)],
+            vec![(At::BeforeUpload, lag)],
         ),
     ] {
         let schedule = on_rest(

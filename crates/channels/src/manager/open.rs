@@ -133,8 +133,19 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 opening = opening.without_final_of(superseded);
                 horizon = Some(Undecidable::SupersededFlushing);
             }
-            let handle = if capabilities.sets_offset_token {
-                match self.fence(table, &opened, &opening).await? {
+            // The table's columns (DESCRIBE TABLE where the open reports none) are read while the fence is
+            // written: two round trips at once, to two hosts, on every cold open.
+            let (fenced, described) = if capabilities.sets_offset_token {
+                let (fenced, described) = tokio::join!(
+                    self.fence(table, &opened, &opening),
+                    self.columns(table, opened.columns.clone())
+                );
+                (Some(fenced?), described)
+            } else {
+                (None, self.columns(table, opened.columns.clone()).await)
+            };
+            let handle = if let Some(fenced) = fenced {
+                match fenced {
                     Some(handle) => handle,
                     None if attempt < MAX_FENCE_ATTEMPTS => {
                         tracing::warn!(
@@ -161,7 +172,7 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 writer.opening = Some(opening.clone());
                 writer.horizon = horizon;
             }
-            let Some(described) = self.columns(table, opened.columns.clone()).await? else {
+            let Some(described) = described? else {
                 let Some(columns) = ddl_schema else {
                     return Err(self.missing_table(table));
                 };
