@@ -3,6 +3,9 @@
 //! its own floor: reading the file and compressing its rows with that backend's compression (gzip for the
 //! sidecar, zstd for REST, level 1 as inserts are sent); six rounds of each, medians reported.
 //!
+//! Then what commits taking time cost (commit lag rounds, with and without discard rows), and what round
+//! trips cost: a 2,000-event batch over the same tables with every call answered 20 ms late.
+//!
 //! The manager runs as the release `snowpipe-streaming run` in its own process too, so its peak RSS is its
 //! own (measured by `/usr/bin/time`, when the machine has it).
 
@@ -40,6 +43,27 @@ impl Backend {
         }
     }
 
+    /// The emulator's names of the endpoints a run on this backend calls.
+    fn endpoints(self) -> &'static [&'static str] {
+        match self {
+            Self::Sidecar => &[
+                "create_channel",
+                "insert",
+                "status",
+                "bulk_status",
+                "statements",
+            ],
+            Self::Rest => &[
+                "rest_hostname",
+                "rest_token",
+                "rest_open_channel",
+                "rest_append",
+                "rest_bulk_status",
+                "statements",
+            ],
+        }
+    }
+
     /// The command's options that point it at the emulator on this backend.
     fn options(self, url: &str) -> Vec<String> {
         let mut options = vec!["--account-url".to_owned(), url.to_owned()];
@@ -58,18 +82,20 @@ struct Figures {
     peak_rss: u64,
     lag_plain: Vec<f64>,
     lag_discarding: Vec<f64>,
+    remote: Vec<f64>,
 }
 
 impl Figures {
     /// The JSON object of these figures (the sidecar's keys, kept at the top level of `e2e.json`).
     fn json(&mut self) -> String {
         let (wall, floor) = (median(&mut self.walls), median(&mut self.floors));
-        let (plain, discarding) = (
+        let (plain, discarding, remote) = (
             median(&mut self.lag_plain),
             median(&mut self.lag_discarding),
+            median(&mut self.remote),
         );
         format!(
-            "\"events\":{EVENTS},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{:.3},\"peakRssBytes\":{},\"commitLag\":{{\"lag\":\"{COMMIT_LAG}\",\"wallSeconds\":{plain:.3},\"withDiscardsWallSeconds\":{discarding:.3}}}",
+            "\"events\":{EVENTS},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{:.3},\"peakRssBytes\":{},\"commitLag\":{{\"lag\":\"{COMMIT_LAG}\",\"wallSeconds\":{plain:.3},\"withDiscardsWallSeconds\":{discarding:.3}}},\"latency\":{{\"millisPerCall\":{LATENCY_MS},\"events\":{SMALL_EVENTS},\"wallSeconds\":{remote:.3}}}",
             wall / floor,
             self.peak_rss
         )
@@ -100,7 +126,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     for round in 1..=ROUNDS {
         for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
             let floor = floor_seconds(&events, &rows, backend)?;
-            let (wall, rss) = timed_run(root, &release, &dir, &events, "0", backend)?;
+            let (wall, rss) = timed_run(root, &release, &dir, &events, "0", 0, backend)?;
             eprintln!(
                 "bench e2e: {} round {round}/{ROUNDS}: wall {wall:.2} s, floor {floor:.2} s, ratio {:.2}, peak RSS {:.1} MB",
                 backend.name(),
@@ -120,14 +146,28 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     with_mismatches(&events, &mismatched)?;
     for round in 1..=LAG_ROUNDS {
         for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
-            let (a, _) = timed_run(root, &release, &dir, &events, COMMIT_LAG, backend)?;
-            let (b, _) = timed_run(root, &release, &dir, &mismatched, COMMIT_LAG, backend)?;
+            let (a, _) = timed_run(root, &release, &dir, &events, COMMIT_LAG, 0, backend)?;
+            let (b, _) = timed_run(root, &release, &dir, &mismatched, COMMIT_LAG, 0, backend)?;
             eprintln!(
                 "bench e2e: {} commit lag {COMMIT_LAG}, round {round}/{LAG_ROUNDS}: wall {a:.2} s without discard rows, {b:.2} s with",
                 backend.name()
             );
             figures.lag_plain.push(a);
             figures.lag_discarding.push(b);
+        }
+    }
+    // What round trips cost: a small batch over every table with each call to the service and the SQL API
+    // answered LATENCY_MS late, as a remote account would (the bulk of the time is then waiting).
+    let small = dir.join("e2e-events-small.jsonl");
+    head(&events, &small, SMALL_EVENTS)?;
+    for round in 1..=LAG_ROUNDS {
+        for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
+            let (wall, _) = timed_run(root, &release, &dir, &small, "0", LATENCY_MS, backend)?;
+            eprintln!(
+                "bench e2e: {} {SMALL_EVENTS} events, {LATENCY_MS} ms per call, round {round}/{LAG_ROUNDS}: wall {wall:.2} s",
+                backend.name()
+            );
+            figures.remote.push(wall);
         }
     }
     let [mut sidecar, mut rest] = figures;
@@ -146,6 +186,13 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             wall / floor,
             figures.peak_rss as f64 / 1e6,
             figures.peak_rss as f64 / file_bytes as f64
+        );
+    }
+    for (backend, figures) in Backend::BOTH.into_iter().zip([&mut sidecar, &mut rest]) {
+        eprintln!(
+            "bench e2e: {}: {SMALL_EVENTS} events over {TABLES} tables, {LATENCY_MS} ms per call: wall {:.2} s",
+            backend.name(),
+            median(&mut figures.remote)
         );
     }
     let (sidecar_wall, rest_wall) = (median(&mut sidecar.walls), median(&mut rest.walls));
@@ -167,6 +214,7 @@ fn timed_run(
     dir: &Path,
     events: &Path,
     commit_lag: &str,
+    latency_ms: u64,
     backend: Backend,
 ) -> Result<(f64, u64)> {
     let mut emulator = Command::new(release.join("snowpipe-emulator"))
@@ -179,6 +227,11 @@ fn timed_run(
         let mut address = String::new();
         BufReader::new(stdout).read_line(&mut address)?;
         let url = format!("http://{}", address.trim());
+        if latency_ms > 0 {
+            for endpoint in backend.endpoints() {
+                set_latency(address.trim(), endpoint, latency_ms)?;
+            }
+        }
         let destination = dir.join("e2e-destination.json");
         let key = fs::read_to_string(root.join("crates/emulator/keys/demo_rsa_key.p8"))?;
         fs::write(&destination, serde_json_like(&key))?;
@@ -187,6 +240,41 @@ fn timed_run(
     let _ = emulator.kill();
     let _ = emulator.wait();
     result
+}
+
+/// The latency of every call in the round-trip rounds, and the batch they send (every table in it).
+const LATENCY_MS: u64 = 20;
+const SMALL_EVENTS: usize = 2_000;
+
+/// Delays one endpoint's answers through the emulator's admin API (a plain HTTP/1.1 request: xtask has no
+/// HTTP client).
+fn set_latency(address: &str, endpoint: &str, millis: u64) -> Result<()> {
+    use std::net::TcpStream;
+    let body = format!(r#"{{"endpoint":"{endpoint}","millis":{millis}}}"#);
+    let mut stream = TcpStream::connect(address)?;
+    write!(
+        stream,
+        "POST /_emulator/faults/latency HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    if !answer.starts_with("HTTP/1.1 200") {
+        bail!("the emulator refused the latency of {endpoint}: {answer}");
+    }
+    Ok(())
+}
+
+/// The first `count` lines of `events`.
+fn head(events: &Path, out: &Path, count: usize) -> Result<()> {
+    let input = BufReader::new(fs::File::open(events)?);
+    let mut output = BufWriter::new(fs::File::create(out)?);
+    for line in input.lines().take(count) {
+        output.write_all(line?.as_bytes())?;
+        output.write_all(b"\n")?;
+    }
+    output.into_inner()?.sync_all()?;
+    Ok(())
 }
 
 /// The commit lag of the discard-cost rounds, and how many of each.
