@@ -7,8 +7,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use snowpipe_api::{Backend, BackendExt as _, ChannelHandle, ChannelStatus, Progress, RowCounters};
 
 use super::{
-    Baseline, ChannelId, ChannelManager, CommitWait, EntryRows, EntryVerdict, Positions, Rejected,
-    Segment,
+    Baseline, ChannelId, ChannelManager, CommitWait, EntryRows, EntryVerdict, Lag, Positions,
+    Rejected, Segment,
 };
 use crate::{
     ChannelError, Warehouse,
@@ -179,14 +179,14 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                     let mut segments = self.judge_with(&view, &entry.segments);
                     if let (View::Token(token, _), Progress::Counters(counters)) =
                         (&view, &status.progress)
-                        && self
+                        && let Some(lag) = self
                             .counters_lag(&entry.table, &entry.segments, token, counters)
                             .await
                     {
                         // The token says more committed than the counters have counted: some of those rows
                         // may yet be rejected. Still in flight until the counters catch up.
-                        tracing::debug!(table = %entry.table, "the channel's counters lag its committed token; judging again later");
-                        Self::hold_back(&mut segments, &entry.segments, token);
+                        tracing::debug!(table = %entry.table, ?lag, "the channel's counters lag its committed token; judging again later");
+                        Self::hold_back(&mut segments, &entry.segments, token, lag);
                     }
                     let in_flight = segments.iter().any(|v| v.rest == Rest::InFlight);
                     if settle && in_flight {
@@ -376,29 +376,43 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
 
     /// Whether the counters lag the committed token: in the token's epoch, fenced on this incarnation of
     /// the channel, the rows counted since the fence (inserted or rejected) fall short of the rows the
-    /// token says committed. Without a baseline for the epoch there is nothing to compare: not lagging.
+    /// token says committed, or the counters are below the fence's own. Without a baseline for the epoch
+    /// there is nothing to compare: not lagging.
     async fn counters_lag(
         &self,
         table: &str,
         positions: &[Positions],
         token: &Token,
         counters: &RowCounters,
-    ) -> bool {
-        self.baselines_with(table, positions).await.iter().any(|b| {
-            b.epoch == token.epoch
-                && b.created_on_ms == counters.created_on_ms
-                && b.inserted.is_some_and(|inserted| {
-                    counters.rows_inserted.saturating_sub(inserted)
-                        + counters.rows_error_count.saturating_sub(b.errors)
-                        < token.position
-                })
-        })
+    ) -> Option<Lag> {
+        self.baselines_with(table, positions)
+            .await
+            .iter()
+            .filter(|b| b.epoch == token.epoch && b.created_on_ms == counters.created_on_ms)
+            .find_map(|b| {
+                let inserted = b.inserted?;
+                let counted = counters.rows_inserted.saturating_sub(inserted)
+                    + counters.rows_error_count.saturating_sub(b.errors);
+                // Behind the fence's own counts (even when the token is the fence, no row after it yet):
+                // earlier epochs' rows are not all counted.
+                let before_fence =
+                    counters.rows_inserted < inserted || counters.rows_error_count < b.errors;
+                (before_fence || counted < token.position).then_some(Lag { before_fence })
+            })
     }
 
-    /// Turns what the token's epoch committed of each segment back into rows in flight.
-    fn hold_back(verdicts: &mut [SegmentVerdict], positions: &[Positions], token: &Token) {
+    /// Turns what the lagging counters cannot clear back into rows in flight: what the token's epoch
+    /// committed, and when the counters are even behind that epoch's fence, what earlier epochs committed
+    /// too (the fence's counters counted every row before it; counters below them have not).
+    fn hold_back(
+        verdicts: &mut [SegmentVerdict],
+        positions: &[Positions],
+        token: &Token,
+        lag: Lag,
+    ) {
         for (verdict, p) in verdicts.iter_mut().zip(positions) {
-            if p.epoch == token.epoch && verdict.committed_through >= p.first {
+            if (p.epoch == token.epoch || lag.before_fence) && verdict.committed_through >= p.first
+            {
                 *verdict = SegmentVerdict {
                     committed_through: p.first.saturating_sub(1),
                     rest: Rest::InFlight,
@@ -476,9 +490,10 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
             // so a token rewritten by hand cannot hold every later upload of the table: the next opening
             // takes fresh counters as its fence.
             let lagging = match (&view, counters) {
-                (View::Token(token, _), Some(counters)) => {
-                    self.counters_lag(table, &positions, token, counters).await
-                }
+                (View::Token(token, _), Some(counters)) => self
+                    .counters_lag(table, &positions, token, counters)
+                    .await
+                    .is_some(),
                 _ => false,
             };
             if !lagging && verdicts.iter().all(|v| v.rest == Rest::Nothing) {

@@ -331,6 +331,14 @@ struct Writer {
 /// How many epochs' fence counts a writer remembers.
 const FENCE_ERRORS_KEPT: usize = 32;
 
+/// Counters that lag the committed token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lag {
+    /// They are behind even the counts at the token's epoch's fence, so earlier epochs' rows may not be
+    /// counted yet either.
+    before_fence: bool,
+}
+
 /// A channel's counters when an epoch was fenced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Baseline {
