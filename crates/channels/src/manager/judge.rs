@@ -510,8 +510,8 @@ impl<B: Backend, W: Warehouse> ChannelManager<B, W> {
                 || (lagging && timed_out)
             {
                 // Lost, or undecidable (a token rewritten by hand, a channel dropped), or counters that
-                // never caught up: this epoch cannot tell about later rows either. The next append opens the channel again, in a new epoch,
-                // so that the retried rows can be judged.
+                // never caught up: this epoch cannot tell about later rows either. The next append opens
+                // the channel again, in a new epoch, so that the retried rows can be judged.
                 let writer = self.writer(table);
                 let mut writer = writer.lock().await;
                 if writer

@@ -306,8 +306,8 @@ pub struct RestChannelInfo {
     pub rows_error_count: u64,
     /// The last rows rejected at commit (at most 256), oldest first, as sent.
     pub rejected_rows: Vec<RejectedRow>,
-    /// Of those counted, rows in requests that landed late: held in transit past an open, after their writer had
-    /// judged them from that open (the trap "a lost append still in transit at the reopen").
+    /// Of those counted, rows in requests that landed late: held in transit past an open, after their
+    /// writer had judged them from that open (the trap "a lost append still in transit at the reopen").
     pub rows_rejected_late: u64,
     /// The end token of the request that held the last rejected row.
     pub last_error_offset_upper_bound: Option<String>,
