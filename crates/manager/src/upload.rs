@@ -141,13 +141,32 @@ impl Manager {
         let upload_time = UploadTime::new(OffsetDateTime::from(self.clock.system_time()));
         let options =
             ReadOptions::new(upload_time.clone()).with_max_line_bytes(self.settings.max_line_bytes);
+        // A file that cannot be read or holds nothing costs no call to the service (see below).
+        let overlap = match &source {
+            Source::File(file) => std::fs::metadata(file).is_ok_and(|m| m.len() > 0),
+            Source::Reader(..) => true,
+        } && self.config.is_ok();
         // Reading is blocking file I/O and parsing: keep it off the async workers.
         let started = std::time::Instant::now();
         let read = tokio::task::spawn_blocking(move || match source {
             Source::File(file) => Batch::read(&file, &options),
             Source::Reader(reader, name) => Batch::read_from(reader, &name, &options),
-        })
-        .await;
+        });
+        // The discards channel does not depend on the batch: it is opened while the file is read, so that
+        // its round trips (on REST also finding the ingest host and taking a token) overlap the parse
+        // rather than follow it. Against a remote account they are several network round trips.
+        let discards = async {
+            if overlap {
+                Some(
+                    self.channels
+                        .initialize_with_schema(DISCARDS_TABLE, &discards_schema())
+                        .await,
+                )
+            } else {
+                None
+            }
+        };
+        let (read, discards) = tokio::join!(read, discards);
         let batch = match read {
             Ok(Ok(batch)) => {
                 tracing::debug!(
@@ -209,11 +228,15 @@ impl Manager {
         }
 
         let mut auth_failure = false;
-        if let Err(error) = self
-            .channels
-            .initialize_with_schema(DISCARDS_TABLE, &discards_schema())
-            .await
-        {
+        let discards = match discards {
+            Some(opened) => opened,
+            None => {
+                self.channels
+                    .initialize_with_schema(DISCARDS_TABLE, &discards_schema())
+                    .await
+            }
+        };
+        if let Err(error) = discards {
             {
                 let failure = TableFailure::channel(Vec::new(), &error);
                 let reason = format!("opening the discards channel failed: {error}");

@@ -4,21 +4,25 @@
 use std::{io::Write as _, sync::Arc};
 
 use serde_json::json;
-use snowpipe_channels::{ManualClock, MockChannels};
+use snowpipe_channels::{ChannelError, ManualClock, MockChannels};
 use snowpipe_manager::{Destination, Manager, Settings};
 
 fn manager() -> Manager {
+    // No expectations: nothing may be called.
+    manager_with(MockChannels::new())
+}
+
+fn manager_with(channels: MockChannels) -> Manager {
     let destination = Destination {
         id: "dest".into(),
         workspace_id: "ws".into(),
         config: json!({"account": "a", "warehouse": "w", "database": "D", "user": "u", "role": "r",
                        "privateKey": "k", "namespace": "ns"}),
     };
-    // No expectations: nothing may be called.
     Manager::new(
         &destination,
         Settings::default(),
-        Arc::new(MockChannels::new()),
+        Arc::new(channels),
         Arc::new(ManualClock::default()),
     )
 }
@@ -52,7 +56,21 @@ async fn a_bad_line_still_aborts_every_job() {
     let good = json!({"message": {"metadata": {"table": "T", "columns": {"ID": "string"}}, "data": {"ID": "x"}},
                       "metadata": {"job_id": 1}});
     writeln!(file, "{good}\n{{not json").unwrap();
-    let out = manager().upload(file.path(), &[1, 2]).await;
+    // A file with something in it: the discards channel is opened while it is read (whatever comes of
+    // that, the bad line decides).
+    let mut channels = MockChannels::new();
+    channels
+        .expect_initialize_with_schema()
+        .withf(|table, _| table == "RUDDER_DISCARDS")
+        .times(1)
+        .returning(|table, _| {
+            Err(ChannelError::Append {
+                table: table.to_owned(),
+                channel_id: String::new(),
+                message: "the service is down".to_owned(),
+            })
+        });
+    let out = manager_with(channels).upload(file.path(), &[1, 2]).await;
     assert_eq!(out.aborted_job_ids, [1, 2], "{out:?}");
     assert!(out.failed_job_ids.is_empty(), "{out:?}");
 }
