@@ -138,11 +138,17 @@ impl State {
     pub(crate) fn land(&mut self, due: Vec<Due>) -> bool {
         let any = !due.is_empty();
         let now_ms = unix_millis();
-        for d in due {
+        for mut d in due {
+            let converted = d.pending.converted.take();
             let p = &d.pending;
-            let landed = self
-                .catalog
-                .land(&d.key.table, &p.body, &p.lines, &d.reject, now_ms);
+            let landed = self.catalog.land(
+                &d.key.table,
+                &p.body,
+                &p.lines,
+                &d.reject,
+                converted,
+                now_ms,
+            );
             self.rest.committed(&d, landed.as_ref(), now_ms);
         }
         any

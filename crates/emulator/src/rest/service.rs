@@ -23,8 +23,8 @@ use crate::{
     http::{Outcome, decode_rest_body, empty_response, json_response, query_pairs, text_response},
     state::{Core, State, unix_millis, unix_seconds},
     store::{
-        Appended, ChannelError, ChannelStatus, LookupError, PIPE_SUFFIX, Pending, RestKey,
-        RestRequest, TableRef, TokenCheck, check_object, ident, split_lines,
+        Appended, ChannelError, ChannelStatus, Converted, LookupError, PIPE_SUFFIX, Pending,
+        RestKey, RestRequest, TableRef, TokenCheck, check_object, ident, split_lines,
     },
 };
 
@@ -521,7 +521,7 @@ fn append(
         };
     };
     // The cheap checks first, so a stale or replayed append costs no decoding.
-    {
+    let schema = {
         let state = core.lock();
         if let Err(r) = resolve_pipe(&state, &c.pipe, &who.role) {
             return r.outcome();
@@ -530,7 +530,8 @@ fn append(
             TokenCheck::Head => {}
             other => return token_refusal(&other).rows(None),
         }
-    }
+        state.catalog.landing_schema(&key.table)
+    };
     let bytes = raw.len();
     let body = match decode_rest_body(headers, raw, core.body_limit, &core.buffers) {
         Ok(b) => b,
@@ -549,15 +550,22 @@ fn append(
         );
     };
     let lines = split_lines(&body);
-    for (i, &(s, e)) in lines.iter().enumerate() {
-        if let Err(why) = check_object(&text[s..e]) {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                BAD_REQUEST,
-                &format!("line {} is not a JSON object: {why}", i + 1),
-            )
-            .rows(Some(lines.len()));
+    // The rows are converted here, outside the lock, rather than at the commit that holds it: commits of
+    // several channels then do not wait on one another, nor do opens and status calls on them. Reading
+    // each line into its row also checks it is an object, so the rows are read once.
+    let mut converted = schema.map(|schema| Converted::new(schema, text, &lines));
+    if converted.as_ref().is_none_or(|c| c.unreadable.is_some()) {
+        for (i, &(s, e)) in lines.iter().enumerate() {
+            if let Err(why) = check_object(&text[s..e]) {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    BAD_REQUEST,
+                    &format!("line {} is not a JSON object: {why}", i + 1),
+                )
+                .rows(Some(lines.len()));
+            }
         }
+        converted = None;
     }
     let row_count = lines.len();
     let now = Instant::now();
@@ -571,6 +579,7 @@ fn append(
         appended_ms: unix_millis(),
         in_transit: false,
         late: false,
+        converted,
     };
     let appended = {
         let mut state = core.lock();

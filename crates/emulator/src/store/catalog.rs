@@ -353,7 +353,7 @@ impl Catalog {
             .get_mut(&r.table)
     }
 
-    fn table(&self, r: &TableRef) -> Option<&Table> {
+    pub(super) fn table(&self, r: &TableRef) -> Option<&Table> {
         self.databases
             .get(&r.database)?
             .schemas

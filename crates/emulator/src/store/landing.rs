@@ -16,7 +16,7 @@ use serde::{
 use super::{
     catalog::{Catalog, TableRef},
     field::{Field, Key},
-    row::RowWriter,
+    row::{Row, RowWriter},
     table_schema::{Column, TableSchema},
     types::{ColumnType, MAX_VARCHAR},
 };
@@ -38,97 +38,174 @@ pub(crate) struct Landed {
 /// resolved once); past this, keys are resolved one by one.
 const MAX_REMEMBERED: usize = 256;
 
+/// An append's rows converted when they arrived, against the table's schema of that moment, outside the
+/// emulator's lock. The commit lands them as they are if the table still has that very schema (DDL
+/// always gives a table a new one) and no fault rejects rows; otherwise it converts the rows again, as
+/// Snowflake checks rows against the table as it is at commit.
+pub(crate) struct Converted {
+    schema: Arc<TableSchema>,
+    rows: Vec<Row>,
+    landed: Landed,
+    /// The first line that is not a JSON object, if any.
+    pub(crate) unreadable: Option<usize>,
+}
+
+impl Converted {
+    /// Converts the `lines` of `text` against `schema`, which must be of a table without schema evolution
+    /// (evolution changes the schema as rows are read: those rows are converted at commit only).
+    pub(crate) fn new(schema: Arc<TableSchema>, text: &str, lines: &[(usize, usize)]) -> Self {
+        let mut unreadable = None;
+        let (schema, rows, landed) =
+            convert(schema, text, lines, &[], &mut unreadable, |_, _| None);
+        Self {
+            schema,
+            rows,
+            landed,
+            unreadable,
+        }
+    }
+}
+
 impl Catalog {
+    /// The schema an append's rows may be converted against before they commit (see [`Converted`]):
+    /// `None` when the table is gone or evolves its schema at commit.
+    pub(crate) fn landing_schema(&self, table: &TableRef) -> Option<Arc<TableSchema>> {
+        let t = self.table(table)?;
+        (!t.schema_evolution).then(|| Arc::clone(&t.schema))
+    }
+
     /// Lands the NDJSON `lines` of `body` in `table` as one commit at `now_ms`; rows at the indexes in
-    /// `reject` are rejected whatever they hold (a scripted fault). `None` when the table no longer
-    /// exists: its rows are lost with it.
+    /// `reject` are rejected whatever they hold (a scripted fault). `converted`, the rows as converted
+    /// when they were appended, is used when it still holds. `None` when the table no longer exists: its
+    /// rows are lost with it.
     pub(crate) fn land(
         &mut self,
         table: &TableRef,
         body: &[u8],
         lines: &[(usize, usize)],
         reject: &[usize],
+        converted: Option<Converted>,
         now_ms: i64,
     ) -> Option<Landed> {
         let max_rows = self.max_rows_per_table;
         let t = self.table_mut(table)?;
-        let mut landed = Landed::default();
+        if let Some(c) = converted
+            && reject.is_empty()
+            && c.unreadable.is_none()
+            && !t.schema_evolution
+            && Arc::ptr_eq(&c.schema, &t.schema)
+        {
+            t.append(c.rows, max_rows);
+            return Some(c.landed);
+        }
         // Appends checked the body is UTF-8: checked once here, strings need no check each (a
         // tenth of a commit's time when serde_json checked every string).
         let Ok(text) = std::str::from_utf8(body) else {
+            let mut landed = Landed::default();
             for index in 0..lines.len() {
                 landed.reject(index, format!("rowIndex:{index}, the body is not UTF-8"));
             }
             return Some(landed);
         };
-        let mut schema = Arc::clone(&t.schema);
-        let mut keys = Keys::default();
-        let mut writer = RowWriter::default();
-        let mut pairs: Vec<(Key<'_>, Field<'_>)> = Vec::new();
-        let mut slots: Vec<Option<Field<'_>>> = Vec::new();
-        for (index, &(start, end)) in lines.iter().enumerate() {
-            let line = text.get(start..end).unwrap_or_default();
-            pairs.clear();
-            let mut de = serde_json::Deserializer::from_str(line);
-            let read = PairsSeed(&mut pairs)
-                .deserialize(&mut de)
-                .and_then(|()| de.end());
-            // Appends checked every line was an object; a line that still does not read is
-            // rejected alone rather than failing the commit.
-            if let Err(e) = read {
-                landed.reject(
-                    index,
-                    format!("rowIndex:{index}, the row is not a JSON object: {e}"),
-                );
-                continue;
-            }
-            if reject.contains(&index) {
-                landed.reject(index, format!(
-                    "The given row cannot be converted to the internal format: rejected by a scripted fault, rowIndex:{index}"
-                ));
-                continue;
-            }
-            slots.clear();
-            slots.resize(schema.columns.len(), None);
-            for (key, value) in pairs.drain(..) {
-                let column = match keys.resolve(&schema, &key.0) {
-                    Some(c) => c,
-                    None if t.schema_evolution => {
-                        let name = key.0.to_uppercase();
-                        let mut next = (*schema).clone();
-                        next.columns.push(Column {
-                            name: name.clone(),
-                            ty: inferred_type(&value),
-                            nullable: true,
-                        });
-                        schema = Arc::new(next);
-                        t.schema = Arc::clone(&schema);
-                        t.evolved.push((name, now_ms));
+        let evolves = t.schema_evolution;
+        let (schema, evolved) = (&mut t.schema, &mut t.evolved);
+        let (_, rows, landed) = convert(
+            Arc::clone(schema),
+            text,
+            lines,
+            reject,
+            &mut None,
+            |key, value| {
+                if !evolves {
+                    return None;
+                }
+                let name = key.to_uppercase();
+                let mut next = (**schema).clone();
+                next.columns.push(Column {
+                    name: name.clone(),
+                    ty: inferred_type(value),
+                    nullable: true,
+                });
+                *schema = Arc::new(next);
+                evolved.push((name, now_ms));
+                Some(Arc::clone(schema))
+            },
+        );
+        t.append(rows, max_rows);
+        Some(landed)
+    }
+}
+
+/// Converts each line to a row of `schema`, rejecting alone each row that cannot be stored and every
+/// row at an index in `reject`. A key with no column is ignored, unless `evolve` adds one for it (and
+/// answers the schema with it). Sets `unreadable` to the first line that is not a JSON object (rejected
+/// like the others: appends refuse such lines, so only a commit of rows no append checked meets one).
+fn convert(
+    mut schema: Arc<TableSchema>,
+    text: &str,
+    lines: &[(usize, usize)],
+    reject: &[usize],
+    unreadable: &mut Option<usize>,
+    mut evolve: impl FnMut(&str, &Field<'_>) -> Option<Arc<TableSchema>>,
+) -> (Arc<TableSchema>, Vec<Row>, Landed) {
+    let mut landed = Landed::default();
+    let mut keys = Keys::default();
+    let mut writer = RowWriter::default();
+    let mut pairs: Vec<(Key<'_>, Field<'_>)> = Vec::new();
+    let mut slots: Vec<Option<Field<'_>>> = Vec::new();
+    for (index, &(start, end)) in lines.iter().enumerate() {
+        let line = text.get(start..end).unwrap_or_default();
+        pairs.clear();
+        let mut de = serde_json::Deserializer::from_str(line);
+        let read = PairsSeed(&mut pairs)
+            .deserialize(&mut de)
+            .and_then(|()| de.end());
+        if let Err(e) = read {
+            unreadable.get_or_insert(index);
+            landed.reject(
+                index,
+                format!("rowIndex:{index}, the row is not a JSON object: {e}"),
+            );
+            continue;
+        }
+        if reject.contains(&index) {
+            landed.reject(index, format!(
+                "The given row cannot be converted to the internal format: rejected by a scripted fault, rowIndex:{index}"
+            ));
+            continue;
+        }
+        slots.clear();
+        slots.resize(schema.columns.len(), None);
+        for (key, value) in pairs.drain(..) {
+            let column = match keys.resolve(&schema, &key.0) {
+                Some(c) => c,
+                None => match evolve(&key.0, &value) {
+                    Some(next) => {
+                        schema = next;
                         // Keys that named nothing may name the new column now.
                         keys = Keys::default();
                         slots.push(None);
                         schema.columns.len() - 1
                     }
                     None => continue,
-                };
-                // As in a JSON object read whole, the last of two spellings of one column wins.
-                slots[column] = Some(value);
+                },
+            };
+            // As in a JSON object read whole, the last of two spellings of one column wins.
+            slots[column] = Some(value);
+        }
+        match write_row(&schema, &slots, index, &mut writer) {
+            Ok(()) => {
+                writer.end_row();
+                landed.inserted += 1;
             }
-            match write_row(&schema, &slots, index, &mut writer) {
-                Ok(()) => {
-                    writer.end_row();
-                    landed.inserted += 1;
-                }
-                Err(message) => {
-                    writer.clear();
-                    landed.reject(index, message);
-                }
+            Err(message) => {
+                writer.clear();
+                landed.reject(index, message);
             }
         }
-        let rows = writer.finish(&schema);
-        t.append(rows, max_rows);
-        Some(landed)
     }
+    let rows = writer.finish(&schema);
+    (schema, rows, landed)
 }
 
 impl Landed {
@@ -339,7 +416,7 @@ mod tests {
 
     fn land(c: &mut Catalog, t: &TableRef, body: &str, reject: &[usize]) -> Landed {
         let lines = split_lines(body.as_bytes());
-        c.land(t, body.as_bytes(), &lines, reject, 7).unwrap()
+        c.land(t, body.as_bytes(), &lines, reject, None, 7).unwrap()
     }
 
     #[test]
@@ -414,6 +491,64 @@ mod tests {
                 json!({"ID": 2, "NAME": "y", "TAGS": [1]})
             ]
         );
+    }
+
+    /// Lands `body` through the append-time conversion: converted against the table as it is now, then
+    /// `between` runs (DDL between the append and its commit), then the commit.
+    fn land_converted(
+        c: &mut Catalog,
+        t: &TableRef,
+        body: &str,
+        between: impl FnOnce(&mut Catalog),
+    ) -> Landed {
+        let lines = split_lines(body.as_bytes());
+        let schema = c.landing_schema(t).unwrap();
+        let converted = Converted::new(schema, body, &lines);
+        between(c);
+        c.land(t, body.as_bytes(), &lines, &[], Some(converted), 7)
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_converted_on_arrival_land_as_a_commit_would_convert_them() {
+        let body = concat!(
+            "{\"id\": \"a\", \"n\": \"5\", \"MIXED\": true, \"extra\": 1}\n",
+            "{\"ID\": \"toolong\"}\r\n",
+            "{\"ID\": null}\n",
+            "{\"ID\": \"b\", \"N\": \"x\"}\n",
+            "{\"ID\": \"c\", \"id\": \"d\"}",
+        );
+        let sql = "CREATE TABLE DB.PUBLIC.T (ID VARCHAR(3) NOT NULL, N INT, \"Mixed\" BOOLEAN)";
+        let (mut at_commit, t) = catalog(sql);
+        let (mut on_arrival, _) = catalog(sql);
+        let expected = land(&mut at_commit, &t, body, &[]);
+        let landed = land_converted(&mut on_arrival, &t, body, |_| {});
+        assert_eq!(landed, expected);
+        assert_eq!(on_arrival.rows(&t).unwrap(), at_commit.rows(&t).unwrap());
+        assert_eq!(on_arrival.rows(&t).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_table_altered_after_the_append_converts_its_rows_again_at_commit() {
+        let (mut c, t) = catalog("CREATE TABLE DB.PUBLIC.T (ID VARCHAR)");
+        let body = "{\"ID\": \"a\", \"M\": 1}\n{\"ID\": \"b\"}\n";
+        let landed = land_converted(&mut c, &t, body, |c| {
+            c.execute(
+                "ALTER TABLE DB.PUBLIC.T ADD COLUMN M INT NOT NULL",
+                &SqlContext::default(),
+            )
+            .unwrap();
+        });
+        // On arrival both rows fitted; at commit M is required, and the second row lacks it.
+        assert_eq!((landed.inserted, landed.rejected), (1, 1), "{landed:?}");
+        assert_eq!(landed.rejected_rows, [1]);
+        assert_eq!(c.rows(&t).unwrap(), [json!({"ID": "a", "M": 1})]);
+    }
+
+    #[test]
+    fn tables_that_evolve_their_schema_convert_at_commit_only() {
+        let (c, t) = catalog("CREATE TABLE DB.PUBLIC.T (ID INT) ENABLE_SCHEMA_EVOLUTION = TRUE");
+        assert!(c.landing_schema(&t).is_none());
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use catalog::{ColumnInfo, SqlError, TableInfo};
 pub use channels::ChannelInfo;
 pub(crate) use channels::{ChannelKey, Committed, InsertError, Store};
 pub(crate) use field::{Field, Key};
-pub(crate) use landing::{check_object, split_lines};
+pub(crate) use landing::{Converted, check_object, split_lines};
 pub(crate) use rest_channels::{
     Appended, ChannelError, ChannelStatus, Due, PIPE_SUFFIX, Pending, RestChannels, RestKey,
     TokenCheck,

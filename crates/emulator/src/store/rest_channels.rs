@@ -19,7 +19,10 @@ use std::{
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{catalog::TableRef, landing::Landed};
+use super::{
+    catalog::TableRef,
+    landing::{Converted, Landed},
+};
 
 /// Requests remembered per channel name for inspection; the oldest are forgotten past this.
 const MAX_REQUESTS_PER_CHANNEL: usize = 1_000;
@@ -103,6 +106,8 @@ pub(crate) struct Pending {
     pub(crate) in_transit: bool,
     /// It was held in transit past an open: its writer judged it from that open, so it lands late.
     pub(crate) late: bool,
+    /// Its rows as converted on arrival, for the commit to land if the table has not changed since.
+    pub(crate) converted: Option<Converted>,
 }
 
 /// The last rejected row of a channel.
@@ -774,6 +779,7 @@ mod tests {
             appended_ms: 0,
             in_transit: false,
             late: false,
+            converted: None,
         }
     }
 
