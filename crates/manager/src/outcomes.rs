@@ -58,7 +58,12 @@ impl Outcomes {
         unaccounted: &str,
     ) -> UploadOutput {
         // Sets of every job id of the batch: a fast hasher, since the ids are the caller's own numbers.
-        let mut seen = HashSet::with_capacity_and_hasher(expected.len(), FastHash::default());
+        // Sized for every id it will hold (the caller's list is empty when the batch alone names the jobs),
+        // so that it is not grown again and again on a large batch.
+        let mut seen = HashSet::with_capacity_and_hasher(
+            self.importing.len().max(expected.len()) + self.failed.len() + self.aborted.len(),
+            FastHash::default(),
+        );
         let mut reasons = BTreeMap::new();
         let importing: Vec<i64> = self
             .importing
