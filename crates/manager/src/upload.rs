@@ -154,19 +154,25 @@ impl Manager {
         });
         // The discards channel does not depend on the batch: it is opened while the file is read, so that
         // its round trips (on REST also finding the ingest host and taking a token) overlap the parse
-        // rather than follow it. Against a remote account they are several network round trips.
-        let discards = async {
-            if overlap {
-                Some(
-                    self.channels
-                        .initialize_with_schema(DISCARDS_TABLE, &discards_schema())
-                        .await,
-                )
-            } else {
-                None
+        // rather than follow it. Against a remote account they are several network round trips. Should
+        // the read fail, the opening is dropped where it stands: the jobs' outcome does not wait on it.
+        let discards_columns = discards_schema();
+        let mut discards = std::pin::pin!(
+            self.channels
+                .initialize_with_schema(DISCARDS_TABLE, &discards_columns)
+        );
+        let mut opened = None;
+        let read = if overlap {
+            let mut read = read;
+            loop {
+                tokio::select! {
+                    read = &mut read => break read,
+                    done = &mut discards, if opened.is_none() => opened = Some(done),
+                }
             }
+        } else {
+            read.await
         };
-        let (read, discards) = tokio::join!(read, discards);
         let batch = match read {
             Ok(Ok(batch)) => {
                 tracing::debug!(
@@ -228,13 +234,9 @@ impl Manager {
         }
 
         let mut auth_failure = false;
-        let discards = match discards {
-            Some(opened) => opened,
-            None => {
-                self.channels
-                    .initialize_with_schema(DISCARDS_TABLE, &discards_schema())
-                    .await
-            }
+        let discards = match opened {
+            Some(done) => done,
+            None => discards.await,
         };
         if let Err(error) = discards {
             {

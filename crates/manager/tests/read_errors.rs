@@ -1,10 +1,15 @@
 //! A batch that cannot be read: only a bad line aborts its jobs (no retry can mend it); a file that cannot
 //! be opened or holds no events fails the caller's jobs, so they come back instead of being lost.
 
-use std::{io::Write as _, sync::Arc};
+use std::{io::Write as _, sync::Arc, time::Duration};
 
 use serde_json::json;
-use snowpipe_channels::{ChannelError, ManualClock, MockChannels};
+use snowpipe_api::{ChannelStatus, Row};
+use snowpipe_channels::{
+    AppendOutcome, Channel, ChannelError, ChannelId, Channels, CommitWait, EntryRows, EntryVerdict,
+    ManualClock, MockChannels, Segment,
+};
+use snowpipe_grouping::Schema;
 use snowpipe_manager::{Destination, Manager, Settings};
 
 fn manager() -> Manager {
@@ -12,15 +17,18 @@ fn manager() -> Manager {
     manager_with(MockChannels::new())
 }
 
-fn manager_with(channels: MockChannels) -> Manager {
-    let destination = Destination {
+fn destination() -> Destination {
+    Destination {
         id: "dest".into(),
         workspace_id: "ws".into(),
         config: json!({"account": "a", "warehouse": "w", "database": "D", "user": "u", "role": "r",
                        "privateKey": "k", "namespace": "ns"}),
-    };
+    }
+}
+
+fn manager_with(channels: MockChannels) -> Manager {
     Manager::new(
-        &destination,
+        &destination(),
         Settings::default(),
         Arc::new(channels),
         Arc::new(ManualClock::default()),
@@ -73,4 +81,64 @@ async fn a_bad_line_still_aborts_every_job() {
     let out = manager_with(channels).upload(file.path(), &[1, 2]).await;
     assert_eq!(out.aborted_job_ids, [1, 2], "{out:?}");
     assert!(out.failed_job_ids.is_empty(), "{out:?}");
+}
+
+/// The channel layer of a service that never answers the opening of the discards channel.
+struct DiscardsNeverOpen;
+
+#[async_trait::async_trait]
+impl Channels for DiscardsNeverOpen {
+    async fn initialize_with_schema(
+        &self,
+        _: &str,
+        _: &Schema,
+    ) -> Result<Arc<Channel>, ChannelError> {
+        std::future::pending().await
+    }
+    async fn refresh(&self, _: &[String]) -> Result<(), ChannelError> {
+        unreachable!("nothing is refreshed for a batch that cannot be read")
+    }
+    async fn append(&self, _: &str, _: Vec<Row>) -> Result<AppendOutcome, ChannelError> {
+        unreachable!("nothing is appended for a batch that cannot be read")
+    }
+    async fn wait_for_commit(
+        &self,
+        _: &str,
+        _: &[Segment],
+        _: Duration,
+    ) -> Result<CommitWait, ChannelError> {
+        unreachable!("no commit is waited for")
+    }
+    async fn judge(&self, _: &[EntryRows], _: bool) -> Vec<Result<EntryVerdict, ChannelError>> {
+        unreachable!("nothing is judged")
+    }
+    async fn check_stalled(
+        &self,
+        _: &[EntryRows],
+    ) -> Vec<Result<Option<EntryVerdict>, ChannelError>> {
+        unreachable!("nothing is checked")
+    }
+    async fn statuses(&self, _: &[ChannelId]) -> Result<Vec<Option<ChannelStatus>>, ChannelError> {
+        unreachable!("no status is asked")
+    }
+    fn reset_backoff(&self) {}
+}
+
+/// The discards channel is opened while the file is read; a bad line decides the jobs at once, without
+/// waiting for that opening (here it never ends).
+#[tokio::test]
+async fn a_bad_line_does_not_wait_for_the_discards_channel() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "{{not json").unwrap();
+    let manager = Manager::new(
+        &destination(),
+        Settings::default(),
+        Arc::new(DiscardsNeverOpen),
+        Arc::new(ManualClock::default()),
+    );
+    // A bound for the failure report only: without the fix the upload never ends.
+    let out = tokio::time::timeout(Duration::from_secs(60), manager.upload(file.path(), &[1]))
+        .await
+        .expect("the upload waited on the discards channel");
+    assert_eq!(out.aborted_job_ids, [1], "{out:?}");
 }
