@@ -2,7 +2,7 @@
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 use serde_json::value::RawValue;
-use snowpipe_grouping::UploadTime;
+use snowpipe_grouping::{UploadTime, value_bytes};
 
 /// One row of the discards table (`RUDDER_DISCARDS`): a value that could not be converted to its table's
 /// column type and went in as null.
@@ -33,25 +33,17 @@ impl DiscardRow {
     pub fn to_row(&self) -> Box<RawValue> {
         serde_json::value::to_raw_value(self).expect("strings and raw JSON always serialise")
     }
-}
 
-impl DiscardRow {
-    /// The bytes of the row's values as Snowflake bills them (each value's JSON text, strings without their
-    /// quotes and escapes; keys not counted): see `snowpipe_grouping::Event::value_bytes`.
+    /// The bytes of the row's values as Snowflake bills them (each value's text, strings without their
+    /// quotes; keys not counted), as `snowpipe_grouping::Event::value_bytes` counts an event's row.
     #[must_use]
     pub fn value_bytes(&self) -> usize {
-        let raw = self.received_at.get();
-        let received_at = if raw.starts_with('"') {
-            raw.len().saturating_sub(2)
-        } else {
-            raw.len()
-        };
         self.table_name.len()
-            + self.row_id.as_ref().map_or(4, String::len)
+            + self.row_id.as_ref().map_or("null".len(), String::len)
             + self.column_name.len()
             + self.column_value.len()
             + self.reason.len()
-            + received_at
+            + value_bytes(self.received_at.get())
             + self.uuid_ts.as_str().len()
     }
 }

@@ -50,6 +50,7 @@ pub use error::{LineProblem, ReadError, ReadErrorKind};
 pub use event::{Event, EventError, ID, RECEIVED_AT, UUID_TS};
 pub use excerpt::EXCERPT_CHARS;
 pub use read::{DEFAULT_MAX_LINE_BYTES, ReadOptions};
+pub use row::value_bytes;
 pub use schema::Schema;
 pub use split::{DEFAULT_MAX_INSERT_BYTES, Partition, SizeSplit, rows_array_size, split_by_size};
 pub use upload_time::UploadTime;

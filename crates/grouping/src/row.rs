@@ -88,7 +88,13 @@ pub(crate) struct Written {
 /// The bytes a value counts for in the volume Snowflake bills (Snowpipe Streaming's high-performance
 /// architecture charges for the bytes of the values it receives, not for keys): its JSON text, a string
 /// without its quotes.
-pub(crate) fn value_bytes(value: &str) -> usize {
+///
+/// ```
+/// assert_eq!(snowpipe_grouping::value_bytes(r#""a1""#), 2);
+/// assert_eq!(snowpipe_grouping::value_bytes("null"), 4);
+/// ```
+#[must_use]
+pub fn value_bytes(value: &str) -> usize {
     if value.len() >= 2 && value.starts_with('"') {
         value.len() - 2
     } else {

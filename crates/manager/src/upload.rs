@@ -239,17 +239,15 @@ impl Manager {
             None => discards.await,
         };
         if let Err(error) = discards {
-            {
-                let failure = TableFailure::channel(Vec::new(), &error);
-                let reason = format!("opening the discards channel failed: {error}");
-                for table in &tables {
-                    outcomes.reject(failure.verdict, table.job_ids(), &reason);
-                }
-                if !failure.auth {
-                    self.channels.reset_backoff();
-                }
-                return finish(outcomes);
+            let failure = TableFailure::channel(Vec::new(), &error);
+            let reason = format!("opening the discards channel failed: {error}");
+            for table in &tables {
+                outcomes.reject(failure.verdict, table.job_ids(), &reason);
             }
+            if !failure.auth {
+                self.channels.reset_backoff();
+            }
+            return finish(outcomes);
         }
 
         // Where the cached channels stand, in bulk: a channel the backend lost or reports invalid is opened
@@ -330,15 +328,8 @@ impl Manager {
         for (table, result) in inserted {
             match result {
                 Ok(appended) => {
-                    self.labels.billed_bytes(
-                        &table.table,
-                        appended
-                            .segments
-                            .iter()
-                            .flat_map(|s| &table.value_bytes[s.rows.clone()])
-                            .map(|&b| u64::from(b))
-                            .sum(),
-                    );
+                    self.labels
+                        .billed_bytes(&table.table, billed(&appended, &table.value_bytes));
                     for failed in &appended.failed {
                         outcomes.reject(
                             Verdict::Failed,
@@ -498,15 +489,8 @@ impl Manager {
         let wait = self.settings.discards_commit_wait;
         let appended = self.channels.append(DISCARDS_TABLE, rows).await;
         if let Ok(appended) = &appended {
-            self.labels.billed_bytes(
-                DISCARDS_TABLE,
-                appended
-                    .segments
-                    .iter()
-                    .flat_map(|s| &bytes[s.rows.clone()])
-                    .map(|&b| u64::from(b))
-                    .sum(),
-            );
+            self.labels
+                .billed_bytes(DISCARDS_TABLE, billed(appended, &bytes));
         }
         let failure = match appended {
             Ok(appended) if !appended.failed.is_empty() => {
@@ -558,4 +542,14 @@ impl Manager {
 /// A wait as people write it (`60s`, `1.5s`).
 fn humanize(wait: std::time::Duration) -> String {
     format!("{}s", wait.as_secs_f64())
+}
+
+/// The billed bytes of the rows an append handed over (its segments), from each row's value bytes.
+fn billed(appended: &AppendOutcome, value_bytes: &[u32]) -> u64 {
+    appended
+        .segments
+        .iter()
+        .flat_map(|s| &value_bytes[s.rows.clone()])
+        .map(|&b| u64::from(b))
+        .sum()
 }
