@@ -83,6 +83,9 @@ struct Figures {
     lag_plain: Vec<f64>,
     lag_discarding: Vec<f64>,
     remote: Vec<f64>,
+    /// CPU seconds (user + system) of the command and of the emulator in each round, where measured.
+    manager_cpu: Vec<f64>,
+    emulator_cpu: Vec<f64>,
 }
 
 impl Figures {
@@ -94,11 +97,46 @@ impl Figures {
             median(&mut self.lag_discarding),
             median(&mut self.remote),
         );
+        let cpu = self.cpu().map_or_else(String::new, |cpu| {
+            format!(
+                ",\"cpuSeconds\":{{\"manager\":{:.3},\"emulator\":{:.3},\"cores\":{},\"boundSeconds\":{:.3}}}",
+                cpu.manager, cpu.emulator, cpu.cores, cpu.bound()
+            )
+        });
         format!(
-            "\"events\":{EVENTS},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{:.3},\"peakRssBytes\":{},\"commitLag\":{{\"lag\":\"{COMMIT_LAG}\",\"wallSeconds\":{plain:.3},\"withDiscardsWallSeconds\":{discarding:.3}}},\"latency\":{{\"millisPerCall\":{LATENCY_MS},\"events\":{SMALL_EVENTS},\"wallSeconds\":{remote:.3}}}",
+            "\"events\":{EVENTS},\"wallSeconds\":{wall:.3},\"floorSeconds\":{floor:.3},\"ratio\":{:.3},\"peakRssBytes\":{},\"commitLag\":{{\"lag\":\"{COMMIT_LAG}\",\"wallSeconds\":{plain:.3},\"withDiscardsWallSeconds\":{discarding:.3}}},\"latency\":{{\"millisPerCall\":{LATENCY_MS},\"events\":{SMALL_EVENTS},\"wallSeconds\":{remote:.3}}}{cpu}",
             wall / floor,
             self.peak_rss
         )
+    }
+
+    /// The medians of the CPU the rounds used, when every round measured it.
+    fn cpu(&mut self) -> Option<Cpu> {
+        if self.manager_cpu.len() != self.walls.len() || self.manager_cpu.is_empty() {
+            return None;
+        }
+        Some(Cpu {
+            manager: median(&mut self.manager_cpu),
+            emulator: median(&mut self.emulator_cpu),
+            cores: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        })
+    }
+}
+
+/// What a run costs in CPU, and the shortest wall time that allows.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    manager: f64,
+    emulator: f64,
+    cores: usize,
+}
+
+impl Cpu {
+    /// The least wall time the command and the emulator need between them on this machine's cores, were
+    /// every core busy from start to end: no run can be faster, whatever it overlaps.
+    #[allow(clippy::cast_precision_loss)]
+    fn bound(self) -> f64 {
+        (self.manager + self.emulator) / self.cores as f64
     }
 }
 
@@ -126,9 +164,13 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     for round in 1..=ROUNDS {
         for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
             let floor = floor_seconds(&events, &rows, backend)?;
-            let (wall, rss) = timed_run(root, &release, &dir, &events, "0", 0, backend)?;
+            let run = timed_run(root, &release, &dir, &events, "0", 0, backend)?;
+            let (wall, rss) = (run.wall, run.peak_rss);
+            let cpu = run.cpu.map_or_else(String::new, |(manager, emulator)| {
+                format!(", CPU {manager:.2} s + emulator {emulator:.2} s")
+            });
             eprintln!(
-                "bench e2e: {} round {round}/{ROUNDS}: wall {wall:.2} s, floor {floor:.2} s, ratio {:.2}, peak RSS {:.1} MB",
+                "bench e2e: {} round {round}/{ROUNDS}: wall {wall:.2} s, floor {floor:.2} s, ratio {:.2}, peak RSS {:.1} MB{cpu}",
                 backend.name(),
                 wall / floor,
                 rss as f64 / 1e6
@@ -136,6 +178,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             figures.walls.push(wall);
             figures.floors.push(floor);
             figures.peak_rss = figures.peak_rss.max(rss);
+            if let Some((manager, emulator)) = run.cpu {
+                figures.manager_cpu.push(manager);
+                figures.emulator_cpu.push(emulator);
+            }
         }
     }
 
@@ -146,8 +192,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     with_mismatches(&events, &mismatched)?;
     for round in 1..=LAG_ROUNDS {
         for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
-            let (a, _) = timed_run(root, &release, &dir, &events, COMMIT_LAG, 0, backend)?;
-            let (b, _) = timed_run(root, &release, &dir, &mismatched, COMMIT_LAG, 0, backend)?;
+            let a = timed_run(root, &release, &dir, &events, COMMIT_LAG, 0, backend)?.wall;
+            let b = timed_run(root, &release, &dir, &mismatched, COMMIT_LAG, 0, backend)?.wall;
             eprintln!(
                 "bench e2e: {} commit lag {COMMIT_LAG}, round {round}/{LAG_ROUNDS}: wall {a:.2} s without discard rows, {b:.2} s with",
                 backend.name()
@@ -162,7 +208,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     head(&events, &small, SMALL_EVENTS)?;
     for round in 1..=LAG_ROUNDS {
         for (backend, figures) in Backend::BOTH.into_iter().zip(figures.iter_mut()) {
-            let (wall, _) = timed_run(root, &release, &dir, &small, "0", LATENCY_MS, backend)?;
+            let wall = timed_run(root, &release, &dir, &small, "0", LATENCY_MS, backend)?.wall;
             eprintln!(
                 "bench e2e: {} {SMALL_EVENTS} events, {LATENCY_MS} ms per call, round {round}/{LAG_ROUNDS}: wall {wall:.2} s",
                 backend.name()
@@ -187,6 +233,17 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             figures.peak_rss as f64 / 1e6,
             figures.peak_rss as f64 / file_bytes as f64
         );
+        if let Some(cpu) = figures.cpu() {
+            eprintln!(
+                "bench e2e: {}: CPU {:.2} s in the command + {:.2} s in the emulator: on {} cores no run can take less than {:.2} s ({:.2}x the floor)",
+                backend.name(),
+                cpu.manager,
+                cpu.emulator,
+                cpu.cores,
+                cpu.bound(),
+                cpu.bound() / floor
+            );
+        }
     }
     for (backend, figures) in Backend::BOTH.into_iter().zip([&mut sidecar, &mut rest]) {
         eprintln!(
@@ -207,6 +264,15 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// One timed run.
+struct Run {
+    wall: f64,
+    /// The command's peak RSS in bytes (0 when unknown).
+    peak_rss: u64,
+    /// CPU seconds of the command and of the emulator, where the system says.
+    cpu: Option<(f64, f64)>,
+}
+
 /// Starts the release emulator, times one `snowpipe-streaming run` against it, and stops the emulator.
 fn timed_run(
     root: &Path,
@@ -216,7 +282,8 @@ fn timed_run(
     commit_lag: &str,
     latency_ms: u64,
     backend: Backend,
-) -> Result<(f64, u64)> {
+) -> Result<Run> {
+    let before = children_cpu_seconds();
     let mut emulator = Command::new(release.join("snowpipe-emulator"))
         .args(["--port", "0", "--commit-lag", commit_lag, "--log", "warn"])
         .stdout(Stdio::piped())
@@ -237,9 +304,34 @@ fn timed_run(
         fs::write(&destination, serde_json_like(&key))?;
         manager_run(release, &backend.options(&url), &destination, events)
     })();
+    // The command has been waited for (its CPU is counted now), the emulator not yet.
+    let after_manager = children_cpu_seconds();
     let _ = emulator.kill();
     let _ = emulator.wait();
-    result
+    let after_emulator = children_cpu_seconds();
+    let (wall, peak_rss) = result?;
+    let cpu = match (before, after_manager, after_emulator) {
+        (Some(a), Some(b), Some(c)) => Some((b - a, c - b)),
+        _ => None,
+    };
+    Ok(Run {
+        wall,
+        peak_rss,
+        cpu,
+    })
+}
+
+/// The CPU seconds (user + system) used so far by the children this process has waited for, from
+/// `/proc/self/stat` (`cutime` and `cstime`, in the 1/100 s ticks Linux reports there on every
+/// architecture); `None` where there is no such file.
+fn children_cpu_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name, in parentheses, may hold spaces; the fields after it are plain numbers. `cutime` and
+    // `cstime` are fields 16 and 17, counting from 1 with the state (after the name) as field 3.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    #[allow(clippy::cast_precision_loss)]
+    Some((ticks(16)? + ticks(17)?) as f64 / 100.0)
 }
 
 /// The latency of every call in the round-trip rounds, and the batch they send (every table in it).
