@@ -328,7 +328,10 @@ fn children_cpu_seconds() -> Option<f64> {
     let stat = fs::read_to_string("/proc/self/stat").ok()?;
     // The command name, in parentheses, may hold spaces; the fields after it are plain numbers. `cutime` and
     // `cstime` are fields 16 and 17, counting from 1 with the state (after the name) as field 3.
-    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
     let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
     #[allow(clippy::cast_precision_loss)]
     Some((ticks(16)? + ticks(17)?) as f64 / 100.0)

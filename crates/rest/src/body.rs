@@ -213,41 +213,73 @@ impl Iterator for Splitter<'_> {
     }
 }
 
+/// How many bytes of NDJSON are gathered before they go to the compressor: enough that the codec is called
+/// a few times per 100 KB rather than once per row, small enough to stay in cache.
+const STAGING_BYTES: usize = 64 * 1024;
+
 /// Writes `rows` as NDJSON (`raw` bytes) compressed as asked.
+///
+/// The rows stream into the compressor through a small staging buffer: the uncompressed body is never built
+/// whole, which would copy every row once more and fault in a fresh buffer as large as the request's rows.
 fn encode(rows: &[Row], raw: usize, compression: Compression) -> std::io::Result<Vec<u8>> {
-    let mut ndjson = Vec::with_capacity(raw);
-    write_ndjson(rows, &mut ndjson);
     match compression {
-        Compression::None => Ok(ndjson),
-        Compression::Zstd(level) => zstd::bulk::compress(&ndjson, level),
+        Compression::None => {
+            let mut ndjson = Vec::with_capacity(raw);
+            write_ndjson(rows, &mut ndjson)?;
+            Ok(ndjson)
+        }
+        Compression::Zstd(level) => {
+            let mut encoder =
+                zstd::stream::write::Encoder::new(Vec::with_capacity(raw / 4 + 64), level)?;
+            // The frame then says its size, as a one-shot compression's does, and the codec sizes its
+            // window for it.
+            encoder.set_pledged_src_size(Some(raw as u64))?;
+            encoder.include_contentsize(true)?;
+            staged(rows, encoder)?.finish()
+        }
         Compression::Gzip(level) => {
-            let mut encoder = flate2::write::GzEncoder::new(
+            let encoder = flate2::write::GzEncoder::new(
                 Vec::with_capacity(raw / 4 + 64),
                 flate2::Compression::new(level.min(9)),
             );
-            encoder.write_all(&ndjson)?;
-            encoder.finish()
+            staged(rows, encoder)?.finish()
         }
     }
 }
 
-fn write_ndjson(rows: &[Row], out: &mut Vec<u8>) {
+/// Writes `rows` into `codec` through the staging buffer, and hands the codec back to be finished.
+fn staged<W: Write>(rows: &[Row], codec: W) -> std::io::Result<W> {
+    let mut staging = std::io::BufWriter::with_capacity(STAGING_BYTES, codec);
+    write_ndjson(rows, &mut staging)?;
+    staging
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+}
+
+fn write_ndjson(rows: &[Row], out: &mut impl Write) -> std::io::Result<()> {
     for row in rows {
         let bytes = row.as_bytes();
-        let start = out.len();
-        out.extend_from_slice(bytes);
         // JSON strings hold no raw line break, so one in a row is whitespace between tokens (a row written
         // across lines): made a space, the row means the same and stays one NDJSON line, as the service
         // reads lines. Same length, so the cut's sizes hold.
         if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
-            for byte in &mut out[start..] {
-                if matches!(*byte, b'\n' | b'\r') {
-                    *byte = b' ';
-                }
-            }
+            let spaced: Vec<u8> = bytes
+                .iter()
+                .map(|&byte| {
+                    if matches!(byte, b'\n' | b'\r') {
+                        b' '
+                    } else {
+                        byte
+                    }
+                })
+                .collect();
+            out.write_all(&spaced)?;
+        } else {
+            out.write_all(bytes)?;
         }
-        out.push(b'\n');
+        out.write_all(b"\n")?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
