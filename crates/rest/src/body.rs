@@ -420,7 +420,7 @@ mod tests {
             };
             let rows = rows_of(&sizes);
             let mut expected = Vec::new();
-            write_ndjson(&rows, &mut expected);
+            write_ndjson(&rows, &mut expected).unwrap();
             let mut joined = Vec::new();
             let mut next = 0;
             for chunk in Splitter::new(&rows, compression, limit) {
