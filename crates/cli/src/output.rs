@@ -13,13 +13,20 @@ use crate::error::CliError;
 
 /// Writes one JSON object as one line on stdout.
 pub(crate) fn json_line<T: Serialize>(value: &T) -> Result<(), CliError> {
-    // Encoded whole before anything is written, so an error never leaves half a line; written as bytes, not
-    // through `fmt`, because a `run` line holds every job id of the file (megabytes).
-    let mut line = serde_json::to_vec(value)
-        .map_err(|e| CliError::Failed(format!("cannot encode the result as JSON: {e}")))?;
-    line.push(b'\n');
-    let mut out = std::io::stdout().lock();
-    out.write_all(&line)
+    // Encoded straight into a large buffer over stdout, so that a reader takes the first megabytes while the
+    // rest is encoded: a `run` line holds every job id of the file (megabytes), and encoding it whole first
+    // made its reader wait for the encoding and then for the copy. The results encode without fail (plain
+    // structs, maps keyed by strings or integers); only writing can fail, and a write fails part way whether
+    // the line was encoded first or not.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    serde_json::to_writer(&mut out, value).map_err(|e| {
+        if e.is_io() {
+            CliError::Failed(format!("cannot write to stdout: {e}"))
+        } else {
+            CliError::Failed(format!("cannot encode the result as JSON: {e}"))
+        }
+    })?;
+    out.write_all(b"\n")
         .and_then(|()| out.flush())
         .map_err(|e| CliError::Failed(format!("cannot write to stdout: {e}")))
 }
