@@ -11,7 +11,9 @@ use divan::{
 };
 use serde::de::IgnoredAny;
 use serde_json::Value;
-use snowpipe_grouping::{Batch, DEFAULT_MAX_INSERT_BYTES, ReadOptions, UploadTime};
+use snowpipe_grouping::{
+    Batch, DEFAULT_MAX_INSERT_BYTES, ReadOptions, UploadTime, count_duplicates,
+};
 use test_util::{SampleSpec, sample_file};
 use time::macros::datetime;
 
@@ -91,4 +93,21 @@ fn read_group_and_partition(bencher: Bencher<'_, '_>) {
             .expect("generated file reads")
             .partition(DEFAULT_MAX_INSERT_BYTES)
     });
+}
+
+/// Counting repeated `ID`s in every table of the read batch, as upload does before sending a table (the
+/// batch read once, outside the timing).
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn count_duplicates_per_table(bencher: Bencher<'_, '_>) {
+    let batch =
+        Batch::read_from(&FILE[..], Path::new("bench"), &options()).expect("generated file reads");
+    bencher
+        .counter(ItemsCount::new(SampleSpec::default().events))
+        .bench(|| {
+            batch
+                .tables()
+                .iter()
+                .map(|table| count_duplicates(table.events()).repeated_ids)
+                .sum::<usize>()
+        });
 }

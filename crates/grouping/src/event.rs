@@ -46,6 +46,9 @@ pub struct Event {
     data: Bytes,
     // Byte ranges of the values in `data`, found once so the rules need not parse the row again.
     id: Option<Range<usize>>,
+    // The hash of the id's key (`id_key`), taken while the row was being written and so in cache: counting
+    // duplicates then compares hashes instead of fetching every event's row again. 0 without an id.
+    id_hash: u64,
     received_at: Option<Range<usize>>,
     has_array: bool,
     value_bytes: usize,
@@ -117,12 +120,17 @@ impl Event {
     ) -> (Self, Range<usize>) {
         let uuid_ts = columns.contains(UUID_TS).then_some(upload_time);
         let written = write_row(rows, entries, uuid_ts);
+        let id_hash = written.id.as_ref().map_or(0, |id| {
+            let row = &rows[written.span.clone()];
+            hash_id_key(&id_key(&row[id.clone()]))
+        });
         let event = Self {
             job_id,
             table,
             columns,
             data: Bytes::new(),
             id: written.id,
+            id_hash,
             received_at: written.received_at,
             has_array: written.has_array,
             value_bytes: written.value_bytes,
@@ -199,13 +207,12 @@ impl Event {
     /// [`Event::id_text`]'s bytes, for counting duplicates over a whole batch: the same comparison without
     /// checking, once per event, that the row's bytes are text (they are).
     pub(crate) fn id_key(&self) -> Option<Cow<'_, [u8]>> {
-        let raw = &self.data[self.id.clone()?];
-        Some(match raw {
-            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Cow::Borrowed(inner),
-            [b'"', ..] => serde_json::from_slice::<String>(raw)
-                .map_or(Cow::Borrowed(raw), |s| Cow::Owned(s.into_bytes())),
-            _ => Cow::Borrowed(raw),
-        })
+        Some(id_key(&self.data[self.id.clone()?]))
+    }
+
+    /// The hash of [`Event::id_key`] ([`hash_id_key`]), taken when the event was read; `None` without an id.
+    pub(crate) fn id_hash(&self) -> Option<u64> {
+        self.id.as_ref().map(|_| self.id_hash)
     }
 
     /// The raw JSON text of `data.RECEIVED_AT` (the last one if repeated), if present.
@@ -258,6 +265,23 @@ fn json_text(raw: &str) -> Cow<'_, str> {
         }
     }
     Cow::Borrowed(raw)
+}
+
+/// An id's raw JSON text as the bytes duplicates compare: a string's contents, any other value's text.
+fn id_key(raw: &[u8]) -> Cow<'_, [u8]> {
+    match raw {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Cow::Borrowed(inner),
+        [b'"', ..] => serde_json::from_slice::<String>(raw)
+            .map_or(Cow::Borrowed(raw), |s| Cow::Owned(s.into_bytes())),
+        _ => Cow::Borrowed(raw),
+    }
+}
+
+/// The hash of an id's key. Fixed-seeded, so equal keys hash equal on every thread and in every batch; a
+/// crafted collision costs only time, as equal hashes are confirmed on the ids themselves.
+pub(crate) fn hash_id_key(key: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5157_9a1f_37c4_d0e3).hash_one(key)
 }
 
 #[cfg(test)]
