@@ -8,6 +8,10 @@
 //!
 //! The manager runs as the release `snowpipe-streaming run` in its own process too, so its peak RSS is its
 //! own (measured by `/usr/bin/time`, when the machine has it).
+//!
+//! Each round also takes the CPU the command and the emulator used (where Linux says it), and reports the
+//! least wall time that CPU allows on the machine's cores: on a small machine both share, that bound, not
+//! the floor, is what a run can approach.
 
 use std::{
     fmt::Write as _,
